@@ -1,0 +1,14 @@
+"""vllm-serving: read the stack's config, build the served model, export how to reach it."""
+
+import pulumi
+
+from components.config import parse_config, read_pulumi_config
+from components.serving import VllmServing
+
+config = parse_config(read_pulumi_config())
+serving = VllmServing(config.model.deployName, config)
+
+pulumi.export("endpoint", serving.endpoint)
+pulumi.export("openaiBaseUrl", serving.openai_base_url)
+pulumi.export("servedModelName", serving.served_model_name)
+pulumi.export("verifyCommands", serving.verify_commands)

@@ -1,0 +1,1 @@
+"""Pulumi components that serve a model with vLLM on Kubernetes."""

@@ -1,0 +1,502 @@
+"""The stack config schema: the T9k vLLM chart's values, plus what production needs.
+
+Every key lives under the `vllm-serving:` namespace of a stack file. The chart's
+field names, meanings and defaults are kept as they are (`replicaCount`,
+`image.*`, `resources.limits.*`, `model.*`, `env`), so a values file from the
+chart maps over key for key. Config is parsed here once; components receive the
+typed result and never read Pulumi config themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal, Optional
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+CONFIG_NAMESPACE = "vllm-serving"
+
+# The vLLM release this project was built and documented against (PyPI `vllm`
+# 0.33.0, November 2026). The chart's own default, v0.3.3, predates the
+# `vllm serve` entrypoint and most models served today.
+DEFAULT_VLLM_TAG = "v0.33.0"
+DEFAULT_GIT_IMAGE = "docker.io/alpine/git:v2.49.1"
+DEFAULT_S3_IMAGE = "docker.io/rclone/rclone:1.74.2"
+
+# Names derived from deployName carry suffixes ("-download-<hash>", "-scripts-<hash>");
+# a Job's name also becomes a pod label value, which Kubernetes caps at 63.
+MAX_DEPLOY_NAME = 40
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+SINGLE_NODE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_QUANTITY = re.compile(
+    r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
+# What people write when they mean a Kubernetes suffix.
+_QUANTITY_HINTS = {
+    "kb": "Ki", "kib": "Ki", "mb": "Mi", "mib": "Mi", "gb": "Gi", "gib": "Gi",
+    "tb": "Ti", "tib": "Ti", "pb": "Pi", "pib": "Pi", "g": "Gi", "t": "Ti",
+}
+
+
+def _quantity(value: Any, what: str) -> str:
+    text = str(value).strip() if isinstance(value, (int, float, str)) else None
+    if text is not None and not isinstance(value, bool) and _QUANTITY.match(text):
+        return text
+    hint = ""
+    match = re.match(r"^(\d+(?:\.\d+)?)\s*([A-Za-z]+)$", text or "")
+    if match and match.group(2).lower() in _QUANTITY_HINTS:
+        hint = f'; did you mean "{match.group(1)}{_QUANTITY_HINTS[match.group(2).lower()]}"?'
+    raise ValueError(
+        f"{value!r} is not a Kubernetes quantity for {what} "
+        f"(a number with an optional suffix Ki, Mi, Gi, Ti, or k, M, G, T, e.g. 24Gi){hint}"
+    )
+
+
+def _dns_label(value: str, what: str, pattern: re.Pattern[str], max_len: int = 63) -> str:
+    if not value or len(value) > max_len or not pattern.match(value):
+        kind = "a DNS-1035 label" if pattern is _DNS_1035 else "a DNS-1123 label"
+        raise ValueError(
+            f"{value!r} is not a valid {what}: it must be {kind} of at most {max_len} characters "
+            "(lower-case letters, digits and '-', starting with a letter"
+            + ("" if pattern is _DNS_1035 else " or digit")
+            + ", ending with a letter or digit)"
+        )
+    return value
+
+
+class _Strict(BaseModel):
+    """Unknown keys are refused: a misspelt key would otherwise be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+# --- the chart's fields ----------------------------------------------------------------------
+
+
+class ImageConfig(_Strict):
+    registry: str = Field("docker.io", description="Image registry.")
+    repository: str = Field("vllm/vllm-openai", description="Image repository.")
+    tag: str = Field(DEFAULT_VLLM_TAG, description="Image tag; pin a release, never `latest`.")
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="Kubernetes image pull policy."
+    )
+
+    @field_validator("repository")
+    @classmethod
+    def _repository_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag_pinned(cls, value: str) -> str:
+        if not value.strip() or value == "latest":
+            raise ValueError(
+                f"{value!r} is not a pinned tag: use a vLLM release such as {DEFAULT_VLLM_TAG!r}, "
+                "so that every `pulumi up` runs the same server"
+            )
+        return value
+
+    @property
+    def reference(self) -> str:
+        prefix = f"{self.registry.rstrip('/')}/" if self.registry else ""
+        return f"{prefix}{self.repository}:{self.tag}"
+
+
+class ResourceLimits(_Strict):
+    cpu: str = Field("4", description="CPU limit (and request) of the server container.")
+    memory: str = Field("64Gi", description="Memory limit (and request) of the server container.")
+    gpu: int = Field(
+        1,
+        alias="nvidia.com/gpu",
+        description="GPUs per replica; also vLLM's tensor parallel size.",
+    )
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu_quantity(cls, value: Any) -> str:
+        return _quantity(value, "CPU")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_quantity(cls, value: Any) -> str:
+        return _quantity(value, "memory")
+
+    @field_validator("gpu")
+    @classmethod
+    def _at_least_one_gpu(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"{value} GPUs: the vllm/vllm-openai image serves on NVIDIA GPUs, so at least 1 is needed"
+            )
+        return value
+
+
+class ResourcesConfig(_Strict):
+    limits: ResourceLimits = Field(default_factory=ResourceLimits)
+
+
+class VolumeConfig(_Strict):
+    storageClass: str = Field("", description="Storage class of a new model volume; empty for the cluster default.")
+    size: str = Field("32Gi", description="Size of a new model volume.")
+    accessModes: list[str] = Field(
+        default_factory=lambda: ["ReadWriteOnce"],
+        description="Access modes of the model volume (new or existing).",
+    )
+    existingClaim: str = Field("", description="An existing PersistentVolumeClaim holding (or to hold) the model.")
+    subPath: str = Field("", description="Directory of the volume that holds the model files.")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size_quantity(cls, value: Any) -> str:
+        return _quantity(value, "the volume size")
+
+    @field_validator("accessModes")
+    @classmethod
+    def _known_access_modes(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"must list at least one of {', '.join(ACCESS_MODES)}")
+        unknown = [mode for mode in value if mode not in ACCESS_MODES]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(ACCESS_MODES)}")
+        return value
+
+    @field_validator("existingClaim")
+    @classmethod
+    def _claim_name(cls, value: str) -> str:
+        return value and _dns_label(value, "claim name", _DNS_1123_SUBDOMAIN, 253)
+
+    @field_validator("subPath")
+    @classmethod
+    def _relative_sub_path(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(f"{value!r} must be a relative path inside the volume (no leading '/', no '..')")
+        return value.strip("/")
+
+
+class HuggingFaceSource(_Strict):
+    id: str = Field("", description="Hugging Face model id, e.g. codellama/CodeLlama-7b-Instruct-hf.")
+    files: str = Field("", description="Comma-separated files or globs to download; empty for what vLLM loads.")
+    existingSecret: str = Field("", description="Secret whose key `token` holds a Hugging Face token.")
+    revision: str = Field("", description="Branch, tag or commit of the repository; empty for `main`.")
+
+
+class GitSource(_Strict):
+    url: str = Field("", description="HTTP(S) URL of the git repository holding the model (Git LFS supported).")
+    ref: str = Field("", description="Branch, tag or commit; empty for the repository's default branch.")
+    existingSecret: str = Field("", description="Secret whose key `token` holds a git token.")
+
+
+class S3Source(_Strict):
+    url: str = Field("", description="s3://bucket/prefix of the model files.")
+    existingSecret: str = Field(
+        "", description="Secret (T9k s3-env layout) with keys accessKeyID, secretAccessKey, endpoint, region."
+    )
+
+
+class ModelConfig(_Strict):
+    deployName: str = Field(description="Name the model is served under; also names every resource.")
+    volume: VolumeConfig = Field(default_factory=VolumeConfig)
+    source: Literal["huggingface", "git", "s3", ""] = Field("", description="Where the model comes from.")
+    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
+    git: GitSource = Field(default_factory=GitSource)
+    s3: S3Source = Field(default_factory=S3Source)
+
+    @field_validator("deployName")
+    @classmethod
+    def _deploy_name(cls, value: str) -> str:
+        return _dns_label(value, "model.deployName", _DNS_1035, MAX_DEPLOY_NAME)
+
+    @property
+    def source_spec(self) -> dict[str, str]:
+        """What identifies the downloaded bytes; a change to any of it means a new download."""
+        if self.source == "huggingface":
+            spec = {"id": self.huggingface.id, "revision": self.huggingface.revision, "files": self.huggingface.files}
+        elif self.source == "git":
+            spec = {"url": self.git.url, "ref": self.git.ref}
+        elif self.source == "s3":
+            spec = {"url": self.s3.url}
+        else:
+            spec = {}
+        return {"source": self.source, **spec}
+
+    @property
+    def source_fingerprint(self) -> str:
+        canonical = json.dumps(self.source_spec, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def secret_name(self) -> str:
+        return {
+            "huggingface": self.huggingface.existingSecret,
+            "git": self.git.existingSecret,
+            "s3": self.s3.existingSecret,
+        }.get(self.source, "")
+
+
+class EnvVar(_Strict):
+    name: str
+    value: Optional[str] = None
+    valueFrom: Optional[dict[str, Any]] = None
+
+    @field_validator("name")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid environment variable name")
+        return value
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # YAML turns `value: 1` or `value: true` into numbers and booleans; Kubernetes wants strings.
+        return json.dumps(value) if isinstance(value, (bool, int, float)) else value
+
+
+# --- additions for production -------------------------------------------------------------
+
+
+class Toleration(_Strict):
+    key: str = ""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
+    tolerationSeconds: Optional[int] = None
+
+
+GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+
+
+class ServiceConfig(_Strict):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the Service.")
+
+
+class ServerConfig(_Strict):
+    extraArgs: list[str] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
+    startupTimeoutSeconds: int = Field(
+        1800, ge=60, description="How long the server may take to load the model before it is restarted."
+    )
+    shmSizeLimit: str = Field(
+        "", description="Size limit of the memory-backed /dev/shm; empty for no limit beyond the pod's memory."
+    )
+    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the server pods require.")
+    tolerations: list[Toleration] = Field(
+        default_factory=lambda: [GPU_TOLERATION],
+        description="Tolerations of the server pods; by default the nvidia.com/gpu taint.",
+    )
+    podAnnotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the server pods.")
+
+    @field_validator("shmSizeLimit", mode="before")
+    @classmethod
+    def _shm_quantity(cls, value: Any) -> str:
+        return value and _quantity(value, "the /dev/shm size limit")
+
+
+class DownloadConfig(_Strict):
+    image: str = Field("", description="Image of the download Job; empty for the source's default.")
+    parallelism: int = Field(8, ge=1, le=256, description="Parallel file transfers of the download.")
+    backoffLimit: int = Field(3, ge=0, le=20, description="Retries of a failed download pod.")
+    ttlSecondsAfterFinished: Optional[int] = Field(
+        None, ge=0, description="Delete the finished Job after this many seconds; unset to keep it."
+    )
+    timeoutMinutes: int = Field(
+        240, ge=1, description="How long `pulumi up` waits for the download Job to complete."
+    )
+    cpu: str = Field("1", description="CPU request of the download container.")
+    memory: str = Field("2Gi", description="Memory request and limit of the download container.")
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> str:
+        return _quantity(value, "CPU")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> str:
+        return _quantity(value, "memory")
+
+
+class ServingConfig(_Strict):
+    """All of a stack's `vllm-serving:` config, validated."""
+
+    namespace: str = Field("default", description="Namespace of every resource (must exist).")
+    replicaCount: int = Field(1, ge=0, description="Number of server replicas.")
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    model: ModelConfig
+    env: list[EnvVar] = Field(default_factory=list, description="Environment of the server and download pods.")
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return _dns_label(value, "namespace", _DNS_1123_LABEL)
+
+
+# --- parsing and cross-field rules --------------------------------------------------------
+
+
+class ConfigError(pulumi.RunError):
+    """Every problem of a stack config, each as (key path, what is wrong and what is allowed).
+
+    A RunError: the Pulumi engine prints its message alone, without a traceback, and
+    registers nothing, since the config is parsed before the first resource.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"invalid stack config ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines += [f"  {CONFIG_NAMESPACE}:{path}: {message}" for path, message in self.problems]
+        return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at the parent of loc, to tell a misspelt key what it may have meant."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        annotation = getattr(field, "annotation", None)
+        args = getattr(annotation, "__args__", ()) or ()
+        candidates = [annotation, *args]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors():
+        loc = item["loc"]
+        path = ".".join(str(part) for part in loc)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(ServingConfig, loc)
+            message = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        elif kind == "missing":
+            message = "required"
+        elif kind == "value_error":
+            message = str(item["ctx"]["error"])
+        elif kind == "literal_error":
+            message = f"{item['input']!r} not allowed; allowed: {item['ctx']['expected']}"
+        else:
+            message = f"{item['msg']} (got {item['input']!r})"
+        problems.append((path, message))
+    return problems
+
+
+def _cross_field_problems(config: ServingConfig) -> list[tuple[str, str, set[str]]]:
+    """Rules across keys, each as (key path, message, the keys the rule reads)."""
+    problems = []
+    model, volume = config.model, config.model.volume
+    required_by_source = {
+        "huggingface": [("model.huggingface.id", model.huggingface.id)],
+        "git": [("model.git.url", model.git.url)],
+        "s3": [("model.s3.url", model.s3.url), ("model.s3.existingSecret", model.s3.existingSecret)],
+    }
+    for path, value in required_by_source.get(model.source, []):
+        if not value.strip():
+            problems.append((path, f'required when model.source is "{model.source}"', {path, "model.source"}))
+    if model.source == "" and not volume.existingClaim:
+        problems.append((
+            "model.volume.existingClaim",
+            'required when model.source is "" (no download): name the claim that holds the model, '
+            "or set model.source to huggingface, git or s3",
+            {"model.source", "model.volume.existingClaim"},
+        ))
+    if model.source == "git" and model.git.url and not re.match(r"^https?://", model.git.url):
+        problems.append(("model.git.url", f"{model.git.url!r} must be an http:// or https:// URL", {"model.git.url"}))
+    if model.source == "s3" and model.s3.url and not re.match(r"^s3://[^/]+", model.s3.url):
+        problems.append(("model.s3.url", f"{model.s3.url!r} must look like s3://bucket/prefix", {"model.s3.url"}))
+    single_node = [mode for mode in volume.accessModes if mode in SINGLE_NODE_ACCESS_MODES]
+    if config.replicaCount > 1 and len(single_node) == len(volume.accessModes):
+        problems.append((
+            "replicaCount",
+            f"{config.replicaCount} replicas cannot share a {single_node[0]} model volume: pods scheduled on "
+            "other nodes could not mount it and would stay Pending. Use 1 replica, or a volume with "
+            "ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
+            {"replicaCount", "model.volume.accessModes"},
+        ))
+    for index, var in enumerate(config.env):
+        if (var.value is None) == (var.valueFrom is None):
+            problems.append((f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"}))
+    return problems
+
+
+def parse_config(raw: dict[str, Any]) -> ServingConfig:
+    """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem."""
+    try:
+        config = ServingConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = _pydantic_problems(error)
+        # Cross-field rules need typed fields; check them as far as the valid parts allow,
+        # so that one run reports as much as it can.
+        problems += _cross_field_problems_best_effort(raw, {path for path, _ in problems})
+        raise ConfigError(problems) from None
+    problems = [(path, message) for path, message, _ in _cross_field_problems(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _cross_field_problems_best_effort(raw: dict[str, Any], broken: set[str]) -> list[tuple[str, str]]:
+    """The cross-field rules, with each broken key put back to its default."""
+    patched = json.loads(json.dumps(raw, default=str))
+    for path in broken:
+        node, parts = patched, path.split(".")
+        # Drop the deepest dict key on the path: the value below it (list item or scalar) is what failed.
+        while len(parts) > 1 and isinstance(node.get(parts[0]), dict):
+            node, parts = node[parts[0]], parts[1:]
+        node.pop(parts[0], None)
+    if "model.deployName" in broken and isinstance(patched.get("model"), dict):
+        patched["model"]["deployName"] = "placeholder"
+    try:
+        config = ServingConfig.model_validate(patched)
+    except ValidationError:
+        return []
+    return [
+        (path, message)
+        for path, message, reads in _cross_field_problems(config)
+        if not any(key == read or key.startswith(read + ".") for key in broken for read in reads)
+    ]
+
+
+def read_pulumi_config() -> dict[str, Any]:
+    """Every `vllm-serving:` key the Pulumi engine passed in, structured values decoded."""
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw = {}
+    prefix = f"{CONFIG_NAMESPACE}:"
+    for key, value in values.items():
+        if not key.startswith(prefix):
+            continue
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            value = json.loads(value)
+        raw[key[len(prefix):]] = value
+    return raw

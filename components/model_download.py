@@ -1,0 +1,223 @@
+"""The Job that fills the model directory from Hugging Face, git or S3, once.
+
+The commands come from the files in components/scripts/, shipped unchanged in a
+ConfigMap; the tests run those same files against local servers. The scripts write
+a completion marker holding the source fingerprint only after every byte is in
+place, so a re-run with the model complete exits at once and an interrupted one is
+never taken for complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .config import DEFAULT_GIT_IMAGE, DEFAULT_S3_IMAGE, DownloadConfig, EnvVar, ImageConfig, ModelConfig
+from .env import env_var_args
+from .labels import MODEL_MOUNT, common_labels
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+SCRIPTS_MOUNT = "/scripts"
+DOWNLOAD_USER = 1000
+
+
+def download_scripts() -> dict[str, str]:
+    return {
+        path.name: path.read_text()
+        for path in sorted(SCRIPTS_DIR.iterdir())
+        if path.is_file() and not path.name.startswith(".") and path.suffix in (".sh", ".py")
+    }
+
+
+def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> k8s.core.v1.EnvVarArgs:
+    return k8s.core.v1.EnvVarArgs(
+        name=name,
+        value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key, optional=optional or None)
+        ),
+    )
+
+
+def source_env(model: ModelConfig, parallelism: int) -> list[k8s.core.v1.EnvVarArgs]:
+    """What download.sh reads for the model's source; tokens only ever by reference to a Secret."""
+    plain = lambda name, value: k8s.core.v1.EnvVarArgs(name=name, value=value)  # noqa: E731
+    if model.source == "huggingface":
+        hf = model.huggingface
+        env = [
+            plain("HF_MODEL_ID", hf.id),
+            plain("HF_REVISION", hf.revision),
+            plain("HF_FILES", hf.files),
+            plain("HF_MAX_WORKERS", str(parallelism)),
+            # The Job runs as a non-root user in an image whose HOME is root's.
+            plain("HF_HOME", "/tmp/hf-home"),
+        ]
+        if hf.existingSecret:
+            env.append(_secret_env("HF_TOKEN", hf.existingSecret, "token"))
+        return env
+    if model.source == "git":
+        env = [
+            plain("GIT_URL", model.git.url),
+            plain("GIT_REF", model.git.ref),
+            plain("GIT_LFS_CONCURRENCY", str(parallelism)),
+        ]
+        if model.git.existingSecret:
+            env.append(_secret_env("GIT_TOKEN", model.git.existingSecret, "token"))
+        return env
+    secret = model.s3.existingSecret
+    return [
+        plain("S3_URL", model.s3.url),
+        plain("S3_CONCURRENCY", str(parallelism)),
+        # The keys of the T9k chart's s3-env Secret, so migrated Secrets work unchanged.
+        _secret_env("AWS_ACCESS_KEY_ID", secret, "accessKeyID"),
+        _secret_env("AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
+        _secret_env("S3_ENDPOINT_URL", secret, "endpoint", optional=True),
+        _secret_env("AWS_REGION", secret, "region", optional=True),
+    ]
+
+
+def download_image(model: ModelConfig, download: DownloadConfig, server_image: ImageConfig) -> str:
+    if download.image:
+        return download.image
+    # The server image already carries huggingface_hub, and the node will pull it anyway.
+    return {"huggingface": server_image.reference, "git": DEFAULT_GIT_IMAGE, "s3": DEFAULT_S3_IMAGE}[model.source]
+
+
+@dataclass(frozen=True)
+class ModelDownloadArgs:
+    deploy_name: str
+    namespace: str
+    model: ModelConfig
+    download: DownloadConfig
+    server_image: ImageConfig
+    env: list[EnvVar]
+    claim_name: pulumi.Input[str]
+    # The claim's name as config gives it: a plain string to name the Job from.
+    claim_name_in_config: str
+    sub_path: str
+
+
+class ModelDownload(pulumi.ComponentResource):
+    """A ConfigMap of the download scripts and the Job that runs them; `job` is what to depend on."""
+
+    job: k8s.batch.v1.Job
+    fingerprint: str
+
+    def __init__(self, name: str, args: ModelDownloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("vllm-serving:index:ModelDownload", name, None, opts)
+        model, download = args.model, args.download
+        self.fingerprint = model.source_fingerprint
+        version = args.server_image.tag
+        scripts = download_scripts()
+        scripts_hash = hashlib.sha256(repr(sorted(scripts.items())).encode()).hexdigest()[:8]
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-scripts",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.deploy_name}-download-scripts-{scripts_hash}",
+                namespace=args.namespace,
+                labels=common_labels(args.deploy_name, "download", version),
+            ),
+            data=scripts,
+            immutable=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        container = k8s.core.v1.ContainerArgs(
+            name="download",
+            image=download_image(model, download, args.server_image),
+            image_pull_policy=args.server_image.pullPolicy,
+            command=["sh", f"{SCRIPTS_MOUNT}/download.sh"],
+            env=[
+                k8s.core.v1.EnvVarArgs(name="SOURCE", value=model.source),
+                k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=MODEL_MOUNT),
+                k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=self.fingerprint),
+                k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+                *source_env(model, download.parallelism),
+                *env_var_args(args.env),
+            ],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": download.cpu, "memory": download.memory},
+                limits={"memory": download.memory},
+            ),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False,
+                read_only_root_filesystem=True,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            ),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path=MODEL_MOUNT, sub_path=args.sub_path or None),
+                k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+        job_spec = k8s.batch.v1.JobSpecArgs(
+            backoff_limit=download.backoffLimit,
+            ttl_seconds_after_finished=download.ttlSecondsAfterFinished,
+            # Stop the pod when `pulumi up` stops waiting, so nothing downloads unobserved.
+            active_deadline_seconds=download.timeoutMinutes * 60,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=common_labels(args.deploy_name, "download", version)),
+                spec=k8s.core.v1.PodSpecArgs(
+                    restart_policy="Never",
+                    security_context=k8s.core.v1.PodSecurityContextArgs(
+                        run_as_non_root=True,
+                        run_as_user=DOWNLOAD_USER,
+                        run_as_group=DOWNLOAD_USER,
+                        fs_group=DOWNLOAD_USER,
+                        # A recursive chown of hundreds of GB on every mount would stall each start.
+                        fs_group_change_policy="OnRootMismatch",
+                        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                    ),
+                    containers=[container],
+                    volumes=[
+                        k8s.core.v1.VolumeArgs(
+                            name="model",
+                            persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                                claim_name=args.claim_name
+                            ),
+                        ),
+                        k8s.core.v1.VolumeArgs(
+                            name="scripts",
+                            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map.metadata.name),
+                        ),
+                        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                    ],
+                ),
+            ),
+        )
+        # The Job's pod template is immutable, so any change replaces the Job. Naming it from its
+        # inputs gives the replacement a fresh name: Pulumi creates it before deleting the old one.
+        job_inputs = {
+            "fingerprint": self.fingerprint,
+            "scripts": scripts_hash,
+            "image": container.image,
+            "pullPolicy": args.server_image.pullPolicy,
+            "download": download.model_dump(mode="json"),
+            "env": [var.model_dump(mode="json") for var in args.env],
+            "secret": model.secret_name,
+            "volume": [args.claim_name_in_config, args.sub_path],
+        }
+        job_hash = hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.deploy_name}-download-{job_hash}",
+                namespace=args.namespace,
+                labels=common_labels(args.deploy_name, "download", version),
+            ),
+            spec=job_spec,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # pulumi-kubernetes waits for the Job to complete; its default of 10 minutes is far
+                # shorter than a large model's download.
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{download.timeoutMinutes}m", update=f"{download.timeoutMinutes}m"
+                ),
+            ),
+        )
+        self.register_outputs({"jobName": self.job.metadata.name, "fingerprint": self.fingerprint})

@@ -1,0 +1,55 @@
+"""The volume that holds the model's files: a new PersistentVolumeClaim or an existing one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .config import VolumeConfig
+from .labels import common_labels
+
+
+@dataclass(frozen=True)
+class ModelVolumeArgs:
+    deploy_name: str
+    namespace: str
+    volume: VolumeConfig
+    version: str
+
+
+class ModelVolume(pulumi.ComponentResource):
+    """Outputs `claim_name` (the claim to mount) and `sub_path` (the model's directory in it)."""
+
+    claim_name: pulumi.Output[str]
+    sub_path: str
+    claim: Optional[k8s.core.v1.PersistentVolumeClaim]
+
+    def __init__(self, name: str, args: ModelVolumeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("vllm-serving:index:ModelVolume", name, None, opts)
+        volume = args.volume
+        self.sub_path = volume.subPath
+        self.claim = None
+        if volume.existingClaim:
+            self.claim_name = pulumi.Output.from_input(volume.existingClaim)
+        else:
+            self.claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-claim",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"{args.deploy_name}-model",
+                    namespace=args.namespace,
+                    labels=common_labels(args.deploy_name, "model-volume", args.version),
+                ),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=list(volume.accessModes),
+                    # An empty storageClassName means "no class" to Kubernetes; leaving it out means
+                    # the cluster's default class, which is what the chart's "" meant.
+                    storage_class_name=volume.storageClass or None,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.claim_name = self.claim.metadata.name
+        self.register_outputs({"claimName": self.claim_name, "subPath": self.sub_path})

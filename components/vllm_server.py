@@ -1,0 +1,164 @@
+"""The GPU Deployment running vLLM's OpenAI-compatible server on the downloaded model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .config import ServingConfig
+from .env import env_var_args
+from .labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
+
+PROBE_PERIOD_SECONDS = 10
+# Image pull and scheduling come on top of the model load before `pulumi up` may give up.
+ROLLOUT_MARGIN_MINUTES = 20
+
+
+def server_args(config: ServingConfig) -> list[str]:
+    return [
+        f"--model={MODEL_MOUNT}",
+        # Without it, /v1/models would list the model under its directory path.
+        f"--served-model-name={config.model.deployName}",
+        "--host=0.0.0.0",
+        f"--port={SERVER_PORT}",
+        f"--tensor-parallel-size={config.resources.limits.gpu}",
+        *config.server.extraArgs,
+    ]
+
+
+def wait_for_model_script(fingerprint: str) -> str:
+    marker = f"{MODEL_MOUNT}/{COMPLETION_MARKER}"
+    return (
+        f'until [ "$(cat {marker} 2>/dev/null)" = "{fingerprint}" ]; do '
+        f'echo "waiting for the model download to complete ({marker} = {fingerprint})"; sleep 10; done'
+    )
+
+
+@dataclass(frozen=True)
+class VllmServerArgs:
+    config: ServingConfig
+    claim_name: pulumi.Input[str]
+    sub_path: str
+    # The source fingerprint the completion marker must hold; None when the model is not downloaded here.
+    model_fingerprint: Optional[str]
+
+
+class VllmServer(pulumi.ComponentResource):
+    deployment: k8s.apps.v1.Deployment
+
+    def __init__(
+        self,
+        name: str,
+        args: VllmServerArgs,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ):
+        super().__init__("vllm-serving:index:VllmServer", name, None, opts)
+        config = args.config
+        deploy_name, image = config.model.deployName, config.image
+        limits = config.resources.limits
+        resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu)}
+        model_mount = k8s.core.v1.VolumeMountArgs(
+            name="model", mount_path=MODEL_MOUNT, sub_path=args.sub_path or None, read_only=True
+        )
+        health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
+        user_env_names = {var.name for var in config.env}
+        defaults = [
+            # The weights are on the volume; the server must not reach for the Hub at start.
+            k8s.core.v1.EnvVarArgs(name=name, value=value)
+            for name, value in (("HF_HUB_OFFLINE", "1"),)
+            if name not in user_env_names
+        ]
+        server = k8s.core.v1.ContainerArgs(
+            name="vllm",
+            image=image.reference,
+            image_pull_policy=image.pullPolicy,
+            # This module is the server behind `vllm serve` in every release, including the chart's v0.3.3.
+            command=["python3", "-m", "vllm.entrypoints.openai.api_server"],
+            args=server_args(config),
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")],
+            env=[*defaults, *env_var_args(config.env)],
+            resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
+            volume_mounts=[model_mount, k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+            # Loading weights can take many minutes; until /health answers once, only this probe runs.
+            startup_probe=k8s.core.v1.ProbeArgs(
+                http_get=health,
+                period_seconds=PROBE_PERIOD_SECONDS,
+                timeout_seconds=5,
+                failure_threshold=math.ceil(config.server.startupTimeoutSeconds / PROBE_PERIOD_SECONDS),
+            ),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                http_get=health, period_seconds=PROBE_PERIOD_SECONDS, timeout_seconds=5, failure_threshold=3
+            ),
+            # Generous: a server busy with long generations answers /health slowly, and a restart
+            # costs a full model load.
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                http_get=health, period_seconds=30, timeout_seconds=10, failure_threshold=5
+            ),
+        )
+        init_containers = []
+        if args.model_fingerprint is not None:
+            init_containers.append(
+                k8s.core.v1.ContainerArgs(
+                    name="wait-for-model",
+                    image=image.reference,
+                    image_pull_policy=image.pullPolicy,
+                    command=["sh", "-c", wait_for_model_script(args.model_fingerprint)],
+                    volume_mounts=[model_mount],
+                    resources=k8s.core.v1.ResourceRequirementsArgs(
+                        requests={"cpu": "10m", "memory": "32Mi"}, limits={"memory": "64Mi"}
+                    ),
+                )
+            )
+        labels = common_labels(deploy_name, "server", image.tag)
+        rollout_minutes = math.ceil(config.server.startupTimeoutSeconds / 60) + ROLLOUT_MARGIN_MINUTES
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=deploy_name, namespace=config.namespace, labels=labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=config.replicaCount,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server")),
+                # A rolling update starts the new pod before stopping the old one, and waits forever
+                # for a spare GPU where none exists; Recreate frees the GPUs first.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels, annotations=dict(config.server.podAnnotations) or None
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        init_containers=init_containers or None,
+                        containers=[server],
+                        node_selector=dict(config.server.nodeSelector) or None,
+                        tolerations=[t.model_dump(exclude_defaults=True) for t in config.server.tolerations] or None,
+                        termination_grace_period_seconds=60,
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="model",
+                                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                                    claim_name=args.claim_name, read_only=True
+                                ),
+                            ),
+                            # Tensor parallel workers exchange tensors through /dev/shm; the
+                            # container runtime's default of 64Mi makes NCCL fail.
+                            k8s.core.v1.VolumeArgs(
+                                name="shm",
+                                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                                    medium="Memory", size_limit=config.server.shmSizeLimit or None
+                                ),
+                            ),
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(depends_on),
+                # pulumi-kubernetes waits for the rollout; its 10-minute default is shorter than a model load.
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{rollout_minutes}m", update=f"{rollout_minutes}m"),
+            ),
+        )
+        self.register_outputs({"deploymentName": self.deployment.metadata.name})

@@ -1,0 +1,1 @@
+"""Command-line tools around the vllm-serving Pulumi program (render, ...)."""

@@ -1,0 +1,67 @@
+"""`vllm-serving`: see what a stack would create, without a Pulumi CLI or a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from components.config import ConfigError
+
+from .manifests import file_name, normalize, ordered, to_yaml
+from .render import render
+from .stack_file import StackFileError, stack_path
+
+EXIT_INVALID = 2
+
+
+def _render_command(args: argparse.Namespace) -> int:
+    rendering = render(stack_path(args.stack))
+    manifests = [ordered(normalize(m)) for m in rendering.manifests]
+    if args.validate:
+        from .validate import validate_manifests
+
+        failures = validate_manifests(manifests)
+        if failures:
+            print("\n".join(failures), file=sys.stderr)
+            return 1
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, manifest in enumerate(manifests, start=1):
+            (out / file_name(manifest, index)).write_text(to_yaml([manifest]))
+        print(f"wrote {len(manifests)} manifests to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(to_yaml(manifests))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vllm-serving", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    render_parser = commands.add_parser(
+        "render", help="print every Kubernetes resource a stack would create, as multi-document YAML"
+    )
+    render_parser.add_argument("stack", help="a stack name under stacks/ (e.g. codellama-7b) or a stack config file")
+    render_parser.add_argument("-o", "--output", metavar="DIR", help="write one file per resource into DIR")
+    render_parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="also check every manifest against the Kubernetes OpenAPI schemas of each supported version",
+    )
+    render_parser.set_defaults(handler=_render_command)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, StackFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Kubernetes manifests as plain data: the shape `kubectl apply -f` and the schemas expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+_TOP_LEVEL_ORDER = ("apiVersion", "kind", "metadata", "spec", "data")
+
+
+def normalize(value: Any) -> Any:
+    """Pulumi's wire format carries every number as a double; Kubernetes wants integers as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: normalize(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [normalize(item) for item in value]
+    return value
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def ordered(manifest: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata, spec first, then every nested map by key, as kubectl prints:
+    the wire format's map order is arbitrary, and a diff of two renderings must show only changes."""
+    manifest = _sorted(manifest)
+    first = {key: manifest[key] for key in _TOP_LEVEL_ORDER if key in manifest}
+    return {**first, **{key: value for key, value in manifest.items() if key not in first}}
+
+
+def to_yaml(manifests: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(
+        [ordered(normalize(manifest)) for manifest in manifests], sort_keys=False, default_flow_style=False, width=120
+    )
+
+
+def file_name(manifest: dict[str, Any], index: int) -> str:
+    kind = manifest.get("kind", "Resource").lower()
+    name = manifest.get("metadata", {}).get("name", f"resource-{index}")
+    return f"{index:02d}-{kind}-{name}.yaml"

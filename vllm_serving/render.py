@@ -1,0 +1,149 @@
+"""Run the real Pulumi program under Pulumi's mocks and capture what it would create.
+
+No Pulumi CLI, no cluster: the program's own `__main__.py` runs against a mock
+resource monitor that records every registration (inputs, parent, dependencies,
+options) and the stack's outputs.
+"""
+
+from __future__ import annotations
+
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime import mocks, settings, stack
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.sync_await import _sync_await
+
+from .stack_file import PROJECT_ROOT, load_engine_config, stack_name
+
+PROJECT = "vllm-serving"
+
+
+@dataclass
+class RenderedResource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    dependencies: list[str]
+    custom: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.custom and self.type.startswith("kubernetes:")
+
+    @property
+    def kind(self) -> str:
+        return self.inputs.get("kind", "")
+
+
+@dataclass
+class Rendering:
+    stack: str
+    resources: list[RenderedResource]
+    outputs: dict[str, Any]
+
+    @property
+    def manifests(self) -> list[dict[str, Any]]:
+        return [resource.inputs for resource in self.resources if resource.is_kubernetes]
+
+    def by_kind(self, kind: str) -> list[RenderedResource]:
+        return [r for r in self.resources if r.is_kubernetes and r.kind == kind]
+
+    def one(self, kind: str) -> RenderedResource:
+        found = self.by_kind(kind)
+        if len(found) != 1:
+            raise LookupError(f"expected one {kind}, rendered {len(found)}")
+        return found[0]
+
+    def urn_of(self, resource: RenderedResource) -> str:
+        return resource.urn
+
+
+class _EchoMocks(pulumi.runtime.Mocks):
+    """A created resource's state is its inputs, as a server-side apply would return them."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    def __init__(self) -> None:
+        super().__init__(_EchoMocks())
+        self.registrations: list[RenderedResource] = []
+        self.outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            from pulumi.runtime import rpc
+
+            timeouts = request.customTimeouts
+            self.registrations.append(
+                RenderedResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    custom=request.custom,
+                    options={
+                        "protect": request.protect if request.HasField("protect") else False,
+                        "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
+                        "deleteBeforeReplace": request.deleteBeforeReplace,
+                        "replaceOnChanges": list(request.replaceOnChanges),
+                        "customTimeouts": {
+                            key: value
+                            for key, value in (
+                                ("create", timeouts.create),
+                                ("update", timeouts.update),
+                                ("delete", timeouts.delete),
+                            )
+                            if value
+                        },
+                    },
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        from pulumi.runtime import rpc
+
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            self.outputs = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+def render(stack_file: Path, program: Optional[Path] = None) -> Rendering:
+    """Render one stack config file; raises the program's own errors (e.g. ConfigError)."""
+    config, secret_keys = load_engine_config(stack_file)
+    name = stack_name(stack_file)
+    return render_config(config, secret_keys, name, program)
+
+
+def render_config(
+    config: dict[str, str], secret_keys: list[str], name: str = "test", program: Optional[Path] = None
+) -> Rendering:
+    program = program or PROJECT_ROOT / "__main__.py"
+    monitor = _RecordingMonitor()
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
+    # set_mocks made a root stack of its own; run_in_stack, as the Pulumi entrypoint does, makes the
+    # one whose outputs the program exports.
+    settings.set_root_resource(None)
+    set_all_config(config, secret_keys)
+    try:
+        _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+    finally:
+        set_all_config({}, [])
+    return Rendering(stack=name, resources=monitor.registrations, outputs=monitor.outputs)
