@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -10,7 +11,7 @@ from typing import Optional, Sequence
 from components.config import ConfigError
 
 from .manifests import file_name, normalize, ordered, to_yaml
-from .render import render
+from .render import render, rendering_as_json
 from .stack_file import StackFileError, stack_path
 
 EXIT_INVALID = 2
@@ -18,6 +19,9 @@ EXIT_INVALID = 2
 
 def _render_command(args: argparse.Namespace) -> int:
     rendering = render(stack_path(args.stack))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rendering_as_json(rendering), indent=2) + "\n")
+        return 0
     manifests = [ordered(normalize(m)) for m in rendering.manifests]
     if args.validate:
         from .validate import validate_manifests
@@ -37,13 +41,17 @@ def _render_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vllm-serving", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_render(commands: argparse._SubParsersAction) -> None:
     render_parser = commands.add_parser(
         "render", help="print every Kubernetes resource a stack would create, as multi-document YAML"
     )
     render_parser.add_argument("stack", help="a stack name under stacks/ (e.g. codellama-7b) or a stack config file")
+    render_parser.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="yaml: the Kubernetes manifests; json: every Pulumi resource with its options, and the stack outputs",
+    )
     render_parser.add_argument("-o", "--output", metavar="DIR", help="write one file per resource into DIR")
     render_parser.add_argument(
         "--validate",
@@ -51,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check every manifest against the Kubernetes OpenAPI schemas of each supported version",
     )
     render_parser.set_defaults(handler=_render_command)
+
+
+def _command_adders() -> list:
+    """Each command module contributes `add_parser(commands)`; render lives here."""
+    adders = [_add_render]
+    return adders
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vllm-serving", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in _command_adders():
+        add(commands)
     return parser
 
 

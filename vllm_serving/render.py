@@ -20,6 +20,20 @@ from pulumi.runtime.sync_await import _sync_await
 from .stack_file import PROJECT_ROOT, load_engine_config, stack_name
 
 PROJECT = "vllm-serving"
+# Registration order depends on thread timing; a rendering lists resources in the order they
+# apply (what others need first), then by URN, so two renderings of one stack are identical.
+KIND_ORDER = (
+    "Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Job",
+    "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "HTTPRoute",
+    "ServiceMonitor", "PodMonitor", "ScaledObject", "HorizontalPodAutoscaler",
+)
+
+
+def _apply_order(resource: "RenderedResource") -> tuple[int, int, str]:
+    if not resource.is_kubernetes:
+        return (0, 0, resource.urn)
+    kind = resource.kind
+    return (1, KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), resource.urn)
 
 
 @dataclass
@@ -146,4 +160,27 @@ def render_config(
         _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
     finally:
         set_all_config({}, [])
-    return Rendering(stack=name, resources=monitor.registrations, outputs=monitor.outputs)
+    resources = sorted(monitor.registrations, key=_apply_order)
+    return Rendering(stack=name, resources=resources, outputs=monitor.outputs)
+
+
+def rendering_as_json(rendering: Rendering) -> dict[str, Any]:
+    """Everything a review needs, in a stable shape that other revisions of this tool can read."""
+    from .manifests import normalize, ordered
+
+    return {
+        "stack": rendering.stack,
+        "resources": [
+            {
+                "type": resource.type,
+                "name": resource.name,
+                "urn": resource.urn,
+                "parent": resource.parent,
+                "dependencies": sorted(resource.dependencies),
+                "options": resource.options,
+                "manifest": ordered(normalize(resource.inputs)) if resource.is_kubernetes else None,
+            }
+            for resource in rendering.resources
+        ],
+        "outputs": normalize(rendering.outputs),
+    }

@@ -1,0 +1,44 @@
+"""Shared helpers: render a config given as the nested data a stack file would hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vllm_serving.render import Rendering, render_config
+from vllm_serving.stack_file import _engine_value
+
+HF_MODEL = {
+    "deployName": "codellama-7b",
+    "volume": {"size": "24Gi", "subPath": "CodeLlama-7b-Instruct-hf"},
+    "source": "huggingface",
+    "huggingface": {"id": "codellama/CodeLlama-7b-Instruct-hf"},
+}
+
+
+def engine_config(values: dict[str, Any]) -> dict[str, str]:
+    return {f"vllm-serving:{key}": _engine_value(value) for key, value in values.items()}
+
+
+def render_values(values: dict[str, Any], stack: str = "test") -> Rendering:
+    return render_config(engine_config(values), [], stack)
+
+
+@pytest.fixture
+def render_model():
+    """Render a stack whose only key is `model` (plus any extra top-level keys)."""
+
+    def _render(model: dict[str, Any] = HF_MODEL, **extra: Any) -> Rendering:
+        return render_values({"model": model, **extra})
+
+    return _render
+
+
+def container(rendering: Rendering, kind: str, name: str) -> dict[str, Any]:
+    spec = rendering.one(kind).inputs["spec"]["template"]["spec"]
+    return next(c for c in spec.get("containers", []) + spec.get("initContainers", []) if c["name"] == name)
+
+
+def env_of(container_spec: dict[str, Any]) -> dict[str, Any]:
+    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container_spec.get("env", [])}

@@ -1,0 +1,95 @@
+"""`vllm-serving render` as a newcomer runs it: a real process, its output and exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from vllm_serving.stack_file import PROJECT_ROOT, STACKS_DIR
+
+
+def run_cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vllm_serving", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_render_prints_every_resource_as_multi_document_yaml():
+    result = run_cli("render", "codellama-7b")
+    assert result.returncode == 0, result.stderr
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in documents] == ["ConfigMap", "PersistentVolumeClaim", "Job", "Deployment", "Service"]
+    # Kubernetes' own field names, not the Python SDK's.
+    assert "apiVersion" in documents[1] and "accessModes" in documents[1]["spec"]
+    assert "api_version" not in result.stdout and "access_modes" not in result.stdout
+
+
+def test_render_accepts_a_path_and_writes_one_file_per_resource(tmp_path):
+    stack_file = STACKS_DIR / "Pulumi.mistral-s3.yaml"
+    result = run_cli("render", str(stack_file), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(files) == 5
+    assert files[1].startswith("02-persistentvolumeclaim-mistral-7b-model")
+    assert yaml.safe_load((tmp_path / "out" / files[-1]).read_text())["kind"] == "Service"
+
+
+def test_render_validate_passes_for_the_example():
+    result = run_cli("render", "codellama-7b", "--validate")
+    assert result.returncode == 0, result.stderr
+
+
+def test_invalid_config_exits_2_with_the_message_and_no_traceback(tmp_path):
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(
+        "config:\n"
+        "  vllm-serving:replicaCount: 3\n"
+        "  vllm-serving:model:\n"
+        "    deployName: CodeLlama\n"
+        "    volume: {size: 24GB}\n"
+        "    source: huggingface\n"
+    )
+    result = run_cli("render", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    for key in ("model.deployName", "model.volume.size", "model.huggingface.id", "replicaCount"):
+        assert f"vllm-serving:{key}:" in result.stderr
+    assert 'did you mean "24Gi"' in result.stderr
+
+
+def test_unknown_stack_exits_2_naming_the_stacks_that_exist():
+    result = run_cli("render", "no-such-stack")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "codellama-7b" in result.stderr
+
+
+def test_stack_key_without_namespace_is_refused(tmp_path):
+    bad = tmp_path / "Pulumi.x.yaml"
+    bad.write_text("config:\n  replicaCount: 1\n")
+    result = run_cli("render", str(bad))
+    assert result.returncode == 2
+    assert "vllm-serving:replicaCount" in result.stderr
+
+
+def test_secure_values_render_as_a_placeholder(tmp_path):
+    stack = tmp_path / "Pulumi.s.yaml"
+    stack.write_text(
+        "config:\n"
+        "  vllm-serving:model:\n"
+        "    deployName: m\n"
+        "    source: huggingface\n"
+        "    huggingface: {id: org/m}\n"
+        "  vllm-serving:env:\n"
+        "    - name: EXTRA\n"
+        "      value:\n"
+        "        secure: v1:AAAABBBBCCCC\n"
+    )
+    result = run_cli("render", str(stack))
+    assert result.returncode == 0, result.stderr
+    assert "v1:AAAABBBBCCCC" not in result.stdout
+    assert "[secret]" in result.stdout
