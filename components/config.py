@@ -67,6 +67,21 @@ def _quantity(value: Any, what: str) -> str:
     )
 
 
+_SUFFIX_FACTORS = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """The value of a Kubernetes quantity (already validated), e.g. 24Gi -> 25769803776."""
+    match = _QUANTITY.match(quantity)
+    number, suffix = match.group(1), match.group(3) or ""
+    if suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():
+        return float(number) * 10 ** int(suffix[1:])
+    return float(number) * _SUFFIX_FACTORS[suffix]
+
+
 def _dns_label(value: str, what: str, pattern: re.Pattern[str], max_len: int = 63) -> str:
     if not value or len(value) > max_len or not pattern.match(value):
         kind = "a DNS-1035 label" if pattern is _DNS_1035 else "a DNS-1123 label"
@@ -161,6 +176,11 @@ class VolumeConfig(_Strict):
     )
     existingClaim: str = Field("", description="An existing PersistentVolumeClaim holding (or to hold) the model.")
     subPath: str = Field("", description="Directory of the volume that holds the model files.")
+    protect: bool = Field(
+        True,
+        description="Protect a new volume from deletion and replacement (Pulumi `protect`); "
+        "set false to delete or replace it on purpose.",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -215,6 +235,9 @@ class ModelConfig(_Strict):
     deployName: str = Field(description="Name the model is served under; also names every resource.")
     volume: VolumeConfig = Field(default_factory=VolumeConfig)
     source: Literal["huggingface", "git", "s3", ""] = Field("", description="Where the model comes from.")
+    size: str = Field(
+        "", description="Approximate size of the weights, e.g. 15Gi; checked against the volume and the startup budget."
+    )
     huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
     git: GitSource = Field(default_factory=GitSource)
     s3: S3Source = Field(default_factory=S3Source)
@@ -223,6 +246,19 @@ class ModelConfig(_Strict):
     @classmethod
     def _deploy_name(cls, value: str) -> str:
         return _dns_label(value, "model.deployName", _DNS_1035, MAX_DEPLOY_NAME)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size_quantity(cls, value: Any) -> str:
+        return value and _quantity(value, "the model size")
+
+    @property
+    def model_dir(self) -> str:
+        """The model's directory in the volume: with a download, one per source fingerprint, so a
+        changed source downloads beside the old model and the server moves over once it is complete."""
+        if not self.source:
+            return self.volume.subPath
+        return "/".join(part for part in (self.volume.subPath, self.source_fingerprint) if part)
 
     @property
     def source_spec(self) -> dict[str, str]:
@@ -294,6 +330,11 @@ class ServerConfig(_Strict):
     startupTimeoutSeconds: int = Field(
         1800, ge=60, description="How long the server may take to load the model before it is restarted."
     )
+    assumedLoadRateGBps: float = Field(
+        0.5,
+        gt=0,
+        description="Weight loading rate (GB/s) assumed when checking startupTimeoutSeconds against model.size.",
+    )
     shmSizeLimit: str = Field(
         "", description="Size limit of the memory-backed /dev/shm; empty for no limit beyond the pod's memory."
     )
@@ -319,6 +360,12 @@ class DownloadConfig(_Strict):
     )
     timeoutMinutes: int = Field(
         240, ge=1, description="How long `pulumi up` waits for the download Job to complete."
+    )
+    runAsUser: int = Field(
+        1000,
+        ge=0,
+        description="User (and group, fsGroup) of the download pod; 0 only for volumes whose directories "
+        "belong to root and cannot be made group-writable.",
     )
     cpu: str = Field("1", description="CPU request of the download container.")
     memory: str = Field("2Gi", description="Memory request and limit of the download container.")
@@ -442,9 +489,56 @@ def _cross_field_problems(config: ServingConfig) -> list[tuple[str, str, set[str
             "ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
             {"replicaCount", "model.volume.accessModes"},
         ))
+    problems += _model_size_problems(config)
+    for index, argument in enumerate(config.server.extraArgs):
+        flag = argument.split("=", 1)[0]
+        if flag in PROGRAM_SET_FLAGS:
+            problems.append((
+                f"server.extraArgs.{index}",
+                f"{flag} is set by this program from {PROGRAM_SET_FLAGS[flag]}; set it there instead",
+                {"server.extraArgs"},
+            ))
     for index, var in enumerate(config.env):
         if (var.value is None) == (var.valueFrom is None):
             problems.append((f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"}))
+    return problems
+
+
+# vLLM flags this program derives from typed config, so that the two can never disagree.
+PROGRAM_SET_FLAGS = {
+    "--model": "model.volume (the model is mounted at /model)",
+    "--served-model-name": "model.deployName",
+    "--port": "the Service's port 8000",
+    "--host": "the pod network (0.0.0.0)",
+    "--tensor-parallel-size": 'resources.limits."nvidia.com/gpu"',
+    "-tp": 'resources.limits."nvidia.com/gpu"',
+}
+# CUDA context, graph capture and compilation come on top of reading the weights.
+STARTUP_OVERHEAD_SECONDS = 120
+
+
+def _model_size_problems(config: ServingConfig) -> list[tuple[str, str, set[str]]]:
+    model, server = config.model, config.server
+    if not model.size:
+        return []
+    problems = []
+    size = quantity_bytes(model.size)
+    if not model.volume.existingClaim and size > quantity_bytes(model.volume.size):
+        problems.append((
+            "model.size",
+            f"{model.size} of weights do not fit model.volume.size {model.volume.size}",
+            {"model.size", "model.volume.size", "model.volume.existingClaim"},
+        ))
+    needed = size / 1e9 / server.assumedLoadRateGBps + STARTUP_OVERHEAD_SECONDS
+    if needed > server.startupTimeoutSeconds:
+        problems.append((
+            "server.startupTimeoutSeconds",
+            f"{server.startupTimeoutSeconds} s is too short to load {model.size} ({size / 1e9:.1f} GB) at "
+            f"{server.assumedLoadRateGBps:g} GB/s (server.assumedLoadRateGBps): that needs about "
+            f"{needed:.0f} s ({needed / 60:.0f} min) with {STARTUP_OVERHEAD_SECONDS} s of start-up; "
+            "raise startupTimeoutSeconds, or the assumed rate if your storage is faster",
+            {"server.startupTimeoutSeconds", "server.assumedLoadRateGBps", "model.size"},
+        ))
     return problems
 
 

@@ -20,11 +20,17 @@ import pulumi_kubernetes as k8s
 
 from .config import DEFAULT_GIT_IMAGE, DEFAULT_S3_IMAGE, DownloadConfig, EnvVar, ImageConfig, ModelConfig
 from .env import env_var_args
-from .labels import MODEL_MOUNT, common_labels
+from .labels import common_labels
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 SCRIPTS_MOUNT = "/scripts"
-DOWNLOAD_USER = 1000
+# The whole volume, not a sub-path: the Job creates the model's directory itself (as its own
+# user, so it can write there) and prunes superseded versions beside it.
+VOLUME_MOUNT = "/volume"
+
+
+def _in_volume(path: str) -> str:
+    return f"{VOLUME_MOUNT}/{path}" if path else VOLUME_MOUNT
 
 
 def download_scripts() -> dict[str, str]:
@@ -99,7 +105,6 @@ class ModelDownloadArgs:
     claim_name: pulumi.Input[str]
     # The claim's name as config gives it: a plain string to name the Job from.
     claim_name_in_config: str
-    sub_path: str
 
 
 class ModelDownload(pulumi.ComponentResource):
@@ -131,10 +136,11 @@ class ModelDownload(pulumi.ComponentResource):
             name="download",
             image=download_image(model, download, args.server_image),
             image_pull_policy=args.server_image.pullPolicy,
-            command=["sh", f"{SCRIPTS_MOUNT}/download.sh"],
+            command=["sh", f"{SCRIPTS_MOUNT}/job.sh"],
             env=[
                 k8s.core.v1.EnvVarArgs(name="SOURCE", value=model.source),
-                k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=MODEL_MOUNT),
+                k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
+                k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
                 k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=self.fingerprint),
                 k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
                 *source_env(model, download.parallelism),
@@ -150,7 +156,7 @@ class ModelDownload(pulumi.ComponentResource):
                 capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             ),
             volume_mounts=[
-                k8s.core.v1.VolumeMountArgs(name="model", mount_path=MODEL_MOUNT, sub_path=args.sub_path or None),
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path=VOLUME_MOUNT),
                 k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
@@ -165,10 +171,10 @@ class ModelDownload(pulumi.ComponentResource):
                 spec=k8s.core.v1.PodSpecArgs(
                     restart_policy="Never",
                     security_context=k8s.core.v1.PodSecurityContextArgs(
-                        run_as_non_root=True,
-                        run_as_user=DOWNLOAD_USER,
-                        run_as_group=DOWNLOAD_USER,
-                        fs_group=DOWNLOAD_USER,
+                        run_as_non_root=download.runAsUser != 0,
+                        run_as_user=download.runAsUser,
+                        run_as_group=download.runAsUser,
+                        fs_group=download.runAsUser,
                         # A recursive chown of hundreds of GB on every mount would stall each start.
                         fs_group_change_policy="OnRootMismatch",
                         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
@@ -200,7 +206,7 @@ class ModelDownload(pulumi.ComponentResource):
             "download": download.model_dump(mode="json"),
             "env": [var.model_dump(mode="json") for var in args.env],
             "secret": model.secret_name,
-            "volume": [args.claim_name_in_config, args.sub_path],
+            "volume": [args.claim_name_in_config, model.model_dir],
         }
         job_hash = hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
         self.job = k8s.batch.v1.Job(

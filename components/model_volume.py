@@ -11,6 +11,8 @@ import pulumi_kubernetes as k8s
 from .config import VolumeConfig
 from .labels import common_labels
 
+MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
+
 
 @dataclass(frozen=True)
 class ModelVolumeArgs:
@@ -18,19 +20,19 @@ class ModelVolumeArgs:
     namespace: str
     volume: VolumeConfig
     version: str
+    # Expected bytes of the weights, when known: an annotation policies can check the size against.
+    model_bytes: Optional[int] = None
 
 
 class ModelVolume(pulumi.ComponentResource):
-    """Outputs `claim_name` (the claim to mount) and `sub_path` (the model's directory in it)."""
+    """Outputs `claim_name`, the claim to mount."""
 
     claim_name: pulumi.Output[str]
-    sub_path: str
     claim: Optional[k8s.core.v1.PersistentVolumeClaim]
 
     def __init__(self, name: str, args: ModelVolumeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:ModelVolume", name, None, opts)
         volume = args.volume
-        self.sub_path = volume.subPath
         self.claim = None
         if volume.existingClaim:
             self.claim_name = pulumi.Output.from_input(volume.existingClaim)
@@ -41,6 +43,7 @@ class ModelVolume(pulumi.ComponentResource):
                     name=f"{args.deploy_name}-model",
                     namespace=args.namespace,
                     labels=common_labels(args.deploy_name, "model-volume", args.version),
+                    annotations={MODEL_BYTES_ANNOTATION: str(args.model_bytes)} if args.model_bytes else None,
                 ),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=list(volume.accessModes),
@@ -49,7 +52,9 @@ class ModelVolume(pulumi.ComponentResource):
                     storage_class_name=volume.storageClass or None,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                # Hundreds of GB that took an hour to download: `pulumi destroy`, or a change that
+                # replaces the claim (storage class, access modes), must be asked for on purpose.
+                opts=pulumi.ResourceOptions(parent=self, protect=volume.protect),
             )
             self.claim_name = self.claim.metadata.name
-        self.register_outputs({"claimName": self.claim_name, "subPath": self.sub_path})
+        self.register_outputs({"claimName": self.claim_name})

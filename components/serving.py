@@ -6,7 +6,7 @@ from typing import Optional
 
 import pulumi
 
-from .config import ServingConfig
+from .config import ServingConfig, quantity_bytes
 from .labels import SERVER_PORT
 from .model_download import ModelDownload, ModelDownloadArgs
 from .model_service import ModelService, ModelServiceArgs
@@ -25,7 +25,13 @@ class VllmServing(pulumi.ComponentResource):
 
         self.volume = ModelVolume(
             f"{name}-volume",
-            ModelVolumeArgs(deploy_name=deploy_name, namespace=namespace, volume=model.volume, version=version),
+            ModelVolumeArgs(
+                deploy_name=deploy_name,
+                namespace=namespace,
+                volume=model.volume,
+                version=version,
+                model_bytes=int(quantity_bytes(model.size)) if model.size else None,
+            ),
             opts=child,
         )
         self.download: Optional[ModelDownload] = None
@@ -41,7 +47,6 @@ class VllmServing(pulumi.ComponentResource):
                     env=list(config.env),
                     claim_name=self.volume.claim_name,
                     claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
-                    sub_path=self.volume.sub_path,
                 ),
                 opts=child,
             )
@@ -50,7 +55,7 @@ class VllmServing(pulumi.ComponentResource):
             VllmServerArgs(
                 config=config,
                 claim_name=self.volume.claim_name,
-                sub_path=self.volume.sub_path,
+                model_dir=model.model_dir,
                 model_fingerprint=self.download.fingerprint if self.download else None,
             ),
             opts=child,

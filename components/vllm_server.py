@@ -42,7 +42,8 @@ def wait_for_model_script(fingerprint: str) -> str:
 class VllmServerArgs:
     config: ServingConfig
     claim_name: pulumi.Input[str]
-    sub_path: str
+    # The model's directory in the volume, mounted at /model.
+    model_dir: str
     # The source fingerprint the completion marker must hold; None when the model is not downloaded here.
     model_fingerprint: Optional[str]
 
@@ -63,7 +64,7 @@ class VllmServer(pulumi.ComponentResource):
         limits = config.resources.limits
         resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu)}
         model_mount = k8s.core.v1.VolumeMountArgs(
-            name="model", mount_path=MODEL_MOUNT, sub_path=args.sub_path or None, read_only=True
+            name="model", mount_path=MODEL_MOUNT, sub_path=args.model_dir or None, read_only=True
         )
         health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
         user_env_names = {var.name for var in config.env}

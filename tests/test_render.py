@@ -247,7 +247,7 @@ def test_download_job_is_bounded_and_unprivileged():
     download = pod["containers"][0]
     assert download["securityContext"]["allowPrivilegeEscalation"] is False
     assert download["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
-    assert download["command"] == ["sh", "/scripts/download.sh"]
+    assert download["command"] == ["sh", "/scripts/job.sh"]
 
 
 def test_download_scripts_ship_unchanged_in_the_config_map():

@@ -36,9 +36,26 @@ def ordered(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**first, **{key: value for key, value in manifest.items() if key not in first}}
 
 
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Scripts in a ConfigMap read as scripts, not as one escaped line.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def to_yaml(manifests: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(
-        [ordered(normalize(manifest)) for manifest in manifests], sort_keys=False, default_flow_style=False, width=120
+    return yaml.dump_all(
+        [ordered(normalize(manifest)) for manifest in manifests],
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=120,
     )
 
 
