@@ -2,10 +2,10 @@
 
 import pulumi
 
-from components.config import parse_config, read_pulumi_config
+from components.config import load_config
 from components.serving import VllmServing
 
-config = parse_config(read_pulumi_config())
+config = load_config()
 serving = VllmServing(config.model.deployName, config)
 
 pulumi.export("endpoint", serving.endpoint)

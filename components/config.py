@@ -19,8 +19,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
+)
+
+from .production_config import (
+    ENGINE_FLAGS,
+    ApiKeySecretRef,
+    AutoscalingConfig,
+    EngineConfig,
+    HttpRouteConfig,
+    IngressConfig,
+    MetricsConfig,
+    NetworkPolicyConfig,
+    PodDisruptionBudgetConfig,
+    resource_name,
 )
 
 CONFIG_NAMESPACE = "vllm-serving"
@@ -231,6 +245,32 @@ class S3Source(_Strict):
     )
 
 
+class LoraAdapter(_Strict):
+    """A LoRA adapter, downloaded like the model and served under its own name."""
+
+    name: str = Field(description="Name the adapter is served under in /v1/models.")
+    source: Literal["huggingface", "git", "s3"] = Field(description="Where the adapter comes from.")
+    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
+    git: GitSource = Field(default_factory=GitSource)
+    s3: S3Source = Field(default_factory=S3Source)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$", value):
+            raise ValueError(
+                f"{value!r} is not a valid adapter name: lower-case letters, digits and '-', starting with a "
+                "letter, at most 20 characters (it also names the adapter's download Job)"
+            )
+        return value
+
+
+class LoraConfig(_Strict):
+    adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
+    maxLoraRank: Optional[int] = Field(None, ge=1, description="--max-lora-rank: the largest adapter rank.")
+    maxLoras: Optional[int] = Field(None, ge=1, description="--max-loras: adapters in one batch.")
+
+
 class ModelConfig(_Strict):
     deployName: str = Field(description="Name the model is served under; also names every resource.")
     volume: VolumeConfig = Field(default_factory=VolumeConfig)
@@ -344,6 +384,17 @@ class ServerConfig(_Strict):
         description="Tolerations of the server pods; by default the nvidia.com/gpu taint.",
     )
     podAnnotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the server pods.")
+    affinity: dict[str, Any] = Field(default_factory=dict, description="Kubernetes affinity of the server pods.")
+    runtimeClassName: str = Field("", description="RuntimeClass of the server pods, e.g. nvidia.")
+    priorityClassName: str = Field("", description="PriorityClass of the server pods.")
+    serviceAccountName: str = Field("", description="ServiceAccount of the server pods.")
+    podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of the server.")
+    securityContext: dict[str, Any] = Field(default_factory=dict, description="Container securityContext of the server.")
+
+    @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return resource_name(value, "name")
 
     @field_validator("shmSizeLimit", mode="before")
     @classmethod
@@ -393,11 +444,46 @@ class ServingConfig(_Strict):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    apiKey: Optional[SecretStr] = Field(
+        None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
+    )
+    apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef)
+    imagePullSecrets: list[str] = Field(default_factory=list, description="Secrets to pull images with (every pod).")
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig)
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig)
+    networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig)
+
+    @field_validator("imagePullSecrets")
+    @classmethod
+    def _pull_secrets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            resource_name(name, "Secret name")
+        return value
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
         return _dns_label(value, "namespace", _DNS_1123_LABEL)
+
+
+def adapter_model(config: ServingConfig, adapter: LoraAdapter) -> ModelConfig:
+    """A LoRA adapter as a model to download: its own source, in `<subPath>/lora/<name>` of the model's volume."""
+    volume = config.model.volume
+    sub_path = "/".join(part for part in (volume.subPath, "lora", adapter.name) if part)
+    return config.model.model_copy(
+        update={
+            "volume": volume.model_copy(update={"subPath": sub_path}),
+            "source": adapter.source,
+            "huggingface": adapter.huggingface,
+            "git": adapter.git,
+            "s3": adapter.s3,
+        }
+    )
 
 
 # --- parsing and cross-field rules --------------------------------------------------------
@@ -490,29 +576,115 @@ def _cross_field_problems(config: ServingConfig) -> list[tuple[str, str, set[str
             {"replicaCount", "model.volume.accessModes"},
         ))
     problems += _model_size_problems(config)
-    for index, argument in enumerate(config.server.extraArgs):
-        flag = argument.split("=", 1)[0]
-        if flag in PROGRAM_SET_FLAGS:
-            problems.append((
-                f"server.extraArgs.{index}",
-                f"{flag} is set by this program from {PROGRAM_SET_FLAGS[flag]}; set it there instead",
-                {"server.extraArgs"},
-            ))
+    problems += _extra_args_problems(config)
+    problems += _production_problems(config)
     for index, var in enumerate(config.env):
         if (var.value is None) == (var.valueFrom is None):
             problems.append((f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"}))
     return problems
 
 
-# vLLM flags this program derives from typed config, so that the two can never disagree.
+# vLLM flags this program always derives from config, so that the two can never disagree.
 PROGRAM_SET_FLAGS = {
     "--model": "model.volume (the model is mounted at /model)",
     "--served-model-name": "model.deployName",
     "--port": "the Service's port 8000",
     "--host": "the pod network (0.0.0.0)",
-    "--tensor-parallel-size": 'resources.limits."nvidia.com/gpu"',
-    "-tp": 'resources.limits."nvidia.com/gpu"',
+    # On the command line the key would be in plain text in the manifest and in Pulumi's state.
+    "--api-key": "apiKey (a Pulumi secret) or apiKeySecret",
 }
+
+
+def _canonical_flag(argument: str) -> str:
+    """vLLM's parser reads --tensor_parallel_size as --tensor-parallel-size; so must the checks."""
+    flag = argument.split("=", 1)[0]
+    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
+
+
+def _typed_keys_set(config: ServingConfig) -> set[str]:
+    """Typed keys that put a flag on the command line."""
+    keys = {f"engine.{name}" for name, value in config.engine if value not in (None, False)}
+    if config.engine.pipelineParallelSize == 1:
+        keys.discard("engine.pipelineParallelSize")
+    keys.add("engine.tensorParallelSize")  # always on the command line, from the GPUs by default
+    if config.lora.adapters:
+        keys.add("lora.adapters")
+    keys |= {f"lora.{name}" for name in ("maxLoraRank", "maxLoras") if getattr(config.lora, name) is not None}
+    return keys
+
+
+def _extra_args_problems(config: ServingConfig) -> list[tuple[str, str, set[str]]]:
+    problems = []
+    typed = _typed_keys_set(config)
+    for index, argument in enumerate(config.server.extraArgs):
+        flag = _canonical_flag(argument)
+        path = f"server.extraArgs.{index}"
+        if flag in PROGRAM_SET_FLAGS:
+            message = f"{flag} is set by this program from {PROGRAM_SET_FLAGS[flag]}; set it there instead"
+            problems.append((path, message, {"server.extraArgs"}))
+        elif ENGINE_FLAGS.get(flag) in typed:
+            key = ENGINE_FLAGS[flag]
+            message = f"{flag} is also given by {key}; set it in one place (the typed key)"
+            problems.append((path, message, {"server.extraArgs", key.split(" ")[0]}))
+    return problems
+
+
+def _production_problems(config: ServingConfig) -> list[tuple[str, str, set[str]]]:
+    problems = []
+    engine, gpus = config.engine, config.resources.limits.gpu
+    tensor = engine.tensorParallelSize or gpus // engine.pipelineParallelSize
+    if tensor * engine.pipelineParallelSize != gpus:
+        problems.append((
+            "engine.tensorParallelSize" if engine.tensorParallelSize else "engine.pipelineParallelSize",
+            f"tensor parallel {tensor} × pipeline parallel {engine.pipelineParallelSize} = "
+            f"{tensor * engine.pipelineParallelSize}, but each pod gets {gpus} GPUs "
+            '(resources.limits."nvidia.com/gpu"); the product must equal the GPUs',
+            {"engine", "resources.limits"},
+        ))
+    names = [adapter.name for adapter in config.lora.adapters]
+    for index, adapter in enumerate(config.lora.adapters):
+        path = f"lora.adapters.{index}"
+        if names.count(adapter.name) > 1 or adapter.name == config.model.deployName:
+            problems.append((f"{path}.name", f"{adapter.name!r} is used twice (adapter and model names must differ)", {path}))
+        required = {"huggingface": ("id", adapter.huggingface.id), "git": ("url", adapter.git.url),
+                    "s3": ("url", adapter.s3.url)}[adapter.source]
+        if not required[1].strip():
+            problems.append((f"{path}.{adapter.source}.{required[0]}", f'required when source is "{adapter.source}"', {path}))
+        if adapter.source == "s3" and not adapter.s3.existingSecret:
+            problems.append((f"{path}.s3.existingSecret", 'required when source is "s3"', {path}))
+    if config.apiKey is not None or config.apiKeySecret.name:
+        for index, var in enumerate(config.env):
+            if var.name == "VLLM_API_KEY":
+                problems.append((f"env.{index}", "VLLM_API_KEY comes from apiKey / apiKeySecret; set it there only", {"env"}))
+    if config.apiKey is not None and config.apiKeySecret.name:
+        problems.append(("apiKeySecret.name", "set either apiKey or apiKeySecret, not both", {"apiKey", "apiKeySecret"}))
+    ingress = config.ingress
+    if ingress.enabled and not ingress.host:
+        problems.append(("ingress.host", "required when ingress.enabled is true", {"ingress"}))
+    if config.httpRoute.enabled and not config.httpRoute.parentRefs:
+        problems.append(("httpRoute.parentRefs", "name at least one Gateway when httpRoute.enabled is true", {"httpRoute"}))
+    scaling = config.autoscaling
+    if scaling.enabled:
+        if not re.match(r"^https?://", scaling.prometheusAddress):
+            problems.append((
+                "autoscaling.prometheusAddress",
+                "required when autoscaling.enabled is true: the http(s) URL of the Prometheus that scrapes vLLM",
+                {"autoscaling"},
+            ))
+        if scaling.minReplicas > scaling.maxReplicas:
+            problems.append(("autoscaling.minReplicas", f"{scaling.minReplicas} is more than maxReplicas {scaling.maxReplicas}", {"autoscaling"}))
+        modes = config.model.volume.accessModes
+        if scaling.maxReplicas > 1 and all(mode in SINGLE_NODE_ACCESS_MODES for mode in modes):
+            problems.append((
+                "autoscaling.maxReplicas",
+                f"{scaling.maxReplicas} replicas cannot share a {modes[0]} model volume: pods on other nodes could "
+                "not mount it. Use maxReplicas 1, or ReadWriteMany / ReadOnlyMany in model.volume.accessModes",
+                {"autoscaling", "model.volume.accessModes"},
+            ))
+    for index, namespace in enumerate(config.networkPolicy.allowedNamespaces):
+        if not _DNS_1123_LABEL.match(namespace):
+            problems.append((f"networkPolicy.allowedNamespaces.{index}", f"{namespace!r} is not a namespace name", {"networkPolicy"}))
+    return problems
 # CUDA context, graph capture and compilation come on top of reading the weights.
 STARTUP_OVERHEAD_SECONDS = 120
 
@@ -542,17 +714,27 @@ def _model_size_problems(config: ServingConfig) -> list[tuple[str, str, set[str]
     return problems
 
 
-def parse_config(raw: dict[str, Any]) -> ServingConfig:
-    """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem."""
+def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) -> ServingConfig:
+    """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem.
+
+    secret_keys: the keys Pulumi holds as secrets; when given, an apiKey that is not one is refused.
+    """
+    plain_api_key = []
+    if secret_keys is not None and raw.get("apiKey") and "apiKey" not in secret_keys:
+        plain_api_key = [(
+            "apiKey",
+            "must be a Pulumi secret, or it would sit in plain text in the stack file and the state: "
+            "pulumi config set --secret apiKey <key>",
+        )]
     try:
         config = ServingConfig.model_validate(raw)
     except ValidationError as error:
-        problems = _pydantic_problems(error)
+        problems = plain_api_key + _pydantic_problems(error)
         # Cross-field rules need typed fields; check them as far as the valid parts allow,
         # so that one run reports as much as it can.
         problems += _cross_field_problems_best_effort(raw, {path for path, _ in problems})
         raise ConfigError(problems) from None
-    problems = [(path, message) for path, message, _ in _cross_field_problems(config)]
+    problems = plain_api_key + [(path, message) for path, message, _ in _cross_field_problems(config)]
     if problems:
         raise ConfigError(problems)
     return config
@@ -578,6 +760,20 @@ def _cross_field_problems_best_effort(raw: dict[str, Any], broken: set[str]) -> 
         for path, message, reads in _cross_field_problems(config)
         if not any(key == read or key.startswith(read + ".") for key in broken for read in reads)
     ]
+
+
+def load_config() -> ServingConfig:
+    """The stack's config as the Pulumi engine passed it in, validated."""
+    from pulumi.runtime import config as runtime_config
+
+    raw = read_pulumi_config()
+    # The CLI passes secret keys through the environment; an automation or mocked engine, in memory.
+    from_env = set(runtime_config.get_config_secret_keys_env())
+    secret_keys = {
+        key for key in raw
+        if runtime_config.is_config_secret(f"{CONFIG_NAMESPACE}:{key}") or f"{CONFIG_NAMESPACE}:{key}" in from_env
+    }
+    return parse_config(raw, secret_keys)
 
 
 def read_pulumi_config() -> dict[str, Any]:

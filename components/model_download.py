@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -105,6 +105,9 @@ class ModelDownloadArgs:
     claim_name: pulumi.Input[str]
     # The claim's name as config gives it: a plain string to name the Job from.
     claim_name_in_config: str
+    image_pull_secrets: list[str] = field(default_factory=list)
+    # Start of the ConfigMap's and the Job's names; the model's deployName unless a LoRA adapter's.
+    name_prefix: str = ""
 
 
 class ModelDownload(pulumi.ComponentResource):
@@ -118,12 +121,13 @@ class ModelDownload(pulumi.ComponentResource):
         model, download = args.model, args.download
         self.fingerprint = model.source_fingerprint
         version = args.server_image.tag
+        prefix = args.name_prefix or args.deploy_name
         scripts = download_scripts()
         scripts_hash = hashlib.sha256(repr(sorted(scripts.items())).encode()).hexdigest()[:8]
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.deploy_name}-download-scripts-{scripts_hash}",
+                name=f"{prefix}-scripts-{scripts_hash}",
                 namespace=args.namespace,
                 labels=common_labels(args.deploy_name, "download", version),
             ),
@@ -132,20 +136,23 @@ class ModelDownload(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        own_env = [
+            k8s.core.v1.EnvVarArgs(name="SOURCE", value=model.source),
+            k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
+            k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
+            k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=self.fingerprint),
+            k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+            *source_env(model, download.parallelism),
+        ]
+        # The stack's env (proxies, mirrors) reaches the Job too, but never in place of the Job's own
+        # variables: an HF_HOME meant for the server's cache would point the download at a read-only path.
+        own_names = {var.name for var in own_env}
         container = k8s.core.v1.ContainerArgs(
             name="download",
             image=download_image(model, download, args.server_image),
             image_pull_policy=args.server_image.pullPolicy,
             command=["sh", f"{SCRIPTS_MOUNT}/job.sh"],
-            env=[
-                k8s.core.v1.EnvVarArgs(name="SOURCE", value=model.source),
-                k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
-                k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
-                k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=self.fingerprint),
-                k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-                *source_env(model, download.parallelism),
-                *env_var_args(args.env),
-            ],
+            env=[*own_env, *env_var_args([var for var in args.env if var.name not in own_names])],
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": download.cpu, "memory": download.memory},
                 limits={"memory": download.memory},
@@ -170,6 +177,7 @@ class ModelDownload(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=common_labels(args.deploy_name, "download", version)),
                 spec=k8s.core.v1.PodSpecArgs(
                     restart_policy="Never",
+                    image_pull_secrets=[{"name": name} for name in args.image_pull_secrets] or None,
                     security_context=k8s.core.v1.PodSecurityContextArgs(
                         run_as_non_root=download.runAsUser != 0,
                         run_as_user=download.runAsUser,
@@ -206,13 +214,14 @@ class ModelDownload(pulumi.ComponentResource):
             "download": download.model_dump(mode="json"),
             "env": [var.model_dump(mode="json") for var in args.env],
             "secret": model.secret_name,
+            "imagePullSecrets": args.image_pull_secrets,
             "volume": [args.claim_name_in_config, model.model_dir],
         }
         job_hash = hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.deploy_name}-download-{job_hash}",
+                name=f"{prefix}-download-{job_hash}",
                 namespace=args.namespace,
                 labels=common_labels(args.deploy_name, "download", version),
             ),

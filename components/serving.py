@@ -6,7 +6,8 @@ from typing import Optional
 
 import pulumi
 
-from .config import ServingConfig, quantity_bytes
+from .api_key import ApiKeySecret, ApiKeySecretArgs
+from .config import ServingConfig, adapter_model, quantity_bytes
 from .labels import SERVER_PORT
 from .model_download import ModelDownload, ModelDownloadArgs
 from .model_service import ModelService, ModelServiceArgs
@@ -47,9 +48,42 @@ class VllmServing(pulumi.ComponentResource):
                     env=list(config.env),
                     claim_name=self.volume.claim_name,
                     claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
+                    image_pull_secrets=list(config.imagePullSecrets),
                 ),
                 opts=child,
             )
+        self.adapter_downloads = {
+            adapter.name: ModelDownload(
+                f"{name}-lora-{adapter.name}",
+                ModelDownloadArgs(
+                    deploy_name=deploy_name,
+                    namespace=namespace,
+                    model=adapter_model(config, adapter),
+                    download=config.download,
+                    server_image=config.image,
+                    env=list(config.env),
+                    claim_name=self.volume.claim_name,
+                    claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
+                    image_pull_secrets=list(config.imagePullSecrets),
+                    # Short, because a Job's name must leave room for its hash within 63 characters.
+                    name_prefix=f"{deploy_name}-a{index}",
+                ),
+                opts=child,
+            )
+            for index, adapter in enumerate(config.lora.adapters)
+        }
+        self.api_key: Optional[ApiKeySecret] = None
+        api_key_secret = None
+        if config.apiKey is not None:
+            self.api_key = ApiKeySecret(
+                f"{name}-api-key",
+                ApiKeySecretArgs(deploy_name=deploy_name, namespace=namespace, api_key=config.apiKey, version=version),
+                opts=child,
+            )
+            api_key_secret = (self.api_key.secret_name, self.api_key.key)
+        elif config.apiKeySecret.name:
+            api_key_secret = (config.apiKeySecret.name, config.apiKeySecret.key)
+        downloads = [d for d in (self.download, *self.adapter_downloads.values()) if d is not None]
         self.server = VllmServer(
             f"{name}-server",
             VllmServerArgs(
@@ -57,11 +91,16 @@ class VllmServing(pulumi.ComponentResource):
                 claim_name=self.volume.claim_name,
                 model_dir=model.model_dir,
                 model_fingerprint=self.download.fingerprint if self.download else None,
+                adapters={
+                    adapter: (adapter_model(config, spec).model_dir, self.adapter_downloads[adapter].fingerprint)
+                    for adapter, spec in ((a.name, a) for a in config.lora.adapters)
+                },
+                api_key_secret=api_key_secret,
             ),
             opts=child,
-            # The server only starts once the weights are complete: Pulumi waits for the Job, and
-            # the pod itself waits for the completion marker.
-            depends_on=[self.download.job] if self.download else [],
+            # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
+            # the pod itself waits for the completion markers.
+            depends_on=[download.job for download in downloads],
         )
         self.service = ModelService(
             f"{name}-service",
@@ -81,7 +120,14 @@ class VllmServing(pulumi.ComponentResource):
         )
         self.openai_base_url = self.endpoint.apply(lambda endpoint: f"{endpoint}/v1")
         self.served_model_name = deploy_name
-        self.verify_commands = self.openai_base_url.apply(lambda url: verify_commands(url, deploy_name))
+        key_ref = (
+            pulumi.Output.from_input(api_key_secret[0]).apply(lambda secret: (secret, api_key_secret[1]))
+            if api_key_secret
+            else pulumi.Output.from_input(None)
+        )
+        self.verify_commands = pulumi.Output.all(self.openai_base_url, key_ref).apply(
+            lambda values: verify_commands(values[0], deploy_name, namespace, values[1])
+        )
         self.register_outputs({
             "endpoint": self.endpoint,
             "openaiBaseUrl": self.openai_base_url,
@@ -90,13 +136,26 @@ class VllmServing(pulumi.ComponentResource):
         })
 
 
-def verify_commands(base_url: str, served_model_name: str) -> list[str]:
-    """The chart's "application information" step: what to run in the cluster to check the endpoint."""
+def verify_commands(
+    base_url: str, served_model_name: str, namespace: str, api_key_ref: Optional[tuple[str, str]] = None
+) -> list[str]:
+    """The chart's "application information" step: what to run in the cluster to check the endpoint.
+
+    With an API key, the commands read it from its Secret when run: the key itself never
+    appears in an output.
+    """
     chat = (
         '{"model": "' + served_model_name + '", '
         '"messages": [{"role": "user", "content": "Say hello in one short sentence."}], "max_tokens": 32}'
     )
-    return [
-        f"curl -sS {base_url}/models",
-        f"curl -sS {base_url}/chat/completions -H 'Content-Type: application/json' -d '{chat}'",
+    commands, auth = [], ""
+    if api_key_ref:
+        secret, key = api_key_ref
+        commands.append(
+            f"export VLLM_API_KEY=\"$(kubectl get secret {secret} -n {namespace} -o jsonpath='{{.data.{key}}}' | base64 -d)\""
+        )
+        auth = ' -H "Authorization: Bearer $VLLM_API_KEY"'
+    return commands + [
+        f"curl -sS {base_url}/models{auth}",
+        f"curl -sS {base_url}/chat/completions{auth} -H 'Content-Type: application/json' -d '{chat}'",
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import pulumi
@@ -12,30 +12,23 @@ import pulumi_kubernetes as k8s
 from .config import ServingConfig
 from .env import env_var_args
 from .labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
+from .server_args import adapter_mount, server_args
 
 PROBE_PERIOD_SECONDS = 10
 # Image pull and scheduling come on top of the model load before `pulumi up` may give up.
 ROLLOUT_MARGIN_MINUTES = 20
 
 
-def server_args(config: ServingConfig) -> list[str]:
-    return [
-        f"--model={MODEL_MOUNT}",
-        # Without it, /v1/models would list the model under its directory path.
-        f"--served-model-name={config.model.deployName}",
-        "--host=0.0.0.0",
-        f"--port={SERVER_PORT}",
-        f"--tensor-parallel-size={config.resources.limits.gpu}",
-        *config.server.extraArgs,
-    ]
-
-
-def wait_for_model_script(fingerprint: str) -> str:
-    marker = f"{MODEL_MOUNT}/{COMPLETION_MARKER}"
-    return (
-        f'until [ "$(cat {marker} 2>/dev/null)" = "{fingerprint}" ]; do '
-        f'echo "waiting for the model download to complete ({marker} = {fingerprint})"; sleep 10; done'
-    )
+def wait_for_downloads_script(expected: dict[str, str]) -> str:
+    """Wait until each mounted directory holds the completion marker of its expected source."""
+    waits = []
+    for directory, fingerprint in expected.items():
+        marker = f"{directory}/{COMPLETION_MARKER}"
+        waits.append(
+            f'until [ "$(cat {marker} 2>/dev/null)" = "{fingerprint}" ]; do '
+            f'echo "waiting for the download into {directory} to complete ({marker} = {fingerprint})"; sleep 10; done'
+        )
+    return "; ".join(waits)
 
 
 @dataclass(frozen=True)
@@ -46,6 +39,10 @@ class VllmServerArgs:
     model_dir: str
     # The source fingerprint the completion marker must hold; None when the model is not downloaded here.
     model_fingerprint: Optional[str]
+    # LoRA adapter name -> (directory in the volume, source fingerprint).
+    adapters: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The Secret and key holding the API key, when the server requires one.
+    api_key_secret: Optional[tuple[pulumi.Input[str], str]] = None
 
 
 class VllmServer(pulumi.ComponentResource):
@@ -63,9 +60,16 @@ class VllmServer(pulumi.ComponentResource):
         deploy_name, image = config.model.deployName, config.image
         limits = config.resources.limits
         resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu)}
-        model_mount = k8s.core.v1.VolumeMountArgs(
-            name="model", mount_path=MODEL_MOUNT, sub_path=args.model_dir or None, read_only=True
-        )
+        model_mounts = [
+            k8s.core.v1.VolumeMountArgs(name="model", mount_path=MODEL_MOUNT, sub_path=args.model_dir or None, read_only=True),
+            *(
+                k8s.core.v1.VolumeMountArgs(name="model", mount_path=adapter_mount(adapter), sub_path=directory, read_only=True)
+                for adapter, (directory, _) in args.adapters.items()
+            ),
+        ]
+        awaited = {adapter_mount(adapter): fingerprint for adapter, (_, fingerprint) in args.adapters.items()}
+        if args.model_fingerprint is not None:
+            awaited = {MODEL_MOUNT: args.model_fingerprint, **awaited}
         health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
         user_env_names = {var.name for var in config.env}
         defaults = [
@@ -74,6 +78,17 @@ class VllmServer(pulumi.ComponentResource):
             for name, value in (("HF_HUB_OFFLINE", "1"),)
             if name not in user_env_names
         ]
+        if args.api_key_secret is not None:
+            secret_name, secret_key = args.api_key_secret
+            # vLLM requires it as a bearer token on /v1 only; /health and /metrics stay open for probes.
+            defaults.append(
+                k8s.core.v1.EnvVarArgs(
+                    name="VLLM_API_KEY",
+                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=secret_key)
+                    ),
+                )
+            )
         server = k8s.core.v1.ContainerArgs(
             name="vllm",
             image=image.reference,
@@ -84,7 +99,8 @@ class VllmServer(pulumi.ComponentResource):
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")],
             env=[*defaults, *env_var_args(config.env)],
             resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
-            volume_mounts=[model_mount, k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+            volume_mounts=[*model_mounts, k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+            security_context=dict(config.server.securityContext) or None,
             # Loading weights can take many minutes; until /health answers once, only this probe runs.
             startup_probe=k8s.core.v1.ProbeArgs(
                 http_get=health,
@@ -102,14 +118,14 @@ class VllmServer(pulumi.ComponentResource):
             ),
         )
         init_containers = []
-        if args.model_fingerprint is not None:
+        if awaited:
             init_containers.append(
                 k8s.core.v1.ContainerArgs(
                     name="wait-for-model",
                     image=image.reference,
                     image_pull_policy=image.pullPolicy,
-                    command=["sh", "-c", wait_for_model_script(args.model_fingerprint)],
-                    volume_mounts=[model_mount],
+                    command=["sh", "-c", wait_for_downloads_script(awaited)],
+                    volume_mounts=model_mounts,
                     resources=k8s.core.v1.ResourceRequirementsArgs(
                         requests={"cpu": "10m", "memory": "32Mi"}, limits={"memory": "64Mi"}
                     ),
@@ -135,6 +151,12 @@ class VllmServer(pulumi.ComponentResource):
                         containers=[server],
                         node_selector=dict(config.server.nodeSelector) or None,
                         tolerations=[t.model_dump(exclude_defaults=True) for t in config.server.tolerations] or None,
+                        affinity=dict(config.server.affinity) or None,
+                        runtime_class_name=config.server.runtimeClassName or None,
+                        priority_class_name=config.server.priorityClassName or None,
+                        service_account_name=config.server.serviceAccountName or None,
+                        security_context=dict(config.server.podSecurityContext) or None,
+                        image_pull_secrets=[{"name": name} for name in config.imagePullSecrets] or None,
                         termination_grace_period_seconds=60,
                         volumes=[
                             k8s.core.v1.VolumeArgs(

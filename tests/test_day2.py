@@ -103,7 +103,7 @@ def test_a_faster_stated_load_rate_makes_the_budget_enough():
 @pytest.mark.parametrize(
     "argument, key",
     [
-        ("--tensor-parallel-size=2", "nvidia.com/gpu"),
+        ("--tensor-parallel-size=2", "engine.tensorParallelSize"),
         ("--served-model-name=other", "model.deployName"),
         ("--model=/elsewhere", "model.volume"),
         ("--port=9000", "port 8000"),

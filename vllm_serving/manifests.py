@@ -9,8 +9,25 @@ import yaml
 _TOP_LEVEL_ORDER = ("apiVersion", "kind", "metadata", "spec", "data")
 
 
+# How Pulumi's wire format marks a secret value: {SECRET_SIGNATURE_KEY: SECRET_SIGNATURE, "value": ...}.
+SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return SECRET_PLACEHOLDER
+
+
 def normalize(value: Any) -> Any:
-    """Pulumi's wire format carries every number as a double; Kubernetes wants integers as integers."""
+    """Plain data for output: Pulumi secrets masked (a rendering is printed and posted in reviews), and
+    integers as integers (the wire format carries every number as a double)."""
+    if isinstance(value, dict) and value.get(SECRET_SIGNATURE_KEY) == SECRET_SIGNATURE:
+        return _masked(value.get("value"))
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):

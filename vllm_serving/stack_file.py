@@ -8,9 +8,10 @@ from typing import Any
 
 import yaml
 
+from .manifests import SECRET_PLACEHOLDER
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = PROJECT_ROOT / "stacks"
-SECRET_PLACEHOLDER = "[secret]"
 
 
 class StackFileError(Exception):

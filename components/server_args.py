@@ -1,0 +1,69 @@
+"""The `vllm serve` command line, derived from typed config only.
+
+Every flag here comes from one key; config.py refuses the same flag in server.extraArgs.
+"""
+
+from __future__ import annotations
+
+from .config import LoraConfig, ServingConfig
+from .labels import MODEL_MOUNT, SERVER_PORT
+from .production_config import EngineConfig
+
+ADAPTERS_MOUNT = "/adapters"
+
+
+def tensor_parallel_size(config: ServingConfig) -> int:
+    return config.engine.tensorParallelSize or config.resources.limits.gpu // config.engine.pipelineParallelSize
+
+
+def _engine_args(engine: EngineConfig) -> list[str]:
+    args = []
+    valued = (
+        ("--max-model-len", engine.maxModelLen),
+        ("--gpu-memory-utilization", engine.gpuMemoryUtilization),
+        ("--dtype", engine.dtype),
+        ("--quantization", engine.quantization),
+        ("--kv-cache-dtype", engine.kvCacheDtype),
+        ("--max-num-seqs", engine.maxNumSeqs),
+    )
+    args += [f"{flag}={value:g}" if isinstance(value, float) else f"{flag}={value}" for flag, value in valued if value is not None]
+    # Tri-state: unset leaves vLLM's default, which has changed between releases.
+    for flag, value in (("prefix-caching", engine.enablePrefixCaching), ("chunked-prefill", engine.enableChunkedPrefill)):
+        if value is not None:
+            args.append(f"--enable-{flag}" if value else f"--no-enable-{flag}")
+    if engine.trustRemoteCode:
+        args.append("--trust-remote-code")
+    if engine.pipelineParallelSize > 1:
+        args.append(f"--pipeline-parallel-size={engine.pipelineParallelSize}")
+    return args
+
+
+def adapter_mount(name: str) -> str:
+    return f"{ADAPTERS_MOUNT}/{name}"
+
+
+def _lora_args(lora: LoraConfig) -> list[str]:
+    if not lora.adapters:
+        return []
+    # Each adapter is listed in /v1/models under its own name, next to the base model.
+    modules = [f"{adapter.name}={adapter_mount(adapter.name)}" for adapter in lora.adapters]
+    args = ["--enable-lora", "--lora-modules", *modules]
+    if lora.maxLoraRank is not None:
+        args.append(f"--max-lora-rank={lora.maxLoraRank}")
+    if lora.maxLoras is not None:
+        args.append(f"--max-loras={lora.maxLoras}")
+    return args
+
+
+def server_args(config: ServingConfig) -> list[str]:
+    return [
+        f"--model={MODEL_MOUNT}",
+        # Without it, /v1/models would list the model under its directory path.
+        f"--served-model-name={config.model.deployName}",
+        "--host=0.0.0.0",
+        f"--port={SERVER_PORT}",
+        f"--tensor-parallel-size={tensor_parallel_size(config)}",
+        *_engine_args(config.engine),
+        *_lora_args(config.lora),
+        *config.server.extraArgs,
+    ]
