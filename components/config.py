@@ -451,6 +451,9 @@ class ServingConfig(_Strict):
     )
     apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef)
     imagePullSecrets: list[str] = Field(default_factory=list, description="Secrets to pull images with (every pod).")
+    checkSecrets: bool = Field(
+        True, description="Read the referenced Secrets at preview and refuse missing keys (needs the cluster)."
+    )
     ingress: IngressConfig = Field(default_factory=IngressConfig)
     httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)

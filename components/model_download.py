@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -116,7 +116,13 @@ class ModelDownload(pulumi.ComponentResource):
     job: k8s.batch.v1.Job
     fingerprint: str
 
-    def __init__(self, name: str, args: ModelDownloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        name: str,
+        args: ModelDownloadArgs,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ):
         super().__init__("vllm-serving:index:ModelDownload", name, None, opts)
         model, download = args.model, args.download
         self.fingerprint = model.source_fingerprint
@@ -228,6 +234,7 @@ class ModelDownload(pulumi.ComponentResource):
             spec=job_spec,
             opts=pulumi.ResourceOptions(
                 parent=self,
+                depends_on=list(depends_on),
                 # pulumi-kubernetes waits for the Job to complete; its default of 10 minutes is far
                 # shorter than a large model's download.
                 custom_timeouts=pulumi.CustomTimeouts(

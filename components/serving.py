@@ -7,6 +7,7 @@ from typing import Optional
 import pulumi
 
 from .api_key import ApiKeySecret, ApiKeySecretArgs
+from .secret_check import SecretCheck
 from .config import ServingConfig, adapter_model, quantity_bytes
 from .labels import SERVER_PORT
 from .model_download import ModelDownload, ModelDownloadArgs
@@ -23,6 +24,10 @@ class VllmServing(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         model, deploy_name, namespace = config.model, config.model.deployName, config.namespace
         version = config.image.tag
+
+        # Everything that reads a Secret waits for the check, so a missing key stops the update first.
+        self.secret_check = SecretCheck(f"{name}-secrets", config, opts=child) if config.checkSecrets else None
+        secrets_read = self.secret_check.checked if self.secret_check else []
 
         self.volume = ModelVolume(
             f"{name}-volume",
@@ -51,6 +56,7 @@ class VllmServing(pulumi.ComponentResource):
                     image_pull_secrets=list(config.imagePullSecrets),
                 ),
                 opts=child,
+                depends_on=secrets_read,
             )
         self.adapter_downloads = {
             adapter.name: ModelDownload(
@@ -69,6 +75,7 @@ class VllmServing(pulumi.ComponentResource):
                     name_prefix=f"{deploy_name}-a{index}",
                 ),
                 opts=child,
+                depends_on=secrets_read,
             )
             for index, adapter in enumerate(config.lora.adapters)
         }
@@ -100,7 +107,7 @@ class VllmServing(pulumi.ComponentResource):
             opts=child,
             # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
             # the pod itself waits for the completion markers.
-            depends_on=[download.job for download in downloads],
+            depends_on=[*secrets_read, *(download.job for download in downloads)],
         )
         self.service = ModelService(
             f"{name}-service",

@@ -79,19 +79,44 @@ class Rendering:
         return resource.urn
 
 
+# Keys a read Secret holds when no cluster is asked: every key a source, an API key or TLS reads,
+# as in a cluster where the Secrets were created as the README says.
+ASSUMED_SECRET_KEYS = ("token", "accessKeyID", "secretAccessKey", "endpoint", "region", "apiKey", "tls.crt", "tls.key")
+
+
 class _EchoMocks(pulumi.runtime.Mocks):
-    """A created resource's state is its inputs, as a server-side apply would return them."""
+    """A created resource's state is its inputs, as a server-side apply would return them.
+
+    existing_secrets: for reads of Secrets, name -> the keys it holds; None assumes every
+    Secret exists with ASSUMED_SECRET_KEYS (the offline render has no cluster to ask).
+    """
+
+    def __init__(self, existing_secrets: Optional[dict[str, list[str]]] = None):
+        self.existing_secrets = existing_secrets
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.resource_id and args.typ == "kubernetes:core/v1:Secret":
+            return args.resource_id, self._read_secret(args.resource_id)
         return f"{args.name}-id", dict(args.inputs)
+
+    def _read_secret(self, resource_id: str) -> dict[str, Any]:
+        name = resource_id.split("/")[-1]
+        if self.existing_secrets is None:
+            keys = ASSUMED_SECRET_KEYS
+        elif name in self.existing_secrets:
+            keys = self.existing_secrets[name]
+        else:
+            # What pulumi-kubernetes answers when the read finds nothing.
+            raise Exception(f"resource '{resource_id}' does not exist")
+        return {"data": {key: "W3NlY3JldF0=" for key in keys}}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}
 
 
 class _RecordingMonitor(mocks.MockMonitor):
-    def __init__(self) -> None:
-        super().__init__(_EchoMocks())
+    def __init__(self, existing_secrets: Optional[dict[str, list[str]]] = None) -> None:
+        super().__init__(_EchoMocks(existing_secrets))
         self.registrations: list[RenderedResource] = []
         self.outputs: dict[str, Any] = {}
 
@@ -145,10 +170,14 @@ def render(stack_file: Path, program: Optional[Path] = None) -> Rendering:
 
 
 def render_config(
-    config: dict[str, str], secret_keys: list[str], name: str = "test", program: Optional[Path] = None
+    config: dict[str, str],
+    secret_keys: list[str],
+    name: str = "test",
+    program: Optional[Path] = None,
+    existing_secrets: Optional[dict[str, list[str]]] = None,
 ) -> Rendering:
     program = program or PROJECT_ROOT / "__main__.py"
-    monitor = _RecordingMonitor()
+    monitor = _RecordingMonitor(existing_secrets)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
