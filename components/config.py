@@ -783,7 +783,11 @@ def read_pulumi_config() -> dict[str, Any]:
     """Every `vllm-serving:` key the Pulumi engine passed in, structured values decoded."""
     from pulumi.runtime import config as runtime_config
 
-    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return decode_engine_config({**runtime_config.get_config_env(), **runtime_config.CONFIG.get()})
+
+
+def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
+    """The engine's config map (namespaced keys, structured values as JSON text) as nested data."""
     raw = {}
     prefix = f"{CONFIG_NAMESPACE}:"
     for key, value in values.items():

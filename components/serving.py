@@ -8,7 +8,7 @@ import pulumi
 
 from .api_key import ApiKeySecret, ApiKeySecretArgs
 from .secret_check import SecretCheck
-from .config import ServingConfig, adapter_model, quantity_bytes
+from .config import ModelConfig, ServingConfig, adapter_model, quantity_bytes
 from .labels import SERVER_PORT
 from .model_download import ModelDownload, ModelDownloadArgs
 from .model_service import ModelService, ModelServiceArgs
@@ -40,43 +40,29 @@ class VllmServing(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.download: Optional[ModelDownload] = None
-        if model.source:
-            self.download = ModelDownload(
-                f"{name}-download",
+        def download(resource_name: str, source: ModelConfig, name_prefix: str = "") -> ModelDownload:
+            return ModelDownload(
+                resource_name,
                 ModelDownloadArgs(
                     deploy_name=deploy_name,
                     namespace=namespace,
-                    model=model,
+                    model=source,
                     download=config.download,
                     server_image=config.image,
                     env=list(config.env),
                     claim_name=self.volume.claim_name,
                     claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
                     image_pull_secrets=list(config.imagePullSecrets),
+                    name_prefix=name_prefix,
                 ),
                 opts=child,
                 depends_on=secrets_read,
             )
+
+        self.download = download(f"{name}-download", model) if model.source else None
         self.adapter_downloads = {
-            adapter.name: ModelDownload(
-                f"{name}-lora-{adapter.name}",
-                ModelDownloadArgs(
-                    deploy_name=deploy_name,
-                    namespace=namespace,
-                    model=adapter_model(config, adapter),
-                    download=config.download,
-                    server_image=config.image,
-                    env=list(config.env),
-                    claim_name=self.volume.claim_name,
-                    claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
-                    image_pull_secrets=list(config.imagePullSecrets),
-                    # Short, because a Job's name must leave room for its hash within 63 characters.
-                    name_prefix=f"{deploy_name}-a{index}",
-                ),
-                opts=child,
-                depends_on=secrets_read,
-            )
+            # A short name prefix: a Job's name must leave room for its hash within 63 characters.
+            adapter.name: download(f"{name}-lora-{adapter.name}", adapter_model(config, adapter), f"{deploy_name}-a{index}")
             for index, adapter in enumerate(config.lora.adapters)
         }
         self.api_key: Optional[ApiKeySecret] = None

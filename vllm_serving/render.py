@@ -79,19 +79,14 @@ class Rendering:
         return resource.urn
 
 
-# Keys a read Secret holds when no cluster is asked: every key a source, an API key or TLS reads,
-# as in a cluster where the Secrets were created as the README says.
-ASSUMED_SECRET_KEYS = ("token", "accessKeyID", "secretAccessKey", "endpoint", "region", "apiKey", "tls.crt", "tls.key")
-
-
 class _EchoMocks(pulumi.runtime.Mocks):
     """A created resource's state is its inputs, as a server-side apply would return them.
 
-    existing_secrets: for reads of Secrets, name -> the keys it holds; None assumes every
-    Secret exists with ASSUMED_SECRET_KEYS (the offline render has no cluster to ask).
+    existing_secrets: for reads of Secrets, name -> the keys it holds; a Secret not in it does
+    not exist.
     """
 
-    def __init__(self, existing_secrets: Optional[dict[str, list[str]]] = None):
+    def __init__(self, existing_secrets: dict[str, list[str]]):
         self.existing_secrets = existing_secrets
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -101,9 +96,7 @@ class _EchoMocks(pulumi.runtime.Mocks):
 
     def _read_secret(self, resource_id: str) -> dict[str, Any]:
         name = resource_id.split("/")[-1]
-        if self.existing_secrets is None:
-            keys = ASSUMED_SECRET_KEYS
-        elif name in self.existing_secrets:
+        if name in self.existing_secrets:
             keys = self.existing_secrets[name]
         else:
             # What pulumi-kubernetes answers when the read finds nothing.
@@ -115,7 +108,7 @@ class _EchoMocks(pulumi.runtime.Mocks):
 
 
 class _RecordingMonitor(mocks.MockMonitor):
-    def __init__(self, existing_secrets: Optional[dict[str, list[str]]] = None) -> None:
+    def __init__(self, existing_secrets: dict[str, list[str]]) -> None:
         super().__init__(_EchoMocks(existing_secrets))
         self.registrations: list[RenderedResource] = []
         self.outputs: dict[str, Any] = {}
@@ -169,6 +162,17 @@ def render(stack_file: Path, program: Optional[Path] = None) -> Rendering:
     return render_config(config, secret_keys, name, program)
 
 
+def _secrets_as_configured(config: dict[str, str]) -> dict[str, list[str]]:
+    """Offline there is no cluster to read: assume each referenced Secret holds what its users read."""
+    from components.config import ConfigError, decode_engine_config, parse_config
+    from components.secret_check import grouped_needs
+
+    try:
+        return {need.secret: list(need.keys) for need in grouped_needs(parse_config(decode_engine_config(config)))}
+    except ConfigError:
+        return {}  # the program itself reports the config's problems
+
+
 def render_config(
     config: dict[str, str],
     secret_keys: list[str],
@@ -177,6 +181,8 @@ def render_config(
     existing_secrets: Optional[dict[str, list[str]]] = None,
 ) -> Rendering:
     program = program or PROJECT_ROOT / "__main__.py"
+    if existing_secrets is None:
+        existing_secrets = _secrets_as_configured(config)
     monitor = _RecordingMonitor(existing_secrets)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
