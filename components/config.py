@@ -794,6 +794,9 @@ def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
         if not key.startswith(prefix):
             continue
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            value = json.loads(value)
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # a plain string that happens to start with a bracket (e.g. a secret's placeholder)
         raw[key[len(prefix):]] = value
     return raw

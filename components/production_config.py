@@ -175,7 +175,7 @@ class MetricsConfig(_Strict):
 
 
 class PodDisruptionBudgetConfig(_Strict):
-    enabled: bool = Field(True, description="Create a PodDisruptionBudget when more than one replica can run.")
+    enabled: bool = Field(False, description="Create a PodDisruptionBudget when more than one replica can run.")
     maxUnavailable: int = Field(1, ge=0, description="Replicas a voluntary disruption (drain) may take at once.")
 
 

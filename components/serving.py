@@ -7,6 +7,10 @@ from typing import Optional
 import pulumi
 
 from .api_key import ApiKeySecret, ApiKeySecretArgs
+from .autoscaling import Autoscaling, AutoscalingArgs
+from .disruption import Disruption, DisruptionArgs, wants_budget
+from .exposure import Exposure, ExposureArgs
+from .monitoring import Monitoring, MonitoringArgs
 from .secret_check import SecretCheck
 from .config import ModelConfig, ServingConfig, adapter_model, quantity_bytes
 from .labels import SERVER_PORT
@@ -17,7 +21,8 @@ from .vllm_server import VllmServer, VllmServerArgs
 
 
 class VllmServing(pulumi.ComponentResource):
-    """Outputs: `endpoint`, `openai_base_url`, `served_model_name`, `verify_commands`."""
+    """Outputs: `endpoint`, `openai_base_url`, `served_model_name`, `verify_commands`,
+    `external_base_url` (empty when the model is not exposed outside the cluster)."""
 
     def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:VllmServing", name, None, opts)
@@ -108,6 +113,63 @@ class VllmServing(pulumi.ComponentResource):
             depends_on=[self.server.deployment],
         )
 
+        # Production features (docs/production.md): each component exists only when its feature is
+        # set, so a stack that uses none renders, and updates, exactly as before.
+        self.exposure: Optional[Exposure] = None
+        if config.ingress.enabled or config.httpRoute.enabled:
+            self.exposure = Exposure(
+                f"{name}-exposure",
+                ExposureArgs(
+                    deploy_name=deploy_name,
+                    namespace=namespace,
+                    version=version,
+                    service_name=self.service.service.metadata.name,
+                    ingress=config.ingress,
+                    http_route=config.httpRoute,
+                ),
+                opts=child,
+            )
+        self.autoscaling: Optional[Autoscaling] = None
+        if config.autoscaling.enabled:
+            self.autoscaling = Autoscaling(
+                f"{name}-autoscaling",
+                AutoscalingArgs(
+                    deploy_name=deploy_name,
+                    namespace=namespace,
+                    version=version,
+                    deployment_name=self.server.deployment.metadata.name,
+                    served_model_name=deploy_name,
+                    autoscaling=config.autoscaling,
+                ),
+                opts=child,
+            )
+        self.monitoring: Optional[Monitoring] = None
+        if config.metrics.serviceMonitor.enabled or config.metrics.podMonitor.enabled:
+            self.monitoring = Monitoring(
+                f"{name}-monitoring",
+                MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics),
+                opts=child,
+            )
+        self.disruption: Optional[Disruption] = None
+        if config.networkPolicy.enabled or wants_budget(
+            config.podDisruptionBudget, config.replicaCount, config.autoscaling
+        ):
+            self.disruption = Disruption(
+                f"{name}-disruption",
+                DisruptionArgs(
+                    deploy_name=deploy_name,
+                    namespace=namespace,
+                    version=version,
+                    replica_count=config.replicaCount,
+                    autoscaling=config.autoscaling,
+                    pod_disruption_budget=config.podDisruptionBudget,
+                    network_policy=config.networkPolicy,
+                ),
+                opts=child,
+            )
+        # A plain string, always set: `pulumi stack output externalBaseUrl` works on every stack.
+        self.external_base_url = (self.exposure.external_base_url if self.exposure else None) or ""
+
         self.endpoint = self.service.service.metadata.name.apply(
             lambda service: f"http://{service}.{namespace}.svc.cluster.local:{SERVER_PORT}"
         )
@@ -126,6 +188,7 @@ class VllmServing(pulumi.ComponentResource):
             "openaiBaseUrl": self.openai_base_url,
             "servedModelName": self.served_model_name,
             "verifyCommands": self.verify_commands,
+            "externalBaseUrl": self.external_base_url,
         })
 
 

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from .config import ServingConfig
 from .env import env_var_args
 from .labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
+from .monitoring import scrape_annotations
 from .server_args import adapter_mount, server_args
 
 PROBE_PERIOD_SECONDS = 10
@@ -137,14 +138,16 @@ class VllmServer(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deploy_name, namespace=config.namespace, labels=labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=config.replicaCount,
+                # KEDA owns the replica count when it scales; Pulumi would reset it on every up.
+                replicas=None if config.autoscaling.enabled else config.replicaCount,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server")),
                 # A rolling update starts the new pod before stopping the old one, and waits forever
                 # for a spare GPU where none exists; Recreate frees the GPUs first.
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels, annotations=dict(config.server.podAnnotations) or None
+                        labels=labels,
+                        annotations={**scrape_annotations(config.metrics), **config.server.podAnnotations} or None,
                     ),
                     spec=k8s.core.v1.PodSpecArgs(
                         init_containers=init_containers or None,

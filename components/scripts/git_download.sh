@@ -1,0 +1,164 @@
+#!/bin/sh
+# Fill MODEL_DIR from a git repository whose weights are in Git LFS.
+# Runs in alpine/git (busybox sh, git, git-lfs), started by download.sh.
+#
+# Environment: GIT_URL, GIT_REF (branch, tag or commit; empty: the remote's
+# default branch), GIT_TOKEN (optional), GIT_USERNAME (optional, for servers that
+# want a real user name with the token), GIT_LFS_CONCURRENCY (default 8),
+# DOWNLOAD_PROGRESS_SECONDS (whole seconds, default 30), MODEL_DIR.
+#
+# The .git directory stays in MODEL_DIR while the download runs, so that a
+# restarted pod resumes (git objects and finished LFS objects are kept), and is
+# removed at the end: the LFS objects are hard-linked into the working tree
+# rather than copied, so the weights are never on disk twice.
+set -eu
+
+url=${GIT_URL:-}
+ref=${GIT_REF:-}
+concurrency=${GIT_LFS_CONCURRENCY:-8}
+# Never print credentials someone put into the URL itself.
+shown_url=$(printf '%s' "$url" | sed 's#://[^/@]*@#://#')
+shown_ref=${ref:-"(default branch)"}
+log=$(mktemp)
+trap 'rm -f "$log" "$log.lfs"' EXIT
+
+fail() {
+    echo "download failed: git $shown_url ref $shown_ref: $1" >&2
+    exit 1
+}
+
+# Runs git with stderr kept for diagnosis; on failure explains why in one line.
+run_git() {
+    if "$@" 2>"$log"; then
+        cat "$log" >&2
+        return 0
+    fi
+    cat "$log" >&2
+    explain_git_failure
+}
+
+explain_git_failure() {
+    if grep -qi -e 'Authentication failed' -e 'Authorization error' -e 'HTTP 401' -e 'HTTP 403' \
+        -e 'could not read Username' -e 'could not read Password' -e 'terminal prompts disabled' "$log"; then
+        if [ -n "${GIT_TOKEN:-}" ]; then
+            fail "authentication failed: the server refused the token from the Secret's \`token\` key"
+        fi
+        fail "authentication required: the repository needs a token (set model.git.existingSecret to a Secret with key \`token\`)"
+    fi
+    if grep -qi -e "couldn't find remote ref" -e 'not our ref' -e 'unadvertised object' "$log"; then
+        fail "ref not found in the repository (check model.git.ref)"
+    fi
+    if grep -qi -e 'repository .* not found' -e 'HTTP 404' -e 'does not appear to be a git repository' "$log"; then
+        fail "repository not found (check model.git.url)"
+    fi
+    if grep -qi -e 'Could not resolve' -e 'Failed to connect' -e 'Connection refused' -e 'timed out' "$log"; then
+        fail "cannot reach the server: $(grep -i -m1 -e 'resolve' -e 'connect' -e 'timed out' "$log")"
+    fi
+    if grep -qi -e 'does not exist on the server' -e 'Object does not exist' "$log"; then
+        fail "an LFS object is missing on the LFS server: $(grep -i -m1 'exist' "$log")"
+    fi
+    fail "$(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
+}
+
+[ -n "$url" ] || fail "GIT_URL is empty"
+case $concurrency in '' | *[!0-9]* | 0) fail "GIT_LFS_CONCURRENCY=$concurrency is not a positive integer" ;; esac
+command -v git >/dev/null 2>&1 || fail "git is not installed in the download image"
+git lfs version >/dev/null 2>&1 || fail "git-lfs is not installed in the download image"
+
+# Settings go through GIT_CONFIG_* variables: none of them (the token helper
+# least of all) is written to .git/config or shows in argv, and a user's own
+# GIT_CONFIG_COUNT entries survive.
+n=${GIT_CONFIG_COUNT:-0}
+add_config() {
+    export "GIT_CONFIG_KEY_$n=$1" "GIT_CONFIG_VALUE_$n=$2"
+    n=$((n + 1))
+    export GIT_CONFIG_COUNT=$n
+}
+add_config lfs.concurrenttransfers "$concurrency"
+# Our own .git in a volume written by another uid is still ours to use.
+add_config safe.directory '*'
+if [ -n "${GIT_TOKEN:-}" ]; then
+    # A credential helper scoped to the repository's origin answers the server's
+    # 401 for git and git-lfs alike. It expands $GIT_TOKEN itself, so the token
+    # never appears in configuration or argv, and it is never offered to other
+    # hosts (such as the pre-signed storage URLs LFS servers redirect to).
+    origin=$(printf '%s' "$url" | sed 's#^\([A-Za-z][A-Za-z0-9+.-]*://\)[^/@]*@#\1#; s#^\([A-Za-z][A-Za-z0-9+.-]*://[^/]*\).*#\1#')
+    # shellcheck disable=SC2016 # $1 and $GIT_TOKEN are for the helper's shell to expand, not this one
+    add_config "credential.$origin.helper" \
+        '!f() { cat >/dev/null; if [ "$1" = get ]; then printf "username=%s\npassword=%s\n" "${GIT_USERNAME:-oauth2}" "$GIT_TOKEN"; fi; }; f'
+fi
+# No prompt can be answered in a Job: fail instead of hanging.
+export GIT_TERMINAL_PROMPT=0 GCM_INTERACTIVE=never
+# Pointers are checked out first; `git lfs fetch` then downloads in parallel,
+# which the smudge filter (one file at a time) would not.
+export GIT_LFS_SKIP_SMUDGE=1
+
+cd "$MODEL_DIR"
+if [ -d .git ] && git rev-parse --git-dir >/dev/null 2>&1; then
+    echo "git: resuming the download in $MODEL_DIR"
+else
+    # Not a usable repository (absent, or cut short while being created): start afresh.
+    [ ! -e .git ] || rm -rf .git
+    git init -q .
+fi
+git config remote.origin.url "$url"
+
+echo "git: fetching $shown_url $shown_ref"
+if git fetch -q --depth 1 --no-tags origin "${ref:-HEAD}" 2>"$log"; then
+    commit=$(git rev-parse 'FETCH_HEAD^{commit}')
+elif printf '%s' "$ref" | grep -qE '^[0-9a-fA-F]{7,64}$' \
+    && grep -qi -e 'unadvertised object' -e 'not our ref' -e "couldn't find remote ref" "$log"; then
+    # Servers speaking protocol v0 refuse unadvertised commits, and short hashes
+    # are no refs: a full fetch of branches and tags (git objects only; the LFS
+    # pointers are tiny) reaches any commit on them.
+    echo "git: the server does not serve $ref directly; fetching all branches and tags to find it"
+    deepen=""
+    [ ! -f .git/shallow ] || deepen=--unshallow
+    run_git git fetch -q ${deepen:+"$deepen"} --no-tags origin '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
+    commit=$(git rev-parse -q --verify "$ref^{commit}") || fail "commit not found in any branch or tag of the repository"
+else
+    cat "$log" >&2
+    explain_git_failure
+fi
+run_git git checkout -q -f --detach "$commit"
+echo "git: checked out $commit; fetching LFS objects with $concurrency parallel transfers"
+
+# git-lfs shows no progress when its output is not a terminal, and a Job's log is
+# all a user sees of a download that may take an hour: the fetch runs in the
+# background while this loop reports, and nothing outlives it.
+every=${DOWNLOAD_PROGRESS_SECONDS:-30}
+case $every in '' | *[!0-9]* | 0) every=30 ;; esac
+git lfs fetch origin "$commit" 2>"$log" &
+fetch_pid=$!
+ticks=0
+while kill -0 "$fetch_pid" 2>/dev/null; do
+    sleep 0.2
+    ticks=$((ticks + 1))
+    if [ $((ticks % (every * 5))) -eq 0 ]; then
+        kib=$(du -sk .git/lfs 2>/dev/null | cut -f1)
+        echo "git: progress $((${kib:-0} / 1024)) MiB of LFS objects on disk"
+    fi
+done
+if wait "$fetch_pid"; then
+    cat "$log" >&2
+else
+    cat "$log" >&2
+    explain_git_failure
+fi
+
+# Replace every pointer file by its object. A hard link costs no space and the
+# object store keeps its copy until .git goes, so an interruption here loses nothing.
+git lfs ls-files --long "$commit" >"$log.lfs" || fail "cannot list LFS files: $(cat "$log.lfs")"
+count=0
+while read -r oid _ path; do
+    [ -n "$oid" ] || continue
+    rest=${oid#??}
+    object=".git/lfs/objects/$(printf '%.2s' "$oid")/$(printf '%.2s' "$rest")/$oid"
+    [ -f "$object" ] || fail "LFS object $oid of $path was not downloaded"
+    rm -f "$path"
+    ln "$object" "$path" 2>/dev/null || mv -f "$object" "$path"
+    count=$((count + 1))
+done <"$log.lfs"
+rm -f "$log.lfs"
+rm -rf .git
+echo "git: $count LFS files materialized at $commit; .git removed"

@@ -1,0 +1,319 @@
+"""Download a Hugging Face model repository into MODEL_DIR: only the files vLLM loads.
+
+Run by download.sh as `python3 hf_download.py` inside the vllm/vllm-openai image,
+whose huggingface_hub may be any 0.x, 1.x or later release: only the Python API
+calls that exist across all of them are used (no CLI, whose flags changed).
+
+Environment: HF_MODEL_ID, HF_REVISION (empty: main), HF_FILES (comma-separated
+names or globs; empty: the selection rule below), HF_TOKEN (optional),
+HF_MAX_WORKERS (default 8), DOWNLOAD_PROGRESS_SECONDS (default 30), MODEL_DIR;
+huggingface_hub itself reads HF_ENDPOINT, HF_HUB_DISABLE_XET, proxies and timeouts
+from the environment.
+
+The file selection is the pure function `select_files`, importable without
+huggingface_hub so that tests and benchmarks use the same rule.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import sys
+import threading
+import time
+from typing import Collection, Iterable, Optional
+
+# vLLM's DefaultModelLoader (model_executor/model_loader/default_loader.py) with
+# load format "auto": a repository with consolidated*.safetensors is loaded in the
+# Mistral format from those files only; otherwise the first of these patterns that
+# matches anything wins. Its globs are not recursive: weights live at the top level.
+MISTRAL_WEIGHTS = "consolidated*.safetensors"
+MISTRAL_INDEX = "consolidated.safetensors.index.json"
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+# vLLM's filter_files_not_needed_for_inference drops these from *.bin / *.pt sets.
+NOT_FOR_INFERENCE = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
+
+# Everything vLLM, transformers' config/tokenizer/processor loading and
+# trust-remote-code modules read besides the weights: small files, so a generous
+# rule costs nothing while a missed file would fail the server at start-up.
+METADATA_PATTERNS = (
+    "*.json",  # config, generation_config, tokenizer_config, special_tokens_map, params (Mistral), processor configs
+    "*.txt",  # merges.txt, vocab.txt
+    "*.py",  # trust-remote-code modules
+    "*.model",  # sentencepiece tokenizer.model, spiece.model
+    "*.tiktoken",
+    "*.jinja",
+    "tokenizer*",  # tokenizer.model.v3 and friends
+    "vocab*",
+    "merges*",
+    "chat_template*",
+)
+# Never what the server loads: the original (pre-conversion) checkpoint of Meta repositories.
+IGNORED_DIRS = ("original/",)
+
+
+class SelectionError(Exception):
+    """The repository holds nothing the selection rule or HF_FILES can pick."""
+
+
+def parse_files(spec: str) -> list[str]:
+    """HF_FILES / model.huggingface.files: comma-separated names or globs."""
+    return [item.strip() for item in spec.split(",") if item.strip()]
+
+
+def _is_index(path: str) -> bool:
+    return path.endswith(".index.json")
+
+
+def weight_set(paths: Iterable[str]) -> tuple[list[str], Optional[str]]:
+    """The weight files vLLM's `auto` load format reads, and the index that filters them.
+
+    The index is returned only when it exists in the repository; its contents are
+    needed to drop shards it does not list (vLLM's filter_duplicate_safetensors_files).
+    """
+    paths = list(paths)
+    top_level = [p for p in paths if "/" not in p]
+    mistral = [p for p in top_level if fnmatch.fnmatch(p, MISTRAL_WEIGHTS)]
+    if mistral:
+        return sorted(mistral), MISTRAL_INDEX if MISTRAL_INDEX in paths else None
+    for pattern in WEIGHT_PATTERNS:
+        found = [p for p in top_level if fnmatch.fnmatch(p, pattern) and p not in NOT_FOR_INFERENCE]
+        if found:
+            index = SAFETENSORS_INDEX if pattern == "*.safetensors" and SAFETENSORS_INDEX in paths else None
+            return sorted(found), index
+    # vLLM also finds safetensors shards in a subdirectory named by the index.
+    if SAFETENSORS_INDEX in paths:
+        return [], SAFETENSORS_INDEX
+    return [], None
+
+
+def select_files(
+    paths: Iterable[str],
+    files: str = "",
+    index_weight_map: Optional[Collection[str]] = None,
+) -> list[str]:
+    """The repository paths to download, sorted.
+
+    `files` (HF_FILES) overrides the rule entirely: every name or glob must match
+    at least one path (fnmatch, as huggingface_hub's allow_patterns; `*` also
+    matches `/`). Without it: the weight set vLLM's `auto` load format reads plus
+    the small metadata files beside it, never original/**. `index_weight_map` is
+    the set of file names listed in the chosen safetensors index, when known; shards
+    it does not list are dropped as vLLM drops them.
+    """
+    paths = sorted(set(paths))
+    patterns = parse_files(files)
+    if patterns:
+        selected: set[str] = set()
+        for pattern in patterns:
+            matched = [p for p in paths if p == pattern or fnmatch.fnmatch(p, pattern)]
+            if not matched:
+                raise SelectionError(f"HF_FILES entry {pattern!r} matches no file of the repository")
+            selected.update(matched)
+        return sorted(selected)
+
+    weights, index = weight_set(paths)
+    if index is not None and index_weight_map is not None:
+        listed = set(index_weight_map)
+        weights = [p for p in weights if p in listed] or sorted(p for p in listed if p in paths)
+    if not weights and index is None:
+        raise SelectionError(
+            "no weights vLLM can load (*.safetensors, *.bin or *.pt at the top level of the repository); "
+            "name the files to download in model.huggingface.files"
+        )
+    other_indexes = {p for p in paths if _is_index(p)} - ({index} if index else set())
+    metadata = [
+        p
+        for p in paths
+        if not p.startswith(IGNORED_DIRS)
+        and p not in other_indexes
+        and any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], pattern) for pattern in METADATA_PATTERNS)
+    ]
+    return sorted(set(weights) | set(metadata) | ({index} if index else set()))
+
+
+def index_to_read(paths: Iterable[str], files: str = "") -> Optional[str]:
+    """The index whose weight_map select_files needs, or None when it cannot change the result."""
+    if parse_files(files):
+        return None
+    weights, index = weight_set(paths)
+    return index if index is not None and len(weights) != 1 else None
+
+
+# --- the download ----------------------------------------------------------------------------
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def _fnmatch_literal(name: str) -> str:
+    """A pattern matching exactly `name` for huggingface_hub's fnmatch-based allow_patterns."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+class _Progress:
+    """Prints bytes on disk every DOWNLOAD_PROGRESS_SECONDS: the Job's log is all a user sees."""
+
+    def __init__(self, model_dir: str, files: list[str], total: int, interval: float):
+        self.model_dir, self.files, self.total, self.interval = model_dir, files, total, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _on_disk(self) -> int:
+        done = 0
+        for name in self.files:
+            try:
+                done += os.path.getsize(os.path.join(self.model_dir, name))
+            except OSError:
+                pass
+        # huggingface_hub writes into .incomplete files under local_dir/.cache/huggingface/download/
+        # (local_dir/.huggingface/ before 0.24).
+        for metadata in (os.path.join(".cache", "huggingface"), ".huggingface"):
+            for root, _, names in os.walk(os.path.join(self.model_dir, metadata)):
+                for name in names:
+                    if name.endswith(".incomplete"):
+                        try:
+                            done += os.path.getsize(os.path.join(root, name))
+                        except OSError:
+                            pass
+        return done
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            done = self._on_disk()
+            percent = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+            print(f"huggingface: progress {_human(done)} of {_human(self.total)}{percent}", flush=True)
+
+    def __enter__(self) -> "_Progress":
+        if self.interval > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+
+
+def _why(error: BaseException, token: Optional[str]) -> str:
+    """One line saying why the Hub refused, never containing the token."""
+    kinds = {cls.__name__ for cls in type(error).__mro__}
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    given = "the token from the Secret's `token` key"
+    if "GatedRepoError" in kinds or ("RepositoryNotFoundError" not in kinds and status in (401, 403)):
+        if token:
+            why = (f"access denied (HTTP {status}): the Hub refused {given}; check that it is valid and that "
+                   "its account was granted access to this repository")
+        else:
+            why = (f"access denied (HTTP {status}): the repository is gated or private and no token was given; "
+                   "set model.huggingface.existingSecret to a Secret whose key `token` holds a Hugging Face token")
+    elif "RevisionNotFoundError" in kinds:
+        why = "revision not found in the repository (check model.huggingface.revision)"
+    elif "RepositoryNotFoundError" in kinds:
+        why = ("repository not found (check model.huggingface.id), or private and "
+               + (f"{given} has no access to it" if token else "no token was given"))
+    elif "EntryNotFoundError" in kinds or "RemoteEntryNotFoundError" in kinds:
+        why = f"a listed file is missing on the server: {str(error).splitlines()[0] if str(error) else ''}"
+    elif kinds & {"ConnectError", "ConnectionError", "ConnectTimeout", "TimeoutException", "Timeout", "ProxyError"}:
+        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        why = f"cannot reach {endpoint} ({type(error).__name__}); check HF_ENDPOINT and the proxy settings"
+    else:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        why = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    if token:
+        why = why.replace(token, "***")
+    return why
+
+
+def main() -> int:
+    repo_id = os.environ.get("HF_MODEL_ID", "").strip()
+    revision = os.environ.get("HF_REVISION", "").strip() or "main"
+    files = os.environ.get("HF_FILES", "")
+    model_dir = os.environ["MODEL_DIR"]
+    token = os.environ.get("HF_TOKEN", "").strip() or None
+    what = f"download failed: huggingface model {repo_id!r} revision {revision!r}"
+
+    try:
+        workers = int(os.environ.get("HF_MAX_WORKERS", "").strip() or 8)
+        if workers < 1:
+            raise ValueError
+    except ValueError:
+        print(f"{what}: HF_MAX_WORKERS={os.environ.get('HF_MAX_WORKERS')!r} is not a positive integer", file=sys.stderr)
+        return 2
+    if not repo_id:
+        print(f"{what}: HF_MODEL_ID is empty", file=sys.stderr)
+        return 2
+    # A Job log is not a terminal: huggingface_hub's bars would print one long line; _Progress reports instead.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if os.environ.get("HF_ENDPOINT", "").strip():
+        # Xet transfers go straight to the Hub's storage, around a mirror or proxy named in
+        # HF_ENDPOINT (which then sees only the API calls); plain HTTP goes through it.
+        # HF_HUB_DISABLE_XET=0 in the stack's env turns Xet back on.
+        os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+    try:
+        interval = float(os.environ.get("DOWNLOAD_PROGRESS_SECONDS", "").strip() or 30)
+    except ValueError:
+        interval = 30.0
+
+    try:
+        import huggingface_hub
+        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+    except ImportError as error:
+        print(f"{what}: huggingface_hub is not installed in the download image ({error})", file=sys.stderr)
+        return 2
+
+    try:
+        api = HfApi(token=token)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        # Pinning the commit makes the listing, the index and every file come from one snapshot
+        # even if the branch moves during a long download.
+        commit = info.sha
+        sizes = {s.rfilename: (s.size or 0) for s in (info.siblings or [])}
+        if not sizes:
+            sizes = {name: 0 for name in api.list_repo_files(repo_id, revision=commit)}
+        index = index_to_read(sizes, files)
+        weight_map = None
+        if index is not None:
+            path = hf_hub_download(repo_id, index, revision=commit, local_dir=model_dir, token=token)
+            with open(path, encoding="utf-8") as handle:
+                weight_map = set(json.load(handle).get("weight_map", {}).values())
+        selected = select_files(sizes, files, weight_map)
+        total = sum(sizes.get(name, 0) for name in selected)
+        print(
+            f"huggingface: {repo_id} at {commit} (huggingface_hub {huggingface_hub.__version__}): "
+            f"{len(selected)} of {len(sizes)} files, {_human(total)}, {workers} parallel downloads",
+            flush=True,
+        )
+        for name in selected:
+            print(f"huggingface:   {name} ({_human(sizes.get(name, 0))})", flush=True)
+        started = time.monotonic()
+        with _Progress(model_dir, selected, total, interval):
+            snapshot_download(
+                repo_id,
+                revision=commit,
+                local_dir=model_dir,
+                allow_patterns=[_fnmatch_literal(name) for name in selected],
+                max_workers=workers,
+                token=token,
+            )
+        missing = [name for name in selected if not os.path.isfile(os.path.join(model_dir, name))]
+        if missing:
+            raise SelectionError(f"files missing after the download: {', '.join(missing)}")
+    except SelectionError as error:
+        print(f"{what}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line for the Job's log, whatever the client version raised
+        print(f"{what}: {_why(error, token)}", file=sys.stderr)
+        return 1
+    elapsed = max(time.monotonic() - started, 1e-6)
+    print(f"huggingface: downloaded {_human(total)} in {elapsed:.1f} s ({_human(total / elapsed)}/s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""`vllm-serving diff`: a stack change, as a reviewer reads it, against a real git base revision.
+
+The git tests work in a throwaway repository holding a copy of this project (tracked files
+and untracked ones that are not ignored, so work in progress renders as it does here), with
+one commit as the base. The rule tests compare two in-process renderings edited by hand, to
+reach fields that no stack config can change.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from tests.conftest import HF_MODEL, render_values
+from vllm_serving import cli, diff
+from vllm_serving.diff import REFUSED, REPLACE, RESTART, Side, compare, render_markdown, render_text
+from vllm_serving.render import rendering_as_json
+from vllm_serving.stack_file import PROJECT_ROOT
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=repo, env={**os.environ, **GIT_IDENTITY}, capture_output=True, text=True, check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def committed_project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("committed-project")
+    listed = git(PROJECT_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():  # a tracked file deleted in the working tree is listed too
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+@pytest.fixture
+def repo(committed_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the committed project, free to edit."""
+    return Path(shutil.copytree(committed_project, tmp_path / "repo", symlinks=True))
+
+
+def stack_file(repo: Path, stack: str) -> Path:
+    return repo / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def edit_stack(repo: Path, stack: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = stack_file(repo, stack)
+    document = yaml.safe_load(path.read_text())
+    edit(document["config"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def run_diff(repo: Path, stack: str, base: str = "HEAD", output_format: str = "text") -> tuple[int, str, str]:
+    """The command in this process: the base still renders in a subprocess by its own code."""
+    out, err = io.StringIO(), io.StringIO()
+    code = diff.run(str(stack_file(repo, stack)), base, output_format, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def blocks(text: str) -> dict[str, list[str]]:
+    """Each resource's heading line and the lines under it."""
+    found = {}
+    for chunk in text.split("\n\n")[1:]:
+        heading, *lines = chunk.strip("\n").split("\n")
+        found[heading] = [line.strip() for line in lines]
+    return found
+
+
+def block(text: str, heading_prefix: str) -> tuple[str, list[str]]:
+    matches = [(heading, lines) for heading, lines in blocks(text).items() if heading.startswith(heading_prefix)]
+    assert len(matches) == 1, f"expected one block starting {heading_prefix!r} in:\n{text}"
+    return matches[0]
+
+
+# --- against a git base revision --------------------------------------------------------------
+
+
+def test_an_unchanged_stack_has_no_changes_and_exits_0(repo, capsys):
+    # Through the command line entry point, as `vllm-serving diff PATH` runs it.
+    code = cli.main(["diff", str(stack_file(repo, "codellama-7b"))])
+
+    assert code == 0
+    head = git(repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert capsys.readouterr().out == f"stack codellama-7b: HEAD ({head}) → working tree\nno changes\n"
+
+
+def test_the_command_line_takes_a_base_and_a_format():
+    args = cli.build_parser().parse_args(["diff", "codellama-7b", "--base", "origin/main", "--format", "markdown"])
+
+    assert (args.stack, args.base, args.format, args.handler) == (
+        "codellama-7b", "origin/main", "markdown", diff._diff_command
+    )
+    assert cli.build_parser().parse_args(["diff", "codellama-7b"]).base == "HEAD"
+
+
+def test_a_model_change_replaces_the_download_job_and_restarts_the_server(repo):
+    def new_model(config):
+        config["vllm-serving:model"]["huggingface"]["id"] = "codellama/CodeLlama-13b-Instruct-hf"
+
+    edit_stack(repo, "codellama-7b", new_model)
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    assert out.splitlines()[1] == "2 to change (1 replace); server pods restart"
+    heading, lines = block(out, "+- Job ")
+    # One Pulumi resource whose Kubernetes name, derived from its inputs, changes: a replacement.
+    names = re.fullmatch(
+        r"\+- Job default/(codellama-7b-download-\w+) → default/(codellama-7b-download-\w+)"
+        r"  \(pulumi: codellama-7b-download-job\)",
+        heading,
+    )
+    assert names and names.group(1) != names.group(2)
+    assert lines[0] == "replace: create the new Job, then delete the old one"
+    assert (
+        '~ spec.template.spec.containers[download].env[HF_MODEL_ID].value: '
+        '"codellama/CodeLlama-7b-Instruct-hf" → "codellama/CodeLlama-13b-Instruct-hf"  [replace]'
+    ) in lines
+    _, lines = block(out, "~ Deployment default/codellama-7b ")
+    assert lines[0].startswith("restarts the server pods")
+    changed_fields = [line for line in lines[1:] if line.startswith("~ ")]
+    assert changed_fields and all(line.endswith("[restart]") for line in changed_fields)
+
+
+def test_a_replica_change_updates_the_deployment_without_a_restart(repo):
+    edit_stack(repo, "llama-3-8b-existing-claim", lambda config: config.update({"vllm-serving:replicaCount": 3}))
+    code, out, _ = run_diff(repo, "llama-3-8b-existing-claim")
+
+    assert code == 1
+    assert out.splitlines()[1] == "1 to change"
+    # spec.replicas is outside the pod template: the running pods stay, one more is added.
+    assert blocks(out) == {
+        "~ Deployment llm/llama-3-8b  (pulumi: llama-3-8b-server-deployment)": ["~ spec.replicas: 2 → 3"]
+    }
+
+
+def test_a_volume_access_mode_and_storage_class_change_replaces_the_claim(repo):
+    new_volume = {"accessModes": ["ReadWriteMany"], "storageClass": "fast-ssd"}
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:model"]["volume"].update(new_volume))
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    assert out.splitlines()[1] == "1 to change (1 replace)"
+    _, lines = block(out, "+- PersistentVolumeClaim default/codellama-7b-model ")
+    # Same name, same namespace: the old claim has to go before the new one can exist.
+    assert lines[0] == "replace: delete the old PersistentVolumeClaim first, then create the new one"
+    assert '~ spec.accessModes[0]: "ReadWriteOnce" → "ReadWriteMany"  [replace]' in lines
+    assert '+ spec.storageClassName: "fast-ssd"  [replace]' in lines
+
+
+def test_a_stack_new_since_the_base_is_all_added(repo):
+    shutil.copy(stack_file(repo, "codellama-7b"), stack_file(repo, "codellama-copy"))
+    code, out, _ = run_diff(repo, "codellama-copy")
+
+    assert code == 1
+    assert "(Pulumi.codellama-copy.yaml does not exist at HEAD)" in out
+    headings = list(blocks(out))
+    expected = rendering_as_json(render_values({"model": HF_MODEL}))["resources"]
+    assert len(headings) - 1 == len(expected)  # and the Outputs block
+    assert all(heading.startswith("+ ") for heading in headings[:-1])
+    assert out.splitlines()[1] == f"{len(expected)} to add; outputs change"
+
+
+def test_a_stack_deleted_in_the_working_tree_is_all_removed(repo):
+    stack_file(repo, "qwen-git").unlink()
+    code, out, _ = run_diff(repo, "qwen-git")
+
+    assert code == 1
+    assert "(Pulumi.qwen-git.yaml does not exist in the working tree)" in out
+    assert all(heading.startswith("- ") for heading in list(blocks(out))[:-1])
+
+
+def test_invalid_config_in_the_working_tree_is_an_error(repo):
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:replicaCount": -1}))
+    code, out, err = run_diff(repo, "codellama-7b")
+
+    assert (code, out) == (2, "")
+    assert err.startswith("error: in the working tree: invalid stack config")
+    assert "vllm-serving:replicaCount:" in err
+
+
+def test_invalid_config_at_the_base_is_an_error(repo):
+    original = stack_file(repo, "codellama-7b").read_text()
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:replicaCount": -1}))
+    git(repo, "commit", "-q", "-am", "broken")
+    stack_file(repo, "codellama-7b").write_text(original)
+    code, out, err = run_diff(repo, "codellama-7b")
+
+    assert (code, out) == (2, "")
+    assert err.startswith("error: at HEAD: invalid stack config")
+    assert "vllm-serving:replicaCount:" in err
+
+
+def test_an_unknown_revision_is_an_error(repo):
+    code, out, err = run_diff(repo, "codellama-7b", base="no-such-branch")
+
+    assert (code, out, err) == (2, "", "error: unknown git revision 'no-such-branch'\n")
+
+
+def test_a_stack_at_neither_revision_is_an_error(repo):
+    code, out, err = run_diff(repo, "no-such-stack")
+
+    assert (code, out) == (2, "")
+    assert err == f"error: no stack config file at {stack_file(repo, 'no-such-stack')}\n"
+
+
+def test_a_stack_outside_a_git_repository_is_an_error(tmp_path, repo):
+    outside = tmp_path / "elsewhere" / "Pulumi.solo.yaml"
+    outside.parent.mkdir()
+    shutil.copy(stack_file(repo, "codellama-7b"), outside)
+    err = io.StringIO()
+    code = diff.run(str(outside), "HEAD", out=io.StringIO(), err=err)
+
+    assert code == 2
+    assert err.getvalue().startswith(f"error: {outside.parent} is not in a git repository")
+
+
+def test_a_crash_is_an_error_not_a_change(repo, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("the program broke")
+
+    monkeypatch.setattr("vllm_serving.render.render", crash)
+    code, out, err = run_diff(repo, "codellama-7b")
+
+    # Exit status 1 would tell CI "something changed".
+    assert (code, out) == (2, "")
+    assert "RuntimeError: the program broke" in err
+
+
+def test_a_base_too_old_for_json_rendering_says_so():
+    error = diff._base_error("v0.1", "usage: ...\nvllm-serving: error: unrecognized arguments: --format json\n")
+
+    assert "the code at v0.1 predates `vllm-serving render --format json`" in str(error)
+
+
+def test_a_namespace_change_replaces_every_object_and_changes_the_endpoint(repo):
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:namespace": "llm"}))
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    kubernetes = [(h, lines) for h, lines in blocks(out).items() if "(pulumi: " in h]
+    assert kubernetes and all(h.startswith("+- ") for h, _ in kubernetes)
+    # A new namespace is a new object that can exist beside the old one: created first.
+    assert all(lines[0].startswith("replace: create the new ") for _, lines in kubernetes)
+    _, outputs = block(out, "Outputs:")
+    assert (
+        '~ endpoint: "http://codellama-7b.default.svc.cluster.local:8000" → '
+        '"http://codellama-7b.llm.svc.cluster.local:8000"'
+    ) in outputs
+
+
+def test_the_base_revision_renders_with_its_own_code(repo):
+    # The base changes the program; the working tree renders with the code running here.
+    labels = repo / "components" / "labels.py"
+    labels.write_text(labels.read_text().replace('PART_OF = "vllm-serving"', 'PART_OF = "vllm-serving-old"'))
+    git(repo, "commit", "-q", "-am", "older labels")
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    _, lines = block(out, "~ Service default/codellama-7b ")
+    assert lines == ['~ metadata.labels["app.kubernetes.io/part-of"]: "vllm-serving-old" → "vllm-serving"']
+
+
+# --- what a change does, on renderings edited by hand -----------------------------------------
+
+
+def rendering(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    return rendering_as_json(render_values(values or {"model": HF_MODEL}))
+
+
+def resource(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(r for r in data["resources"] if (r["manifest"] or {}).get("kind") == kind)
+
+
+def compare_edited(edit: Callable[[dict[str, Any]], None], before: dict[str, Any] | None = None):
+    old = before or rendering()
+    new = copy.deepcopy(old)
+    edit(new)
+    return compare("test", diff._side("base", old), diff._side("working tree", new))
+
+
+def only_change(report):
+    assert len(report.resources) == 1, render_text(report)
+    return report.resources[0]
+
+
+def effects(change) -> list[str]:
+    return [effect.kind for field in change.fields for effect in field.effects]
+
+
+def test_a_service_cluster_ip_change_replaces_the_service():
+    report = compare_edited(lambda new: resource(new, "Service")["manifest"]["spec"].update(clusterIP="None"))
+
+    change = only_change(report)
+    assert (change.action, effects(change), change.delete_first) == (REPLACE, [REPLACE], True)
+
+
+def test_a_deployment_selector_change_replaces_it_and_restarts_the_server():
+    def edit(new):
+        resource(new, "Deployment")["manifest"]["spec"]["selector"]["matchLabels"]["tier"] = "gpu"
+
+    change = only_change(compare_edited(edit))
+    assert change.action == REPLACE and change.restarts
+    # Same name: deleted first, so the Recreate strategy plays no part; the server is simply down.
+    assert "restarts the server pods: the server is down until the new pods are ready" in render_text(
+        compare_edited(edit)
+    )
+
+
+def test_a_template_update_under_recreate_says_the_pods_stop_first():
+    def edit(new):
+        resource(new, "Deployment")["manifest"]["spec"]["template"]["metadata"]["labels"]["tier"] = "gpu"
+
+    text = render_text(compare_edited(edit))
+    assert "restarts the server pods: every server pod stops before the new ones start" in text
+
+
+@pytest.mark.parametrize("immutable, why", [(True, "immutable: true"), (None, "enableConfigMapMutable")])
+def test_a_configmap_data_change_replaces_it(immutable, why):
+    old = rendering()
+    resource(old, "ConfigMap")["manifest"]["immutable"] = immutable
+    report = compare_edited(lambda new: resource(new, "ConfigMap")["manifest"]["data"].update(extra="x"), old)
+
+    change = only_change(report)
+    assert change.action == REPLACE
+    assert why in change.fields[0].effects[0].why
+
+
+def test_a_job_field_outside_the_replacement_table_updates_in_place():
+    # pulumi-kubernetes replaces a Job for template, selector, completions and parallelism only.
+    change = only_change(compare_edited(lambda new: resource(new, "Job")["manifest"]["spec"].update(backoffLimit=9)))
+    assert (change.action, effects(change)) == ("update", [])
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda spec: spec["resources"]["requests"].update(storage="12Gi"),
+        lambda spec: spec.update(volumeMode="Block"),
+    ],
+    ids=["shrink", "volumeMode"],
+)
+def test_a_claim_change_that_kubernetes_refuses_is_flagged(edit):
+    report = compare_edited(lambda new: edit(resource(new, "PersistentVolumeClaim")["manifest"]["spec"]))
+
+    change = only_change(report)
+    assert (change.action, effects(change)) == ("update", [REFUSED])
+    assert report.summary() == "1 to change; Kubernetes will refuse a change"
+
+
+def test_growing_a_claim_updates_it_in_place_with_a_note():
+    report = compare_edited(
+        lambda new: resource(new, "PersistentVolumeClaim")["manifest"]["spec"]["resources"]["requests"].update(
+            storage="48Gi"
+        )
+    )
+
+    assert only_change(report).action == "update"
+    assert "(grows in place only if the claim's StorageClass sets allowVolumeExpansion)" in render_text(report)
+
+
+def test_a_replaced_claim_shows_no_note_on_growing_in_place():
+    def edit(new):
+        spec = resource(new, "PersistentVolumeClaim")["manifest"]["spec"]
+        spec.update(accessModes=["ReadWriteMany"])
+        spec["resources"]["requests"]["storage"] = "48Gi"
+
+    text = render_text(compare_edited(edit))
+    assert '~ spec.resources.requests.storage: "24Gi" → "48Gi"' in text
+    assert "allowVolumeExpansion" not in text
+
+
+def server_env(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return resource(data, "Deployment")["manifest"]["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def test_list_entries_with_names_are_matched_by_name():
+    report = compare_edited(lambda new: server_env(new).insert(0, {"name": "FIRST", "value": "1"}))
+
+    field_lines = [line.strip() for line in render_text(report).splitlines() if line.strip().startswith(("+", "~", "-"))]
+    assert field_lines[1:] == [
+        '+ spec.template.spec.containers[vllm].env[FIRST].name: "FIRST"  [restart]',
+        '+ spec.template.spec.containers[vllm].env[FIRST].value: "1"  [restart]',
+    ]
+
+
+def test_reordered_entries_show_as_an_order_change():
+    old = rendering({"model": HF_MODEL, "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]})
+    report = compare_edited(lambda new: server_env(new).reverse(), old)
+
+    change = only_change(report)
+    assert [(diff.render_path(f.path), f.old, f.new) for f in change.fields] == [
+        ("spec.template.spec.containers[vllm].env (order)", ["HF_HUB_OFFLINE", "A", "B"], ["B", "A", "HF_HUB_OFFLINE"])
+    ]
+    assert effects(change) == [RESTART]
+
+
+def test_a_protected_resource_is_flagged_before_it_is_replaced_or_deleted():
+    old = rendering()
+    resource(old, "PersistentVolumeClaim")["options"]["protect"] = True
+    replaced = compare_edited(
+        lambda new: resource(new, "PersistentVolumeClaim")["manifest"]["spec"].update(accessModes=["ReadWriteMany"]),
+        old,
+    )
+    deleted = compare_edited(lambda new: new["resources"].remove(resource(new, "PersistentVolumeClaim")), old)
+
+    def unprotect_and_replace(new):
+        claim = resource(new, "PersistentVolumeClaim")
+        claim["options"]["protect"] = False
+        claim["manifest"]["spec"].update(accessModes=["ReadWriteMany"])
+
+    opted_in = compare_edited(unprotect_and_replace, old)
+
+    assert "protected: `pulumi up` refuses to replace it until `protect` is lifted" in render_text(replaced)
+    assert "protected: `pulumi up` refuses to delete it until `protect` is lifted" in render_text(deleted)
+    # Pulumi lets one update lift protect and replace together.
+    assert "protected" not in render_text(opted_in) and only_change(opted_in).action == REPLACE
+
+
+def test_the_delete_before_replace_option_deletes_first_even_under_a_new_name():
+    def edit(new):
+        job = resource(new, "Job")
+        job["manifest"]["metadata"]["name"] += "-next"
+        job["options"]["deleteBeforeReplace"] = True
+
+    change = only_change(compare_edited(edit))
+    assert change.action == REPLACE and change.delete_first
+
+
+def test_the_replace_on_changes_option_replaces():
+    def edit(new):
+        service = resource(new, "Service")
+        service["options"]["replaceOnChanges"] = ["spec.type"]
+        service["manifest"]["spec"]["type"] = "NodePort"
+
+    assert only_change(compare_edited(edit)).action == REPLACE
+
+
+def test_option_and_output_changes_are_changes():
+    def edit(new):
+        resource(new, "Job")["options"]["customTimeouts"]["create"] = "300m"
+        new["outputs"]["servedModelName"] = "renamed"
+
+    report = compare_edited(edit)
+    text = render_text(report)
+    assert report.changed and report.summary() == "1 to change; outputs change"
+    assert '~ options.customTimeouts.create: "240m" → "300m"' in text
+    assert 'Outputs:\n    ~ servedModelName: "codellama-7b" → "renamed"' in text
+
+
+def test_a_multi_line_value_shows_as_a_line_diff():
+    def edit(new):
+        data = resource(new, "ConfigMap")["manifest"]["data"]
+        data["job.sh"] = data["job.sh"].replace("\n", "\n# a new comment\n", 1)
+
+    text = render_text(compare_edited(edit))
+    assert '~ data["job.sh"]:  [replace]' in text
+    assert "\n        +# a new comment\n" in text
+
+
+def test_an_added_multi_line_value_shows_its_first_line_and_length():
+    text = render_text(compare_edited(lambda new: resource(new, "ConfigMap")["manifest"]["data"].update(
+        {"new.sh": "#!/bin/sh\nset -eu\necho hi\n"}
+    )))
+    assert '+ data["new.sh"]: "#!/bin/sh"… (3 lines)  [replace]' in text
+
+
+def test_a_long_value_shows_old_above_new_unquoted():
+    long_old, long_new = "x" * 100 + ' "a" end', "x" * 100 + ' "b" end'
+
+    def edit(data, value):
+        resource(data, "Deployment")["manifest"]["spec"]["template"]["spec"]["containers"][0]["args"][0] = value
+
+    old = rendering()
+    edit(old, long_old)
+    text = render_text(compare_edited(lambda new: edit(new, long_new), old))
+    assert f"~ spec.template.spec.containers[vllm].args[0]:  [restart]\n        - {long_old}\n        + {long_new}\n" in text
+
+
+def test_a_boolean_turned_number_is_a_change():
+    assert [(c.old, c.new) for c in diff.diff_values({"a": True}, {"a": 1})] == [(True, 1)]
+
+
+def test_markdown_puts_the_summary_in_a_heading_and_the_changes_in_a_fence():
+    report = compare_edited(lambda new: resource(new, "Deployment")["manifest"]["spec"].update(replicas=2))
+    unchanged = compare_edited(lambda new: None)
+
+    assert render_markdown(report) == (
+        "#### Stack `test`: 1 to change\n<sub>base → working tree</sub>\n\n"
+        "```text\n~ Deployment default/codellama-7b  (pulumi: codellama-7b-server-deployment)\n"
+        "    ~ spec.replicas: 1 → 2\n```\n"
+    )
+    assert render_markdown(unchanged) == "#### Stack `test`: no changes\n<sub>base → working tree</sub>\n"
+
+
+def test_markdown_fences_outlast_backticks_in_the_values():
+    report = compare_edited(lambda new: new["outputs"].update(note="```"))
+
+    assert "\n````text\n" in render_markdown(report) and render_markdown(report).endswith("\n````\n")
+
+
+def test_an_empty_side_is_labelled():
+    text = render_text(compare("test", Side("base", {}, {}, absent="gone at base"), Side("working tree", {}, {})))
+    assert text == "stack test: base → working tree\nno changes\n(gone at base)\n"

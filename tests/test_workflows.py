@@ -1,0 +1,226 @@
+"""The GitHub Actions workflows: lint-clean, shaped as docs/ci.md promises, stack detection run for real.
+
+actionlint (with shellcheck for the `run:` scripts) comes from the test extra; without it this
+file fails rather than skips, since an unchecked workflow only fails once it is on GitHub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vllm_serving.stack_file import PROJECT_ROOT
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+DOCS = PROJECT_ROOT / "docs" / "ci.md"
+BACKEND_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG"}
+
+
+def tool(name: str) -> str:
+    # The venv's bin is not on PATH when pytest is started by its full path.
+    found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert found, f"{name} is not installed: install the test extra (`pip install -e '.[test]'`)"
+    return found
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    # YAML 1.1 reads the key `on` as the boolean true.
+    return workflow.get("on", workflow.get(True))
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in job.get("steps", []) if step.get("uses", "").split("@")[0] == action]
+
+
+def test_every_workflow_passes_actionlint_and_shellcheck():
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml"}
+    result = subprocess.run(
+        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, files)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_every_action_is_pinned_to_a_release():
+    for path in WORKFLOWS.glob("*.yml"):
+        for ref in re.findall(r"uses:\s*([^\s#]+)", path.read_text()):
+            if not ref.startswith("./"):
+                assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", ref), f"{path.name}: {ref} is not pinned"
+
+
+def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secrets():
+    workflow = load("preview.yml")
+    assert "pull_request" in triggers(workflow)
+    jobs = workflow["jobs"]
+    assert jobs["changes"]["uses"] == "./.github/workflows/changed-stacks.yml"
+
+    offline = jobs["offline-diff"]
+    assert "secrets." not in json.dumps(offline)
+    assert steps_using(offline, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
+    scripts = "\n".join(step.get("run", "") for step in offline["steps"])
+    assert 'pip install -e ".[test]"' in scripts
+    assert 'vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
+    assert 'vllm-serving render "$stack" --validate' in scripts
+    assert offline["permissions"]["pull-requests"] == "write"
+    assert steps_using(offline, "actions/checkout")[0]["with"]["fetch-depth"] == 0
+
+
+def test_preview_runs_pulumi_preview_per_changed_stack_and_comments():
+    job = load("preview.yml")["jobs"]["preview"]
+    assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.changes.outputs.stacks) }}"
+    # A fork's pull request has no secrets: the job is skipped rather than failing.
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    (pulumi,) = steps_using(job, "pulumi/actions")
+    assert pulumi["uses"] == "pulumi/actions@v7"
+    assert {k: pulumi["with"][k] for k in ("command", "diff", "comment-on-pr", "work-dir")} == {
+        "command": "preview", "diff": True, "comment-on-pr": True, "work-dir": ".",
+    }
+    assert "matrix.stack" in pulumi["with"]["stack-name"]
+
+
+def test_up_deploys_pushes_to_main_behind_one_environment_per_stack_one_at_a_time():
+    workflow = load("up.yml")
+    assert triggers(workflow)["push"] == {"branches": ["main"]}
+    job = workflow["jobs"]["up"]
+    assert job["environment"] == {"name": "${{ matrix.stack }}"}
+    assert job["concurrency"] == {"group": "pulumi-up-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert job["strategy"]["fail-fast"] is False
+    (pulumi,) = steps_using(job, "pulumi/actions")
+    assert pulumi["with"]["command"] == "up"
+    assert workflow["jobs"]["changes"]["with"]["base"] == "${{ github.event_name == 'push' && github.event.before || '' }}"
+
+
+def test_the_pulumi_cli_matches_the_pinned_sdk():
+    pinned = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text()).group(1)
+    for name in ("preview.yml", "up.yml"):
+        for job in load(name)["jobs"].values():
+            for step in steps_using(job, "pulumi/actions"):
+                assert step["with"]["pulumi-version"] == pinned
+
+
+def test_the_secrets_the_workflows_read_are_the_documented_ones():
+    used = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        used |= set(re.findall(r"secrets\.([A-Z0-9_]+)", path.read_text()))
+    docs = DOCS.read_text()
+    assert used >= BACKEND_SECRETS
+    assert [name for name in sorted(used) if f"`{name}`" not in docs] == []
+
+
+def test_the_fork_commenter_never_checks_out_the_pull_request():
+    workflow = load("diff-comment.yml")
+    assert triggers(workflow)["workflow_run"]["workflows"] == [load("preview.yml")["name"]]
+    job = workflow["jobs"]["comment"]
+    assert not steps_using(job, "actions/checkout")
+    assert "head.sha !== context.payload.workflow_run.head_sha" in json.dumps(job)
+
+
+def test_the_docs_cover_environments_backends_and_the_offline_diff():
+    docs = DOCS.read_text()
+    for needle in ("s3://", "file://", "PULUMI_CONFIG_PASSPHRASE", "environment", "vllm-serving diff", "[replace]"):
+        assert needle in docs
+
+
+# --- changed-stacks.yml's script, run for real ------------------------------------------------
+
+
+def detect_script() -> str:
+    (step,) = [s for s in load("changed-stacks.yml")["jobs"]["detect"]["steps"] if s.get("id") == "stacks"]
+    assert "${{" not in step["run"]  # inputs reach it through env, so it runs the same here
+    return step["run"]
+
+
+def git(repo: Path, *args: str) -> str:
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+        cwd=repo, env={**os.environ, **identity}, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def history(tmp_path: Path):
+    """A repository with three stacks committed, and a way to commit more and detect."""
+    repo = tmp_path / "repo"
+    (repo / "stacks").mkdir(parents=True)
+    (repo / "components").mkdir()
+    for name in ("alpha", "beta", "gamma"):
+        (repo / "stacks" / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    (repo / "components" / "serving.py").write_text("")
+    (repo / "README.md").write_text("")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+
+    def commit(change) -> str:
+        change(repo)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "change")
+        return git(repo, "rev-parse", "HEAD")
+
+    def detect(head: str, base: str = base, only: str = "") -> tuple[int, Any]:
+        output = tmp_path / "github-output"
+        output.write_text("")
+        result = subprocess.run(
+            ["bash", "-c", detect_script()], cwd=repo, capture_output=True, text=True,
+            env={**os.environ, "BASE": base, "HEAD": head, "ONLY": only, "GITHUB_OUTPUT": str(output)},
+        )
+        lines = [line for line in output.read_text().splitlines() if line.startswith("stacks=")]
+        return result.returncode, json.loads(lines[0][len("stacks="):]) if lines else None
+
+    return commit, detect
+
+
+def test_a_changed_stack_file_selects_that_stack(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "stacks" / "Pulumi.beta.yaml").write_text("config: {a: 1}\n"))
+    assert detect(head) == (0, ["beta"])
+
+
+@pytest.mark.parametrize("path", ["components/serving.py", "__main__.py", "pyproject.toml", "requirements.txt", "Pulumi.yaml"])
+def test_a_program_change_selects_every_stack(history, path):
+    commit, detect = history
+    head = commit(lambda repo: (repo / path).write_text("# changed\n"))
+    assert detect(head) == (0, ["alpha", "beta", "gamma"])
+
+
+def test_an_unrelated_change_selects_no_stack(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "README.md").write_text("docs\n"))
+    assert detect(head) == (0, [])
+
+
+def test_a_deleted_stack_is_not_selected(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "stacks" / "Pulumi.gamma.yaml").unlink())
+    assert detect(head) == (0, [])
+
+
+@pytest.mark.parametrize("base", ["0" * 40, "", "1234567890abcdef1234567890abcdef12345678"])
+def test_no_usable_base_selects_every_stack(history, base):
+    commit, detect = history
+    head = commit(lambda repo: None)
+    assert detect(head, base=base) == (0, ["alpha", "beta", "gamma"])
+
+
+def test_a_stack_asked_for_by_name_is_the_only_one(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "components" / "serving.py").write_text("# changed\n"))
+    assert detect(head, only="gamma") == (0, ["gamma"])
+    assert detect(head, only="../gamma")[0] == 1
+    assert detect(head, only="delta")[0] == 1
