@@ -107,6 +107,14 @@ class _EchoMocks(pulumi.runtime.Mocks):
         return {}
 
 
+def _aliases(request: Any) -> dict[str, Any]:
+    """A resource's aliases, recorded only when it has some, so that older renderings compare equal."""
+    from google.protobuf.json_format import MessageToDict
+
+    aliases = [*request.aliasURNs, *(MessageToDict(alias) for alias in request.aliases)]
+    return {"aliases": aliases} if aliases else {}
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, existing_secrets: dict[str, list[str]]) -> None:
         super().__init__(_EchoMocks(existing_secrets))
@@ -133,6 +141,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                         "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
                         "deleteBeforeReplace": request.deleteBeforeReplace,
                         "replaceOnChanges": list(request.replaceOnChanges),
+                        **_aliases(request),
                         "customTimeouts": {
                             key: value
                             for key, value in (
