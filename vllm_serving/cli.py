@@ -68,7 +68,7 @@ def _command_adders() -> list:
     from .verify import add_parser as add_verify
 
     adders += [add_verify, add_import_values]
-    from .diff import add_parser as add_diff
+    from .diff.command import add_parser as add_diff
 
     adders.append(add_diff)
     return adders

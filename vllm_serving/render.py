@@ -7,16 +7,13 @@ options) and the stack's outputs.
 
 from __future__ import annotations
 
-import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.runtime import mocks, settings, stack
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.sync_await import _sync_await
 
+from . import sdk_internals
 from .stack_file import PROJECT_ROOT, load_engine_config, stack_name
 
 PROJECT = "vllm-serving"
@@ -115,7 +112,7 @@ def _aliases(request: Any) -> dict[str, Any]:
     return {"aliases": aliases} if aliases else {}
 
 
-class _RecordingMonitor(mocks.MockMonitor):
+class _RecordingMonitor(sdk_internals.MockMonitor):
     def __init__(self, existing_secrets: dict[str, list[str]]) -> None:
         super().__init__(_EchoMocks(existing_secrets))
         self.registrations: list[RenderedResource] = []
@@ -124,15 +121,13 @@ class _RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            from pulumi.runtime import rpc
-
             timeouts = request.customTimeouts
             self.registrations.append(
                 RenderedResource(
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=sdk_internals.deserialize_properties(request.object),
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     custom=request.custom,
@@ -157,10 +152,8 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request):
-        from pulumi.runtime import rpc
-
         if "::pulumi:pulumi:Stack::" in request.urn:
-            self.outputs = rpc.deserialize_properties(request.outputs)
+            self.outputs = sdk_internals.deserialize_properties(request.outputs)
         return super().RegisterResourceOutputs(request)
 
 
@@ -193,17 +186,7 @@ def render_config(
     if existing_secrets is None:
         existing_secrets = _secrets_as_configured(config)
     monitor = _RecordingMonitor(existing_secrets)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
-    # set_mocks made a root stack of its own; run_in_stack, as the Pulumi entrypoint does, makes the
-    # one whose outputs the program exports.
-    settings.set_root_resource(None)
-    set_all_config(config, secret_keys)
-    try:
-        _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
-    finally:
-        set_all_config({}, [])
+    sdk_internals.run_program(program, monitor, PROJECT, name, config, secret_keys)
     resources = sorted(monitor.registrations, key=_apply_order)
     return Rendering(stack=name, resources=resources, outputs=monitor.outputs)
 

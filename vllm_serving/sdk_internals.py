@@ -1,0 +1,112 @@
+"""Every use of the Pulumi Python SDK's internals, in one place.
+
+The render harness runs the real program without a Pulumi CLI or engine. The SDK's public
+testing API (`pulumi.runtime.set_mocks` with a `Mocks`) is made for unit tests that import a
+program once per process; rendering a stack again and again in one process, recording every
+registration's options and the stack's outputs, needs the SDK parts below, which are not
+public API and may change in any SDK release. `INTERNALS` lists each with why it is needed
+and the parameters relied on; tests/test_sdk_internals.py checks each one against the
+installed SDK, so an upgrade that breaks one fails there, naming the symbol, instead of
+somewhere deep in a rendering.
+"""
+
+from __future__ import annotations
+
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi.runtime import mocks, rpc, settings, stack
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.sync_await import _sync_await
+
+# The mock resource monitor: a subclass records each RegisterResource request (the engine's
+# gRPC message, with the options the public Mocks API never sees: protect, dependsOn,
+# customTimeouts, deleteBeforeReplace, aliases) before answering as the mock does.
+MockMonitor = mocks.MockMonitor
+
+
+@dataclass(frozen=True)
+class Internal:
+    """One SDK symbol the harness relies on: where it lives, why, and the parameters it is called with."""
+
+    module: str
+    name: str
+    why: str
+    parameters: tuple[str, ...] = ()
+
+
+INTERNALS: tuple[Internal, ...] = (
+    Internal(
+        "pulumi.runtime.sync_await", "_sync_await",
+        "runs the program's coroutine to completion on the SDK's own event loop, as the Python "
+        "language host does; asyncio.run would use a loop the SDK's futures are not bound to",
+        ("awaitable",),
+    ),
+    Internal(
+        "pulumi.runtime.stack", "run_in_stack",
+        "creates the root Stack resource whose outputs `pulumi.export` sets, and waits for every "
+        "registration, as the Pulumi entrypoint does",
+        ("func",),
+    ),
+    Internal(
+        "pulumi.runtime.settings", "SETTINGS",
+        "holds the pending RPCs (`rpc_manager`) and outputs (`outputs`) of the last program run; "
+        "cleared so that one process can render many stacks",
+    ),
+    Internal(
+        "pulumi.runtime.settings", "set_root_resource",
+        "set_mocks registers a root Stack of its own; reset to None so that run_in_stack makes "
+        "the one the program's exports belong to",
+        ("root",),
+    ),
+    Internal(
+        "pulumi.runtime.mocks", "set_mocks",
+        "installs the mock monitor; `monitor=` (not public in the docs) lets the harness pass "
+        "its recording subclass",
+        ("mocks", "project", "stack", "preview", "monitor"),
+    ),
+    Internal(
+        "pulumi.runtime.mocks", "MockMonitor",
+        "the base of the recording monitor; its RegisterResource and RegisterResourceOutputs take "
+        "the engine's gRPC requests",
+        ("mocks",),
+    ),
+    Internal(
+        "pulumi.runtime.rpc", "deserialize_properties",
+        "turns a request's protobuf Struct back into the program's values, as the engine would "
+        "see them (a secret stays wrapped in its signature dict, which manifests.normalize reads)",
+        ("props_struct",),
+    ),
+    Internal(
+        "pulumi.runtime.config", "set_all_config",
+        "sets the stack's config for `pulumi.Config`, as the engine passes it in PULUMI_CONFIG",
+        ("config", "secret_keys"),
+    ),
+)
+
+
+def deserialize_properties(struct: Any) -> Any:
+    """A protobuf Struct from a monitor request, as plain values."""
+    return rpc.deserialize_properties(struct)
+
+
+def run_program(
+    program: Path,
+    monitor: MockMonitor,
+    project: str,
+    stack_name: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+) -> None:
+    """Run a Pulumi program file as `__main__` against `monitor`, with this stack config."""
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    mocks.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=False, monitor=monitor)
+    settings.set_root_resource(None)  # type: ignore[arg-type]  # see INTERNALS: run_in_stack makes the root
+    set_all_config(config, secret_keys)
+    try:
+        _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+    finally:
+        set_all_config({}, [])
