@@ -65,7 +65,7 @@ def _command_adders() -> list:
     """Each command module contributes `add_parser(commands)`; render lives here."""
     adders = [_add_render]
     from .import_values import add_parser as add_import_values
-    from .verify import add_parser as add_verify
+    from .verify.command import add_parser as add_verify
 
     adders += [add_verify, add_import_values]
     from .diff.command import add_parser as add_diff
