@@ -64,7 +64,7 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
 def _command_adders() -> list:
     """Each command module contributes `add_parser(commands)`; render lives here."""
     adders = [_add_render]
-    from .import_values import add_parser as add_import_values
+    from .import_values.command import add_parser as add_import_values
     from .verify.command import add_parser as add_verify
 
     adders += [add_verify, add_import_values]
