@@ -1,6 +1,6 @@
 """The policy pack (policy/): each rule against resources that must pass and resources that must not.
 
-The rules are plain functions (policy/rules.py); the pack itself is exercised the
+The rules are plain functions (policy/rules/); the pack itself is exercised the
 way the Pulumi CLI runs it, as a gRPC analyzer process, at the end.
 """
 
@@ -136,6 +136,51 @@ def test_quantities_parse_exactly(text, value):
 def test_what_is_not_a_quantity_is_refused(text):
     with pytest.raises(rules.QuantityError):
         rules.parse_quantity(text)
+
+
+# The pack runs in its own virtualenv with only policy/ on sys.path, so it cannot use the
+# program's quantity parser (components.config) and keeps its own (policy/rules/quantity.py).
+# These tables hold the two to one meaning: the same strings accepted, with the same value,
+# and the same strings refused.
+BOTH_ACCEPT = [
+    "1Gi", "1.5Gi", "1536Mi", "1Ki", "2Ti", "1Pi", "1Ei", "1G", "1k", "3M", "1T", "2P", "1E", "500m", "250u",
+    "100n", "1e3", "1E3", "5e-1", "12e+2", ".5", "1.", "+2", "0", "128974848", "24Gi", "0.5",
+]
+BOTH_REFUSE = ["24GB", "1gi", "1 Gi", "Gi", "one", "1e", "0x10", "1Gib", "100 gb", "1.5TB", "512MB", "1g", "5t"]
+
+
+def _program_accepts(quantity: str) -> bool:
+    from components.config import ConfigError, parse_config
+
+    model = {"deployName": "m", "source": "huggingface", "huggingface": {"id": "org/model"}}
+    try:
+        parse_config({"model": model, "resources": {"limits": {"memory": quantity}}})
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("quantity", BOTH_ACCEPT)
+def test_the_program_and_the_pack_read_a_quantity_alike(quantity):
+    from components.config import quantity_bytes
+
+    assert _program_accepts(quantity)
+    # quantity_bytes is a float: equal to the pack's exact value within float rounding.
+    assert quantity_bytes(quantity) == pytest.approx(float(rules.parse_quantity(quantity)), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("quantity", BOTH_REFUSE)
+def test_the_program_and_the_pack_refuse_the_same_quantities(quantity):
+    assert not _program_accepts(quantity)
+    with pytest.raises(rules.QuantityError):
+        rules.parse_quantity(quantity)
+
+
+def test_only_the_pack_reads_a_negative_quantity():
+    # Kubernetes' syntax allows a sign; the pack reads what any resource may hold, while the
+    # program refuses a negative size or limit from its user.
+    assert rules.parse_quantity("-1Gi") == -(2**30)
+    assert not _program_accepts("-1Gi")
 
 
 # --- pinned images ---------------------------------------------------------------------------
