@@ -2,8 +2,7 @@
 
 import pulumi
 
-from components.config import load_config
-from components.serving import VllmServing
+from components import VllmServing, load_config
 
 config = load_config()
 serving = VllmServing(config.model.deployName, config)

@@ -1,4 +1,8 @@
-"""The top-level component: one model served end to end, from volume to Service."""
+"""The top-level component: one model served end to end, from volume to Service.
+
+VllmServing only composes the parts: model storage (storage/), the server (server/) and the
+optional features (options/); each helper below builds one part from the typed config.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,18 @@ from typing import Optional
 
 import pulumi
 
-from .api_key import ApiKeySecret, ApiKeySecretArgs
-from .autoscaling import Autoscaling, AutoscalingArgs
-from .disruption import Disruption, DisruptionArgs, wants_budget
-from .exposure import Exposure, ExposureArgs
-from .monitoring import Monitoring, MonitoringArgs
-from .secret_check import SecretCheck
-from .config import ModelConfig, ServingConfig, adapter_model, quantity_bytes
+from .config import ModelConfig, ServingConfig, quantity_bytes
 from .labels import SERVER_PORT
-from .model_download import ModelDownload, ModelDownloadArgs
-from .model_service import ModelService, ModelServiceArgs
-from .model_volume import ModelVolume, ModelVolumeArgs
-from .vllm_server import VllmServer, VllmServerArgs
+from .options.autoscaling import Autoscaling, AutoscalingArgs
+from .options.disruption import Disruption, DisruptionArgs, wants_budget
+from .options.exposure import Exposure, ExposureArgs
+from .options.monitoring import Monitoring, MonitoringArgs
+from .server.api_key import ApiKeySecret, ApiKeySecretArgs
+from .server.deployment import VllmServer, VllmServerArgs
+from .server.service import ModelService, ModelServiceArgs
+from .storage.download import ModelDownload, ModelDownloadArgs
+from .storage.secret_check import SecretCheck
+from .storage.volume import ModelVolume, ModelVolumeArgs
 
 
 class VllmServing(pulumi.ComponentResource):
@@ -26,76 +30,103 @@ class VllmServing(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:VllmServing", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        model, deploy_name, namespace = config.model, config.model.deployName, config.namespace
-        version = config.image.tag
-
+        self._name, self._config, self._child = name, config, pulumi.ResourceOptions(parent=self)
         # Everything that reads a Secret waits for the check, so a missing key stops the update first.
-        self.secret_check = SecretCheck(f"{name}-secrets", config, opts=child) if config.checkSecrets else None
+        self.secret_check = SecretCheck(f"{name}-secrets", config, opts=self._child) if config.checkSecrets else None
         secrets_read = self.secret_check.checked if self.secret_check else []
+        self._storage(secrets_read)
+        api_key_secret = self._api_key()
+        self._server(secrets_read, api_key_secret)
+        self._options()
+        self._outputs(api_key_secret)
 
+    # --- model storage and download -----------------------------------------------------------
+
+    def _storage(self, secrets_read: list[pulumi.Resource]) -> None:
+        config, name = self._config, self._name
+        model = config.model
         self.volume = ModelVolume(
             f"{name}-volume",
             ModelVolumeArgs(
-                deploy_name=deploy_name,
-                namespace=namespace,
+                deploy_name=model.deployName,
+                claim_name=config.claim_name,
+                namespace=config.namespace,
                 volume=model.volume,
-                version=version,
+                version=config.image.tag,
                 model_bytes=int(quantity_bytes(model.size)) if model.size else None,
             ),
-            opts=child,
+            opts=self._child,
         )
-        def download(resource_name: str, source: ModelConfig, name_prefix: str = "") -> ModelDownload:
-            return ModelDownload(
-                resource_name,
-                ModelDownloadArgs(
-                    deploy_name=deploy_name,
-                    namespace=namespace,
-                    model=source,
-                    download=config.download,
-                    server_image=config.image,
-                    env=list(config.env),
-                    claim_name=self.volume.claim_name,
-                    claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
-                    image_pull_secrets=list(config.imagePullSecrets),
-                    name_prefix=name_prefix,
-                ),
-                opts=child,
-                depends_on=secrets_read,
-            )
-
-        self.download = download(f"{name}-download", model) if model.source else None
+        self.download = self._download(f"{name}-download", model, "", secrets_read) if model.source else None
         self.adapter_downloads = {
             # A short name prefix: a Job's name must leave room for its hash within 63 characters.
-            adapter.name: download(f"{name}-lora-{adapter.name}", adapter_model(config, adapter), f"{deploy_name}-a{index}")
-            for index, adapter in enumerate(config.lora.adapters)
+            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}", secrets_read)
+            for index, (adapter, spec) in enumerate(config.adapter_models.items())
         }
+
+    def _download(
+        self, resource_name: str, model: ModelConfig, name_prefix: str, secrets_read: list[pulumi.Resource]
+    ) -> ModelDownload:
+        config = self._config
+        return ModelDownload(
+            resource_name,
+            ModelDownloadArgs(
+                deploy_name=config.model.deployName,
+                namespace=config.namespace,
+                model=model,
+                download=config.download,
+                server_image=config.image,
+                env=list(config.env),
+                claim_name=self.volume.claim_name,
+                claim_name_in_config=config.claim_name,
+                image_pull_secrets=list(config.imagePullSecrets),
+                name_prefix=name_prefix,
+            ),
+            opts=self._child,
+            depends_on=secrets_read,
+        )
+
+    # --- the server ---------------------------------------------------------------------------
+
+    def _api_key(self) -> Optional[tuple[pulumi.Input[str], str]]:
+        """The Secret and key the server reads its API key from; None without one."""
+        config = self._config
         self.api_key: Optional[ApiKeySecret] = None
-        api_key_secret = None
         if config.apiKey is not None:
             self.api_key = ApiKeySecret(
-                f"{name}-api-key",
-                ApiKeySecretArgs(deploy_name=deploy_name, namespace=namespace, api_key=config.apiKey, version=version),
-                opts=child,
+                f"{self._name}-api-key",
+                ApiKeySecretArgs(
+                    deploy_name=config.model.deployName,
+                    namespace=config.namespace,
+                    api_key=config.apiKey,
+                    version=config.image.tag,
+                ),
+                opts=self._child,
             )
-            api_key_secret = (self.api_key.secret_name, self.api_key.key)
-        elif config.apiKeySecret.name:
-            api_key_secret = (config.apiKeySecret.name, config.apiKeySecret.key)
+            return self.api_key.secret_name, self.api_key.key
+        if config.apiKeySecret.name:
+            return config.apiKeySecret.name, config.apiKeySecret.key
+        return None
+
+    def _server(
+        self, secrets_read: list[pulumi.Resource], api_key_secret: Optional[tuple[pulumi.Input[str], str]]
+    ) -> None:
+        config, name = self._config, self._name
         downloads = [d for d in (self.download, *self.adapter_downloads.values()) if d is not None]
         self.server = VllmServer(
             f"{name}-server",
             VllmServerArgs(
                 config=config,
                 claim_name=self.volume.claim_name,
-                model_dir=model.model_dir,
+                model_dir=config.model.model_dir,
                 model_fingerprint=self.download.fingerprint if self.download else None,
                 adapters={
-                    adapter: (adapter_model(config, spec).model_dir, self.adapter_downloads[adapter].fingerprint)
-                    for adapter, spec in ((a.name, a) for a in config.lora.adapters)
+                    adapter: (spec.model_dir, self.adapter_downloads[adapter].fingerprint)
+                    for adapter, spec in config.adapter_models.items()
                 },
                 api_key_secret=api_key_secret,
             ),
-            opts=child,
+            opts=self._child,
             # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
             # the pod itself waits for the completion markers.
             depends_on=[*secrets_read, *(download.job for download in downloads)],
@@ -103,26 +134,29 @@ class VllmServing(pulumi.ComponentResource):
         self.service = ModelService(
             f"{name}-service",
             ModelServiceArgs(
-                deploy_name=deploy_name,
-                namespace=namespace,
+                deploy_name=config.model.deployName,
+                namespace=config.namespace,
                 service=config.service,
-                version=version,
+                version=config.image.tag,
                 replicas=config.replicaCount,
             ),
-            opts=child,
+            opts=self._child,
             depends_on=[self.server.deployment],
         )
 
-        # Production features (docs/production.md): each component exists only when its feature is
-        # set, so a stack that uses none renders, and updates, exactly as before.
+    # --- optional features (docs/production.md) -------------------------------------------------
+
+    def _options(self) -> None:
+        """Each component exists only when its feature is set, so a stack that uses none renders,
+        and updates, exactly as before."""
+        config, name, child = self._config, self._name, self._child
+        deploy_name, namespace, version = config.model.deployName, config.namespace, config.image.tag
         self.exposure: Optional[Exposure] = None
         if config.ingress.enabled or config.httpRoute.enabled:
             self.exposure = Exposure(
                 f"{name}-exposure",
                 ExposureArgs(
-                    deploy_name=deploy_name,
-                    namespace=namespace,
-                    version=version,
+                    deploy_name=deploy_name, namespace=namespace, version=version,
                     service_name=self.service.service.metadata.name,
                     ingress=config.ingress,
                     http_route=config.httpRoute,
@@ -134,9 +168,7 @@ class VllmServing(pulumi.ComponentResource):
             self.autoscaling = Autoscaling(
                 f"{name}-autoscaling",
                 AutoscalingArgs(
-                    deploy_name=deploy_name,
-                    namespace=namespace,
-                    version=version,
+                    deploy_name=deploy_name, namespace=namespace, version=version,
                     deployment_name=self.server.deployment.metadata.name,
                     served_model_name=deploy_name,
                     autoscaling=config.autoscaling,
@@ -145,31 +177,26 @@ class VllmServing(pulumi.ComponentResource):
             )
         self.monitoring: Optional[Monitoring] = None
         if config.metrics.serviceMonitor.enabled or config.metrics.podMonitor.enabled:
-            self.monitoring = Monitoring(
-                f"{name}-monitoring",
-                MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics),
-                opts=child,
-            )
+            self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics), opts=child)
         self.disruption: Optional[Disruption] = None
-        if config.networkPolicy.enabled or wants_budget(
-            config.podDisruptionBudget, config.replicaCount, config.autoscaling
-        ):
+        if config.networkPolicy.enabled or wants_budget(config.podDisruptionBudget, config.max_replicas):
             self.disruption = Disruption(
                 f"{name}-disruption",
                 DisruptionArgs(
-                    deploy_name=deploy_name,
-                    namespace=namespace,
-                    version=version,
-                    replica_count=config.replicaCount,
-                    autoscaling=config.autoscaling,
+                    deploy_name=deploy_name, namespace=namespace, version=version,
+                    max_replicas=config.max_replicas,
                     pod_disruption_budget=config.podDisruptionBudget,
                     network_policy=config.networkPolicy,
                 ),
                 opts=child,
             )
+
+    # --- outputs ------------------------------------------------------------------------------
+
+    def _outputs(self, api_key_secret: Optional[tuple[pulumi.Input[str], str]]) -> None:
+        namespace, deploy_name = self._config.namespace, self._config.model.deployName
         # A plain string, always set: `pulumi stack output externalBaseUrl` works on every stack.
         self.external_base_url = (self.exposure.external_base_url if self.exposure else None) or ""
-
         self.endpoint = self.service.service.metadata.name.apply(
             lambda service: f"http://{service}.{namespace}.svc.cluster.local:{SERVER_PORT}"
         )

@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
+from components.config import ConfigError, parse_config
+from vllm_serving.manifests import normalize
 from vllm_serving.render import Rendering, render_config
+from vllm_serving.validate import validate_manifests
 from vllm_serving.stack_file import _engine_value
 
 HF_MODEL = {
@@ -42,3 +45,18 @@ def container(rendering: Rendering, kind: str, name: str) -> dict[str, Any]:
 
 def env_of(container_spec: dict[str, Any]) -> dict[str, Any]:
     return {var["name"]: var.get("value", var.get("valueFrom")) for var in container_spec.get("env", [])}
+
+
+def problems(raw: dict[str, Any], secret_keys: set[str] | None = None) -> dict[str, str]:
+    """The problems parse_config reports for raw, by key path; fails if it reports none."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, secret_keys)
+    return dict(caught.value.problems)
+
+
+def manifest(rendering: Rendering, kind: str) -> dict[str, Any]:
+    return normalize(rendering.one(kind).inputs)
+
+
+def assert_schema_valid(rendering: Rendering) -> None:
+    assert validate_manifests([normalize(m) for m in rendering.manifests]) == []

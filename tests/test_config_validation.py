@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from components.config import ConfigError, parse_config
+from components.config import ConfigError, parse_config, quantity_bytes
 
 VALID = {"model": {"deployName": "codellama-7b", "source": "huggingface", "huggingface": {"id": "org/model"}}}
 
@@ -194,3 +194,29 @@ def test_a_broken_key_does_not_produce_follow_up_noise():
     # With the source misspelt, "existingClaim required" (the rule for source "") would be wrong advice.
     found, _ = problems(with_changes(model__source="hf"))
     assert set(found) == {"model.source"}
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("model__deployName", "codellama-7b\n"),
+        ("namespace", "llm\n"),
+        ("model__volume__existingClaim", "models\n"),
+        ("apiKeySecret__name", "api-key\n"),
+        ("httpRoute__requestTimeout", "300s\n"),
+    ],
+)
+def test_a_name_or_duration_with_a_trailing_newline_is_refused(key, value):
+    # `re.match` with `$` accepts a trailing newline, which Kubernetes then refuses at apply time.
+    found, _ = problems(with_changes(**{key: value}))
+    assert repr(value) in found[key.replace("__", ".")]
+
+
+def test_the_one_quantity_parser_gives_the_value_and_refuses_what_is_not_a_quantity():
+    assert quantity_bytes("24Gi") == 24 * 2**30
+    assert quantity_bytes("15G") == 15e9
+    assert quantity_bytes("1.5e3") == 1500
+    assert quantity_bytes("500m") == 0.5
+    for text in ("24GB", "Gi", "24 Gi", "24Gi\n1"):
+        with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+            quantity_bytes(text)

@@ -251,7 +251,7 @@ def test_download_job_is_bounded_and_unprivileged():
 
 
 def test_download_scripts_ship_unchanged_in_the_config_map():
-    from components.model_download import SCRIPTS_DIR
+    from components.storage.download import SCRIPTS_DIR
 
     config_map = render_values({"model": HF_MODEL}).one("ConfigMap").inputs
     shipped = {p.name: p.read_text() for p in SCRIPTS_DIR.iterdir() if p.suffix in (".sh", ".py")}

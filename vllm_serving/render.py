@@ -167,7 +167,7 @@ def render(stack_file: Path, program: Optional[Path] = None) -> Rendering:
 def _secrets_as_configured(config: dict[str, str]) -> dict[str, list[str]]:
     """Offline there is no cluster to read: assume each referenced Secret holds what its users read."""
     from components.config import ConfigError, decode_engine_config, parse_config
-    from components.secret_check import grouped_needs
+    from components.storage.secret_check import grouped_needs
 
     try:
         return {need.secret: list(need.keys) for need in grouped_needs(parse_config(decode_engine_config(config)))}

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from components.config import ConfigError, parse_config
-from tests.conftest import HF_MODEL, render_values
+from tests.conftest import HF_MODEL, assert_schema_valid, manifest, problems, render_values
 from vllm_serving.crd_schemas import SCHEMAS, openapi_schema, validate_custom_resource
-from vllm_serving.manifests import normalize
 from vllm_serving.render import render
 from vllm_serving.stack_file import STACKS_DIR
 from vllm_serving.validate import validate_manifests
@@ -28,20 +27,6 @@ OTHER_STACKS = sorted(path for path in STACKS_DIR.glob("Pulumi.*.yaml") if path 
 
 INGRESS = {"enabled": True, "host": "llm.example.com"}
 ROUTE = {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}], "hostnames": ["llm.example.com"]}
-
-
-def problems(values):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(values)
-    return dict(caught.value.problems)
-
-
-def manifest(rendering, kind):
-    return normalize(rendering.one(kind).inputs)
-
-
-def assert_schema_valid(rendering):
-    assert validate_manifests([normalize(m) for m in rendering.manifests]) == []
 
 
 # --- every feature is off unless set ---------------------------------------------------------------

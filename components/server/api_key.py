@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
-from .labels import common_labels
+from ..labels import common_labels
 
 API_KEY_KEY = "apiKey"
 

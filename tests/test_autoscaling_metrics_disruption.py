@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
 
-from components.config import ConfigError, parse_config
-from tests.conftest import HF_MODEL, render_values
+from components.config import parse_config
+from tests.conftest import HF_MODEL, assert_schema_valid, manifest, problems, render_values
 from vllm_serving.crd_schemas import validate_custom_resource
-from vllm_serving.manifests import normalize
-from vllm_serving.validate import validate_manifests
 
 SHARED_MODEL = {**HF_MODEL, "volume": {**HF_MODEL["volume"], "accessModes": ["ReadWriteMany"]}}
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"
@@ -20,20 +17,6 @@ SELECTOR = {
     "app.kubernetes.io/instance": "codellama-7b",
     "app.kubernetes.io/component": "server",
 }
-
-
-def problems(values):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(values)
-    return dict(caught.value.problems)
-
-
-def manifest(rendering, kind):
-    return normalize(rendering.one(kind).inputs)
-
-
-def assert_schema_valid(rendering):
-    assert validate_manifests([normalize(m) for m in rendering.manifests]) == []
 
 
 def scaled(**scaling):

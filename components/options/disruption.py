@@ -9,21 +9,18 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .production_config import AutoscalingConfig, NetworkPolicyConfig, PodDisruptionBudgetConfig
-from .labels import SERVER_PORT, common_labels, selector_labels
+from ..config import NetworkPolicyConfig, PodDisruptionBudgetConfig
+from ..labels import SERVER_PORT, common_labels, selector_labels
 
 # Set by Kubernetes (1.21+) on every namespace: selects a namespace by its name.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def max_replicas(replica_count: int, autoscaling: AutoscalingConfig) -> int:
-    return autoscaling.maxReplicas if autoscaling.enabled else replica_count
-
-
-def wants_budget(budget: PodDisruptionBudgetConfig, replica_count: int, autoscaling: AutoscalingConfig) -> bool:
+def wants_budget(budget: PodDisruptionBudgetConfig, max_replicas: int) -> bool:
+    """max_replicas: ServingConfig.max_replicas."""
     # With a single replica, a budget either blocks every drain (maxUnavailable 0) or allows
     # what it would without one: only when replicas can share the load does it protect anything.
-    return budget.enabled and max_replicas(replica_count, autoscaling) > 1
+    return budget.enabled and max_replicas > 1
 
 
 def admitted_namespaces(namespace: str, policy: NetworkPolicyConfig) -> list[str]:
@@ -36,8 +33,7 @@ class DisruptionArgs:
     deploy_name: str
     namespace: str
     version: str
-    replica_count: int
-    autoscaling: AutoscalingConfig
+    max_replicas: int
     pod_disruption_budget: PodDisruptionBudgetConfig
     network_policy: NetworkPolicyConfig
 
@@ -56,7 +52,7 @@ class Disruption(pulumi.ComponentResource):
         server_pods = k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(args.deploy_name, "server"))
         self.pod_disruption_budget = None
         self.network_policy = None
-        if wants_budget(args.pod_disruption_budget, args.replica_count, args.autoscaling):
+        if wants_budget(args.pod_disruption_budget, args.max_replicas):
             self.pod_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
                 metadata=metadata,

@@ -1,19 +1,14 @@
 """The `vllm serve` command line, derived from typed config only.
 
-Every flag here comes from one key; config.py refuses the same flag in server.extraArgs.
+Every flag here comes from one key; config/rules.py refuses the same flag in server.extraArgs.
 """
 
 from __future__ import annotations
 
-from .config import LoraConfig, ServingConfig
-from .labels import MODEL_MOUNT, SERVER_PORT
-from .production_config import EngineConfig
+from ..config import EngineConfig, LoraConfig, ServingConfig
+from ..labels import MODEL_MOUNT, SERVER_PORT
 
 ADAPTERS_MOUNT = "/adapters"
-
-
-def tensor_parallel_size(config: ServingConfig) -> int:
-    return config.engine.tensorParallelSize or config.resources.limits.gpu // config.engine.pipelineParallelSize
 
 
 def _engine_args(engine: EngineConfig) -> list[str]:
@@ -62,7 +57,7 @@ def server_args(config: ServingConfig) -> list[str]:
         f"--served-model-name={config.model.deployName}",
         "--host=0.0.0.0",
         f"--port={SERVER_PORT}",
-        f"--tensor-parallel-size={tensor_parallel_size(config)}",
+        f"--tensor-parallel-size={config.tensor_parallel_size}",
         *_engine_args(config.engine),
         *_lora_args(config.lora),
         *config.server.extraArgs,

@@ -8,8 +8,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .production_config import HttpRouteConfig, IngressConfig
-from .labels import SERVER_PORT, common_labels
+from ..config import HttpRouteConfig, IngressConfig
+from ..labels import SERVER_PORT, common_labels
 
 # A streamed completion keeps one response open while it generates, often for minutes; the
 # controllers' defaults (ingress-nginx: 60 s) would cut it off mid-answer. ingress-nginx reads

@@ -1,4 +1,5 @@
-"""Changes over a stack's life: what each kind of change does, read off renderings before and after."""
+"""A model over its life: where each source downloads to, what re-downloads, the volume and its
+size, the start-up budget, and the pruning of superseded versions; read off renderings before and after."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, parse_config
-from components.model_download import SCRIPTS_DIR
-from tests.conftest import HF_MODEL, container, env_of, render_values
+from components.config import parse_config
+from components.storage.download import SCRIPTS_DIR
+from tests.conftest import HF_MODEL, container, env_of, problems, render_values
 
 
 def job_name(rendering):
@@ -73,12 +74,6 @@ def test_model_size_is_annotated_on_the_claim():
     model = {**HF_MODEL, "size": "14Gi"}
     claim = render_values({"model": model}).one("PersistentVolumeClaim").inputs
     assert claim["metadata"]["annotations"] == {"vllm-serving/model-bytes": str(14 * 2**30)}
-
-
-def problems(raw):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(raw)
-    return dict(caught.value.problems)
 
 
 def test_model_larger_than_the_volume_is_refused():
@@ -169,45 +164,3 @@ def test_job_entry_point_creates_the_directory_downloads_then_prunes(tmp_path):
            "SOURCE_FINGERPRINT": "cccccccccccc"}
     subprocess.run(["sh", str(scripts / "job.sh")], env=env, check=True, capture_output=True)
     assert sorted(p.name for p in versions.iterdir()) == ["bbbbbbbbbbbb", "cccccccccccc"]
-
-
-# --- referenced Secrets, read at preview --------------------------------------------------------
-
-from vllm_serving.render import render_config  # noqa: E402
-from tests.conftest import engine_config  # noqa: E402
-
-GATED = {**HF_MODEL, "huggingface": {**HF_MODEL["huggingface"], "existingSecret": "hf-token"}}
-
-
-def test_referenced_secrets_are_read_before_the_job_and_the_server():
-    rendering = render_config(engine_config({"model": GATED}), [], existing_secrets={"hf-token": ["token"]})
-    read = "urn:pulumi:test::vllm-serving::vllm-serving:index:SecretCheck$kubernetes:core/v1:Secret::codellama-7b-secrets-hf-token"
-    assert read in rendering.one("Job").dependencies
-    assert read in rendering.one("Deployment").dependencies
-    # A read, never a write: no Secret is created.
-    assert not rendering.by_kind("Secret")
-
-
-def test_a_secret_without_the_key_the_source_needs_is_refused_naming_it():
-    with pytest.raises(ConfigError) as caught:
-        render_config(engine_config({"model": GATED}), [], existing_secrets={"hf-token": ["hf_token"]})
-    assert caught.value.problems == [
-        ("model.huggingface.existingSecret", "the Secret default/hf-token has no key token (it has: hf_token)")
-    ]
-
-
-def test_an_s3_secret_needs_both_credential_keys():
-    model = {"deployName": "m", "source": "s3", "s3": {"url": "s3://b/p", "existingSecret": "s3-env"}}
-    with pytest.raises(ConfigError) as caught:
-        render_config(engine_config({"model": model}), [], existing_secrets={"s3-env": ["accessKeyID", "endpoint"]})
-    assert "has no key secretAccessKey" in caught.value.problems[0][1]
-
-
-def test_a_missing_secret_fails_like_the_provider_does():
-    with pytest.raises(Exception, match="resource 'default/hf-token' does not exist"):
-        render_config(engine_config({"model": GATED}), [], existing_secrets={})
-
-
-def test_the_check_can_be_switched_off_for_a_preview_without_cluster_access():
-    rendering = render_config(engine_config({"model": GATED, "checkSecrets": False}), [], existing_secrets={})
-    assert not any("SecretCheck" in urn for urn in rendering.one("Job").dependencies)

@@ -9,8 +9,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .production_config import MetricsConfig, MonitorConfig
-from .labels import SERVER_PORT, common_labels, selector_labels
+from ..config import MetricsConfig, MonitorConfig
+from ..labels import SERVER_PORT, common_labels, selector_labels
 
 METRICS_PATH = "/metrics"
 

@@ -14,7 +14,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .config import ConfigError, ServingConfig
+from ..config import ConfigError, ServingConfig
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,13 @@ class SecretNeed:
 
 def secret_needs(config: ServingConfig) -> list[SecretNeed]:
     needs = []
-    sources = [("model", config.model)] + [
+    sourced = [("model", config.model)] + [
         (f"lora.adapters.{index}", adapter) for index, adapter in enumerate(config.lora.adapters)
     ]
-    for path, source in sources:
-        if source.source in ("huggingface", "git") and getattr(source, source.source).existingSecret:
-            secret = getattr(source, source.source).existingSecret
-            needs.append(SecretNeed(secret, ("token",), f"{path}.{source.source}.existingSecret"))
-        elif source.source == "s3":
-            needs.append(SecretNeed(source.s3.existingSecret, ("accessKeyID", "secretAccessKey"), f"{path}.s3.existingSecret"))
+    for path, model in sourced:
+        source = model.download_source
+        if source is not None and source.secret_keys:
+            needs.append(SecretNeed(source.secret_name, source.secret_keys, f"{path}.{source.kind}.existingSecret"))
     if config.apiKeySecret.name:
         needs.append(SecretNeed(config.apiKeySecret.name, (config.apiKeySecret.key,), "apiKeySecret.name"))
     return needs

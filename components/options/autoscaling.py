@@ -14,8 +14,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .production_config import AutoscalingConfig
-from .labels import common_labels
+from ..config import AutoscalingConfig
+from ..labels import common_labels
 
 # vLLM's own gauges, one series per server process, labelled model_name = --served-model-name.
 WAITING_METRIC = "vllm:num_requests_waiting"

@@ -8,8 +8,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .config import VolumeConfig
-from .labels import common_labels
+from ..config import VolumeConfig
+from ..labels import common_labels
 
 MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
 
@@ -17,6 +17,8 @@ MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
 @dataclass(frozen=True)
 class ModelVolumeArgs:
     deploy_name: str
+    # The claim's name (ServingConfig.claim_name): the existing claim's, or the one to create.
+    claim_name: str
     namespace: str
     volume: VolumeConfig
     version: str
@@ -35,12 +37,12 @@ class ModelVolume(pulumi.ComponentResource):
         volume = args.volume
         self.claim = None
         if volume.existingClaim:
-            self.claim_name = pulumi.Output.from_input(volume.existingClaim)
+            self.claim_name = pulumi.Output.from_input(args.claim_name)
         else:
             self.claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-claim",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{args.deploy_name}-model",
+                    name=args.claim_name,
                     namespace=args.namespace,
                     labels=common_labels(args.deploy_name, "model-volume", args.version),
                     annotations={MODEL_BYTES_ANNOTATION: str(args.model_bytes)} if args.model_bytes else None,

@@ -1,11 +1,11 @@
-"""Issue 5, the server side: engine settings, LoRA adapters, API key, scheduling knobs."""
+"""The server's settings beyond the chart: engine settings, LoRA adapters, API key, scheduling knobs."""
 
 from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_config
-from tests.conftest import HF_MODEL, container, engine_config, env_of, render_values
+from components.config import parse_config
+from tests.conftest import HF_MODEL, container, engine_config, env_of, problems, render_values
 from vllm_serving.manifests import normalize, to_yaml
 from vllm_serving.render import render_config
 from vllm_serving.stack_file import STACKS_DIR
@@ -14,12 +14,6 @@ from vllm_serving.validate import validate_manifests
 
 def args_of(rendering):
     return container(rendering, "Deployment", "vllm")["args"]
-
-
-def problems(raw, secret_keys=None):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(raw, secret_keys)
-    return dict(caught.value.problems)
 
 
 def test_engine_settings_become_vllm_flags():

@@ -8,8 +8,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .config import ServiceConfig
-from .labels import SERVER_PORT, common_labels, selector_labels
+from ..config import ServiceConfig
+from ..labels import SERVER_PORT, common_labels, selector_labels
 
 
 def _await_annotations(replicas: int) -> dict[str, str]:

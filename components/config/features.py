@@ -1,0 +1,135 @@
+"""Optional features, each off (or at a value that renders nothing new) unless set: LoRA
+adapters, the API key, exposure (Ingress, HTTPRoute), autoscaling, metrics, the
+PodDisruptionBudget and the NetworkPolicy. A stack written for the chart renders as before."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from pydantic import Field, field_validator
+
+from .fields import StrictModel, dns1123_subdomain, duration
+from .sources import GitSource, HuggingFaceSource, S3Source, SourceName, Sourced
+
+
+# --- LoRA ---------------------------------------------------------------------------------------
+
+
+class LoraAdapter(StrictModel, Sourced):
+    """A LoRA adapter, downloaded like the model and served under its own name."""
+
+    name: str = Field(description="Name the adapter is served under in /v1/models.")
+    source: SourceName = Field(description="Where the adapter comes from.")
+    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
+    git: GitSource = Field(default_factory=GitSource)
+    s3: S3Source = Field(default_factory=S3Source)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?", value):
+            raise ValueError(
+                f"{value!r} is not a valid adapter name: lower-case letters, digits and '-', starting with a "
+                "letter, at most 20 characters (it also names the adapter's download Job)"
+            )
+        return value
+
+
+class LoraConfig(StrictModel):
+    adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
+    maxLoraRank: Optional[int] = Field(None, ge=1, description="--max-lora-rank: the largest adapter rank.")
+    maxLoras: Optional[int] = Field(None, ge=1, description="--max-loras: adapters in one batch.")
+
+
+# --- API key ------------------------------------------------------------------------------------
+
+
+class ApiKeySecretRef(StrictModel):
+    name: str = Field("", description="An existing Secret holding the API key.")
+    key: str = Field("apiKey", description="The key of that Secret.")
+
+    @field_validator("name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
+
+
+# --- exposure -----------------------------------------------------------------------------------
+
+
+class IngressConfig(StrictModel):
+    enabled: bool = Field(False, description="Create an Ingress for the Service.")
+    className: str = Field("", description="IngressClass; empty for the cluster default.")
+    host: str = Field("", description="Host name; required when enabled.")
+    path: str = Field("/", description="Path prefix routed to the server.")
+    tlsSecret: str = Field("", description="Secret with the TLS certificate for host; empty for plain HTTP.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra Ingress annotations.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return dns1123_subdomain(value, "host name")
+
+
+class ParentRef(StrictModel):
+    name: str
+    namespace: str = ""
+    sectionName: str = ""
+
+
+class HttpRouteConfig(StrictModel):
+    enabled: bool = Field(False, description="Create a Gateway API HTTPRoute for the Service.")
+    parentRefs: list[ParentRef] = Field(default_factory=list, description="Gateways the route attaches to.")
+    hostnames: list[str] = Field(default_factory=list, description="Host names the route answers.")
+    requestTimeout: str = Field("3600s", description="Gateway API request timeout; streamed completions run long.")
+
+    @field_validator("requestTimeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return duration(value, "Gateway API duration such as 300s, 60m or 1h")
+
+
+# --- autoscaling and metrics --------------------------------------------------------------------
+
+
+class AutoscalingConfig(StrictModel):
+    enabled: bool = Field(False, description="Scale replicas with KEDA on vLLM's own load metrics.")
+    minReplicas: int = Field(1, ge=0, description="Fewest replicas; 0 lets KEDA scale to zero when idle.")
+    maxReplicas: int = Field(2, ge=1, description="Most replicas.")
+    prometheusAddress: str = Field("", description="URL of the Prometheus that scrapes the server; required when enabled.")
+    targetWaitingRequests: int = Field(5, ge=1, description="Queued requests per replica that trigger a scale-up.")
+    targetRunningRequests: int = Field(0, ge=0, description="Running requests per replica that trigger a scale-up; 0: off.")
+    cooldownSeconds: int = Field(600, ge=0, description="Quiet time before scaling down (a model load is expensive).")
+
+
+class MonitorConfig(StrictModel):
+    enabled: bool = Field(False, description="Create the Prometheus Operator resource.")
+    interval: str = Field("30s", description="Scrape interval.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels the Prometheus selects monitors by.")
+
+    @field_validator("interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return duration(value, "duration such as 15s or 1m")
+
+
+class MetricsConfig(StrictModel):
+    serviceMonitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    podMonitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    scrapeAnnotations: bool = Field(False, description="Add prometheus.io/scrape, port and path to the server pods.")
+
+
+# --- scheduling and disruption ------------------------------------------------------------------
+
+
+class PodDisruptionBudgetConfig(StrictModel):
+    enabled: bool = Field(False, description="Create a PodDisruptionBudget when more than one replica can run.")
+    maxUnavailable: int = Field(1, ge=0, description="Replicas a voluntary disruption (drain) may take at once.")
+
+
+class NetworkPolicyConfig(StrictModel):
+    enabled: bool = Field(False, description="Admit traffic to port 8000 only from the listed namespaces.")
+    allowedNamespaces: list[str] = Field(
+        default_factory=list, description="Namespaces (by name) whose pods may call the server; its own is always allowed."
+    )

@@ -1,0 +1,60 @@
+"""parse_config: a stack's raw config to a ServingConfig, or one ConfigError listing every problem."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from .errors import ConfigError, pydantic_problems
+from .rules import cross_field_problems
+from .stack import ServingConfig
+
+
+def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) -> ServingConfig:
+    """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem.
+
+    secret_keys: the keys Pulumi holds as secrets; when given, an apiKey that is not one is refused.
+    """
+    plain_api_key = []
+    if secret_keys is not None and raw.get("apiKey") and "apiKey" not in secret_keys:
+        plain_api_key = [(
+            "apiKey",
+            "must be a Pulumi secret, or it would sit in plain text in the stack file and the state: "
+            "pulumi config set --secret apiKey <key>",
+        )]
+    try:
+        config = ServingConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = plain_api_key + pydantic_problems(error, ServingConfig)
+        # Cross-field rules need typed fields; check them as far as the valid parts allow,
+        # so that one run reports as much as it can.
+        problems += _cross_field_problems_best_effort(raw, {path for path, _ in problems})
+        raise ConfigError(problems) from None
+    problems = plain_api_key + [(path, message) for path, message, _ in cross_field_problems(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _cross_field_problems_best_effort(raw: dict[str, Any], broken: set[str]) -> list[tuple[str, str]]:
+    """The cross-field rules, with each broken key put back to its default."""
+    patched = json.loads(json.dumps(raw, default=str))
+    for path in broken:
+        node, parts = patched, path.split(".")
+        # Drop the deepest dict key on the path: the value below it (list item or scalar) is what failed.
+        while len(parts) > 1 and isinstance(node.get(parts[0]), dict):
+            node, parts = node[parts[0]], parts[1:]
+        node.pop(parts[0], None)
+    if "model.deployName" in broken and isinstance(patched.get("model"), dict):
+        patched["model"]["deployName"] = "placeholder"
+    try:
+        config = ServingConfig.model_validate(patched)
+    except ValidationError:
+        return []
+    return [
+        (path, message)
+        for path, message, reads in cross_field_problems(config)
+        if not any(key == read or key.startswith(read + ".") for key in broken for read in reads)
+    ]

@@ -1,0 +1,104 @@
+"""ServingConfig: a whole stack's `vllm-serving:` config, and the values derived from it.
+
+Each derived value (claim name, tensor-parallel size, each adapter as a model to download)
+is computed here only; components, rules and tools read it from the config.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field, SecretStr, field_validator
+
+from .chart import EnvVar, ImageConfig, ResourcesConfig, ServiceConfig
+from .features import (
+    ApiKeySecretRef,
+    AutoscalingConfig,
+    HttpRouteConfig,
+    IngressConfig,
+    LoraAdapter,
+    LoraConfig,
+    MetricsConfig,
+    NetworkPolicyConfig,
+    PodDisruptionBudgetConfig,
+)
+from .fields import StrictModel, dns1123_label, dns1123_subdomain
+from .server import DownloadConfig, EngineConfig, ServerConfig
+from .sources import ModelConfig
+
+
+class ServingConfig(StrictModel):
+    """All of a stack's `vllm-serving:` config, validated."""
+
+    namespace: str = Field("default", description="Namespace of every resource (must exist).")
+    replicaCount: int = Field(1, ge=0, description="Number of server replicas.")
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    model: ModelConfig
+    env: list[EnvVar] = Field(default_factory=list, description="Environment of the server and download pods.")
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    apiKey: Optional[SecretStr] = Field(
+        None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
+    )
+    apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef)
+    imagePullSecrets: list[str] = Field(default_factory=list, description="Secrets to pull images with (every pod).")
+    checkSecrets: bool = Field(
+        True, description="Read the referenced Secrets at preview and refuse missing keys (needs the cluster)."
+    )
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig)
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig)
+    networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig)
+
+    @field_validator("imagePullSecrets")
+    @classmethod
+    def _pull_secrets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            dns1123_subdomain(name, "Secret name")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return dns1123_label(value, "namespace")
+
+    # --- derived values -----------------------------------------------------------------------
+
+    @property
+    def claim_name(self) -> str:
+        """The claim holding the model: the existing one, or the one this program creates."""
+        return self.model.volume.existingClaim or f"{self.model.deployName}-model"
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        """--tensor-parallel-size: as set, or the GPUs per pod shared out over the pipeline stages."""
+        return self.engine.tensorParallelSize or self.resources.limits.gpu // self.engine.pipelineParallelSize
+
+    @property
+    def max_replicas(self) -> int:
+        """The most server pods that can run at once."""
+        return self.autoscaling.maxReplicas if self.autoscaling.enabled else self.replicaCount
+
+    @property
+    def adapter_models(self) -> dict[str, ModelConfig]:
+        """Each LoRA adapter by name, as a model to download into `<subPath>/lora/<name>` of the volume."""
+        return {adapter.name: self._adapter_model(adapter) for adapter in self.lora.adapters}
+
+    def _adapter_model(self, adapter: LoraAdapter) -> ModelConfig:
+        volume = self.model.volume
+        sub_path = "/".join(part for part in (volume.subPath, "lora", adapter.name) if part)
+        return self.model.model_copy(
+            update={
+                "volume": volume.model_copy(update={"subPath": sub_path}),
+                "source": adapter.source,
+                "huggingface": adapter.huggingface,
+                "git": adapter.git,
+                "s3": adapter.s3,
+            }
+        )

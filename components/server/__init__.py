@@ -1,0 +1,1 @@
+"""The vLLM server: its Deployment, command line, Service and API key Secret."""
