@@ -71,6 +71,9 @@ def _command_adders() -> list:
     from .diff import add_parser as add_diff
 
     adders.append(add_diff)
+    from .schema import add_parser as add_schema
+
+    adders.append(add_schema)
     return adders
 
 
