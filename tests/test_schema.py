@@ -56,7 +56,7 @@ def test_the_command_prints_a_valid_2020_12_schema(capsys):
 
 
 @pytest.mark.parametrize("path", sorted(STACKS_DIR.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
-def test_every_example_stack_validates(path):
+def test_every_stack_validates(path):
     assert schema_errors(yaml.safe_load(path.read_text())) == []
 
 
@@ -149,3 +149,19 @@ def test_valid_configs_are_accepted_by_the_schema_and_the_program(name, tmp_path
     document = copy.deepcopy(ACCEPTED[name])
     assert schema_errors(document) == []
     assert program_accepts(document, tmp_path)
+
+
+def test_the_markdown_reference_comes_from_the_descriptions(capsys):
+    assert main(["schema", "--markdown"]) == 0
+    printed = capsys.readouterr().out
+    assert "| `replicaCount` | `1` | Number of server replicas. |" in printed
+    assert '| `resources.limits."nvidia.com/gpu"` | `1` |' in printed
+
+
+def test_the_readme_option_rewrites_a_stale_reference_in_place(tmp_path, capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    stale = tmp_path / "README.md"
+    stale.write_text(readme.replace("| `download.parallelism` | `8` |", "| `download.parallelism` | `4` |"))
+    assert main(["schema", "--markdown", "--readme", str(stale)]) == 0
+    assert stale.read_text() == readme
+    assert "config reference regenerated" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import SchemaValidator, ValidationError, core_schema
+from pydantic_core import SchemaValidator, core_schema
 
 from components.config import CONFIG_NAMESPACE, ServingConfig
 
@@ -75,9 +75,7 @@ def _accepts(schema: core_schema.CoreSchema, probe: Any) -> bool:
     """Whether the field's own validation turns a YAML number or boolean into a string."""
     try:
         SchemaValidator(schema).validate_python(probe)
-    except (ValidationError, TypeError, ValueError):
-        return False
-    except Exception:  # a validator that cannot run on its own (e.g. needs the model's context)
+    except Exception:  # refused, or a validator that cannot run outside its model: not widened
         return False
     return True
 
@@ -85,12 +83,6 @@ def _accepts(schema: core_schema.CoreSchema, probe: Any) -> bool:
 def model_schema() -> dict[str, Any]:
     """ServingConfig's JSON Schema: descriptions, defaults, enums, bounds, unknown keys refused."""
     return ServingConfig.model_json_schema(by_alias=True, schema_generator=_ModelSchema)
-
-
-def _allow_secure(node: dict[str, Any]) -> dict[str, Any]:
-    options = node.get("anyOf", [{k: v for k, v in node.items() if k not in ("description", "default", "title")}])
-    kept = {k: v for k, v in node.items() if k in ("description", "default", "title")}
-    return {**kept, "anyOf": [*options, SECURE_REF]}
 
 
 def _is_secret_field(node: dict[str, Any]) -> bool:
@@ -116,10 +108,10 @@ def _env_value_secure(defs: dict[str, Any]) -> None:
     """Environment values may be secrets (a proxy URL with a password, a token)."""
     env_items = ServingConfig.model_fields["env"].annotation.__args__[0]
     value = defs[env_items.__name__]["properties"]["value"]
-    defs[env_items.__name__]["properties"]["value"] = _allow_secure(value)
+    defs[env_items.__name__]["properties"]["value"] = _allow_extra(value, [SECURE_REF])
 
 
-def _top_level_key(name: str, node: dict[str, Any]) -> dict[str, Any]:
+def _top_level_key(node: dict[str, Any]) -> dict[str, Any]:
     if _is_secret_field(node):
         # A plain API key is refused by the program: it would sit in clear text in the stack file.
         kept = {k: v for k, v in node.items() if k in ("description", "title")}
@@ -133,7 +125,7 @@ def stack_file_schema() -> dict[str, Any]:
     defs = config.pop("$defs", {})
     _env_value_secure(defs)
     defs["Secure"] = SECURE
-    keys = {f"{CONFIG_NAMESPACE}:{name}": _top_level_key(name, node) for name, node in config["properties"].items()}
+    keys = {f"{CONFIG_NAMESPACE}:{name}": _top_level_key(node) for name, node in config["properties"].items()}
     known = "|".join(name.replace(".", r"\.") for name in config["properties"])
     return {
         "$schema": DIALECT,
