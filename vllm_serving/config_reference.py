@@ -134,7 +134,8 @@ def regenerated(text: str) -> str:
     for section in SECTIONS:
         start, end = _block(text, section)
         table = render_table(section, readme_meanings(text, section))
-        text = f"{text[:start]}\n{table}\n{text[end:]}"
+        # Blank lines around the table: a table directly against an HTML comment can fail to render.
+        text = f"{text[:start]}\n\n{table}\n\n{text[end:]}"
     return text
 
 
