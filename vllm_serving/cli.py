@@ -18,7 +18,7 @@ EXIT_INVALID = 2
 
 
 def _render_command(args: argparse.Namespace) -> int:
-    rendering = render(stack_path(args.stack))
+    rendering = render(stack_path(args.stack), Path(args.program) if args.program else None)
     if args.format == "json":
         sys.stdout.write(json.dumps(rendering_as_json(rendering), indent=2) + "\n")
         return 0
@@ -52,6 +52,12 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
         default="yaml",
         help="yaml: the Kubernetes manifests; json: every Pulumi resource with its options, and the stack outputs",
     )
+    render_parser.add_argument(
+        "--program",
+        metavar="PATH",
+        help="the Pulumi program to run (default: this repository's __main__.py); "
+        "e.g. __main__.py in a project made from templates/vllm-serving",
+    )
     render_parser.add_argument("-o", "--output", metavar="DIR", help="write one file per resource into DIR")
     render_parser.add_argument(
         "--validate",
@@ -71,6 +77,9 @@ def _command_adders() -> list:
     from .diff.command import add_parser as add_diff
 
     adders.append(add_diff)
+    from .schema import add_parser as add_schema
+
+    adders.append(add_schema)
     return adders
 
 
