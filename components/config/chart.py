@@ -73,7 +73,7 @@ class ResourceLimits(StrictModel):
 
 
 class ResourcesConfig(StrictModel):
-    limits: ResourceLimits = Field(default_factory=ResourceLimits)
+    limits: ResourceLimits = Field(default_factory=ResourceLimits, description="Resource limits of the server container; the requests are the same.")
 
 
 class VolumeConfig(StrictModel):
@@ -126,9 +126,11 @@ class VolumeConfig(StrictModel):
 
 
 class EnvVar(StrictModel):
-    name: str
-    value: Optional[str] = None
-    valueFrom: Optional[dict[str, Any]] = None
+    name: str = Field(description="Name of the environment variable.")
+    value: Optional[str] = Field(None, description="Its value; set this or valueFrom.")
+    valueFrom: Optional[dict[str, Any]] = Field(
+        None, description="Kubernetes valueFrom (secretKeyRef, configMapKeyRef, ...); set this or value."
+    )
 
     @field_validator("name")
     @classmethod

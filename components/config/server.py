@@ -12,11 +12,13 @@ from .fields import CpuQuantity, MemoryQuantity, StrictModel, dns1123_subdomain,
 
 
 class Toleration(StrictModel):
-    key: str = ""
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
-    tolerationSeconds: Optional[int] = None
+    key: str = Field("", description="Taint key to tolerate; empty with Exists for every taint.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists, or Equal to value.")
+    value: str = Field("", description="Taint value, with operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
+        "", description="Taint effect to tolerate; empty for every effect."
+    )
+    tolerationSeconds: Optional[int] = Field(None, description="With NoExecute: how long the pod stays once tainted.")
 
 
 GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
