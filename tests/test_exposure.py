@@ -20,7 +20,7 @@ PRODUCTION_KINDS = {
 }
 PRODUCTION_COMPONENTS = {
     "vllm-serving:index:Exposure", "vllm-serving:index:Autoscaling",
-    "vllm-serving:index:Monitoring", "vllm-serving:index:Disruption",
+    "vllm-serving:index:Monitoring", "vllm-serving:index:PodDisruptionBudget", "vllm-serving:index:NetworkPolicy",
 }
 PRODUCTION_STACK = STACKS_DIR / "Pulumi.llama-3-70b-production.yaml"
 OTHER_STACKS = sorted(path for path in STACKS_DIR.glob("Pulumi.*.yaml") if path != PRODUCTION_STACK)
