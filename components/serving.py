@@ -178,7 +178,11 @@ class VllmServing(pulumi.ComponentResource):
             )
         self.monitoring: Optional[Monitoring] = None
         if config.metrics.serviceMonitor.enabled or config.metrics.podMonitor.enabled:
-            self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics), opts=child)
+            self.monitoring = Monitoring(
+                f"{name}-monitoring",
+                MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics),
+                opts=child,
+            )
         self.pod_disruption_budget: Optional[PodDisruptionBudget] = None
         if wants_budget(config.podDisruptionBudget, config.max_replicas):
             self.pod_disruption_budget = PodDisruptionBudget(
