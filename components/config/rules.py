@@ -184,7 +184,8 @@ def _autoscaling(config: ServingConfig) -> list[Problem]:
             {"autoscaling"},
         ))
     if scaling.minReplicas > scaling.maxReplicas:
-        problems.append(("autoscaling.minReplicas", f"{scaling.minReplicas} is more than maxReplicas {scaling.maxReplicas}", {"autoscaling"}))
+        message = f"{scaling.minReplicas} is more than maxReplicas {scaling.maxReplicas}"
+        problems.append(("autoscaling.minReplicas", message, {"autoscaling"}))
     volume = config.model.volume
     if scaling.maxReplicas > 1 and volume.single_node:
         problems.append((
