@@ -420,6 +420,16 @@ class DownloadConfig(_Strict):
     )
     cpu: str = Field("1", description="CPU request of the download container.")
     memory: str = Field("2Gi", description="Memory request and limit of the download container.")
+    # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/placement.py).
+    nodeSelector: Optional[dict[str, str]] = Field(
+        None, description="Node labels the download pods require; unset for server.nodeSelector."
+    )
+    tolerations: Optional[list[Toleration]] = Field(
+        None, description="Tolerations of the download pods; unset for server.tolerations."
+    )
+    affinity: Optional[dict[str, Any]] = Field(
+        None, description="Kubernetes affinity of the download pods; unset for server.affinity."
+    )
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -578,6 +588,7 @@ def _cross_field_problems(config: ServingConfig) -> list[tuple[str, str, set[str
             "ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
             {"replicaCount", "model.volume.accessModes"},
         ))
+    problems += _read_write_once_pod_problems(config)
     problems += _model_size_problems(config)
     problems += _extra_args_problems(config)
     problems += _production_problems(config)
@@ -688,6 +699,34 @@ def _production_problems(config: ServingConfig) -> list[tuple[str, str, set[str]
         if not _DNS_1123_LABEL.match(namespace):
             problems.append((f"networkPolicy.allowedNamespaces.{index}", f"{namespace!r} is not a namespace name", {"networkPolicy"}))
     return problems
+
+
+def _read_write_once_pod_problems(config: ServingConfig) -> list[tuple[str, str, set[str]]]:
+    """ReadWriteOncePod admits one pod at a time: the scheduler's VolumeRestrictions plugin refuses a
+    second (kubernetes/kubernetes, pkg/scheduler/framework/plugins/volumerestrictions/volume_restrictions.go,
+    ErrReasonReadWriteOncePodConflict). A download beside the running server could never start, so a
+    model or adapter change would wait forever (the Job Pending, the server waiting for the Job)."""
+    modes = config.model.volume.accessModes
+    if "ReadWriteOncePod" not in modes:
+        return []
+    reads = {"model.volume.accessModes", "model.source", "lora.adapters"}
+    if len(modes) > 1:
+        # pkg/apis/core/validation/validation.go: "may not use ReadWriteOncePod with other access modes".
+        return [("model.volume.accessModes", "ReadWriteOncePod cannot be combined with other access modes "
+                 "(Kubernetes refuses such a claim)", reads)]
+    if config.model.source or config.lora.adapters:
+        downloads = "model.source is set" if config.model.source else "lora.adapters are set"
+        return [(
+            "model.volume.accessModes",
+            f"ReadWriteOncePod admits one pod at a time, but {downloads}: a download Job must mount the "
+            "volume while the server runs (on every model or adapter change), and would wait forever. Use "
+            "ReadWriteOnce (the Job then runs on the server's node), or a pre-filled model.volume.existingClaim "
+            'with model.source "" and no lora.adapters',
+            reads,
+        )]
+    return []
+
+
 # CUDA context, graph capture and compilation come on top of reading the weights.
 STARTUP_OVERHEAD_SECONDS = 120
 

@@ -9,6 +9,7 @@ never taken for complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pulumi_kubernetes as k8s
 from .config import DEFAULT_GIT_IMAGE, DEFAULT_S3_IMAGE, DownloadConfig, EnvVar, ImageConfig, ModelConfig
 from .env import env_var_args
 from .labels import common_labels
+from .placement import PodPlacement
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 SCRIPTS_MOUNT = "/scripts"
@@ -90,7 +92,8 @@ def source_env(model: ModelConfig, parallelism: int) -> list[k8s.core.v1.EnvVarA
 def download_image(model: ModelConfig, download: DownloadConfig, server_image: ImageConfig) -> str:
     if download.image:
         return download.image
-    # The server image already carries huggingface_hub, and the node will pull it anyway.
+    # The server image already carries huggingface_hub; the node has it cached only when the Job runs
+    # where the server runs (a single-node volume while the server runs: components/placement.py).
     return {"huggingface": server_image.reference, "git": DEFAULT_GIT_IMAGE, "s3": DEFAULT_S3_IMAGE}[model.source]
 
 
@@ -108,6 +111,8 @@ class ModelDownloadArgs:
     image_pull_secrets: list[str] = field(default_factory=list)
     # Start of the ConfigMap's and the Job's names; the model's deployName unless a LoRA adapter's.
     name_prefix: str = ""
+    # Where the Job's pod may run (components/placement.py, download_placement).
+    placement: PodPlacement = field(default_factory=PodPlacement)
 
 
 class ModelDownload(pulumi.ComponentResource):
@@ -180,9 +185,14 @@ class ModelDownload(pulumi.ComponentResource):
             # Stop the pod when `pulumi up` stops waiting, so nothing downloads unobserved.
             active_deadline_seconds=download.timeoutMinutes * 60,
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=common_labels(args.deploy_name, "download", version)),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    labels={**common_labels(args.deploy_name, "download", version), **args.placement.labels}
+                ),
                 spec=k8s.core.v1.PodSpecArgs(
                     restart_policy="Never",
+                    node_selector=args.placement.node_selector or None,
+                    tolerations=args.placement.tolerations or None,
+                    affinity=args.placement.affinity or None,
                     image_pull_secrets=[{"name": name} for name in args.image_pull_secrets] or None,
                     security_context=k8s.core.v1.PodSecurityContextArgs(
                         run_as_non_root=download.runAsUser != 0,
@@ -222,6 +232,7 @@ class ModelDownload(pulumi.ComponentResource):
             "secret": model.secret_name,
             "imagePullSecrets": args.image_pull_secrets,
             "volume": [args.claim_name_in_config, model.model_dir],
+            "placement": dataclasses.asdict(args.placement),
         }
         job_hash = hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
         self.job = k8s.batch.v1.Job(

@@ -17,6 +17,7 @@ from .labels import SERVER_PORT
 from .model_download import ModelDownload, ModelDownloadArgs
 from .model_service import ModelService, ModelServiceArgs
 from .model_volume import ModelVolume, ModelVolumeArgs
+from .placement import claim_name, download_placement
 from .vllm_server import VllmServer, VllmServerArgs
 
 
@@ -56,9 +57,10 @@ class VllmServing(pulumi.ComponentResource):
                     server_image=config.image,
                     env=list(config.env),
                     claim_name=self.volume.claim_name,
-                    claim_name_in_config=model.volume.existingClaim or f"{deploy_name}-model",
+                    claim_name_in_config=claim_name(config),
                     image_pull_secrets=list(config.imagePullSecrets),
                     name_prefix=name_prefix,
+                    placement=download_placement(config),
                 ),
                 opts=child,
                 depends_on=secrets_read,

@@ -13,6 +13,7 @@ from .config import ServingConfig
 from .env import env_var_args
 from .labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
 from .monitoring import scrape_annotations
+from .placement import server_placement, unconstrained_binding_warning
 from .server_args import adapter_mount, server_args
 
 PROBE_PERIOD_SECONDS = 10
@@ -133,6 +134,9 @@ class VllmServer(pulumi.ComponentResource):
                 )
             )
         labels = common_labels(deploy_name, "server", image.tag)
+        placement = server_placement(config)
+        if warning := unconstrained_binding_warning(config):
+            pulumi.log.warn(warning)
         rollout_minutes = math.ceil(config.server.startupTimeoutSeconds / 60) + ROLLOUT_MARGIN_MINUTES
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -146,15 +150,15 @@ class VllmServer(pulumi.ComponentResource):
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels,
+                        labels={**labels, **placement.labels},
                         annotations={**scrape_annotations(config.metrics), **config.server.podAnnotations} or None,
                     ),
                     spec=k8s.core.v1.PodSpecArgs(
                         init_containers=init_containers or None,
                         containers=[server],
-                        node_selector=dict(config.server.nodeSelector) or None,
-                        tolerations=[t.model_dump(exclude_defaults=True) for t in config.server.tolerations] or None,
-                        affinity=dict(config.server.affinity) or None,
+                        node_selector=placement.node_selector or None,
+                        tolerations=placement.tolerations or None,
+                        affinity=placement.affinity or None,
                         runtime_class_name=config.server.runtimeClassName or None,
                         priority_class_name=config.server.priorityClassName or None,
                         service_account_name=config.server.serviceAccountName or None,
