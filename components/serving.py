@@ -21,6 +21,7 @@ from .server.api_key import ApiKeySecret, ApiKeySecretArgs
 from .server.deployment import VllmServer, VllmServerArgs
 from .server.service import ModelService, ModelServiceArgs
 from .storage.download import ModelDownload, ModelDownloadArgs
+from .storage.placement import download_placement
 from .storage.secret_check import SecretCheck
 from .storage.volume import ModelVolume, ModelVolumeArgs
 
@@ -82,6 +83,7 @@ class VllmServing(pulumi.ComponentResource):
                 claim_name_in_config=config.claim_name,
                 image_pull_secrets=list(config.imagePullSecrets),
                 name_prefix=name_prefix,
+                placement=download_placement(config),
             ),
             opts=self._child,
             depends_on=secrets_read,
