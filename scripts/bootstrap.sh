@@ -11,7 +11,8 @@
 # 31 packages of requirements.txt, uv ~3 s from a warm cache.
 set -eu
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+# VENV may name another environment, such as the policy pack's policy/.venv.
+VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 LOCKS="${LOCKS:-requirements.txt}"
 

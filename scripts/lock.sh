@@ -7,6 +7,7 @@
 #   requirements.txt           rendering and `pulumi up`; the file Pulumi's pip toolchain reads
 #   requirements-verify.txt    requirements.txt + `vllm-serving verify` (openai)
 #   requirements-validate.txt  requirements.txt + `render --validate` (kubernetes-validate)
+#   requirements-policy.txt    the policy pack's own venv (policy/.venv), from policy/requirements.txt
 #   requirements-uv.txt        the installer itself: scripts/bootstrap.sh installs uv from it
 #
 # To move to another uv release, edit its pin in requirements-uv.txt and run this script.
@@ -29,16 +30,17 @@ cd "$ROOT"
 # pip is locked too: bootstrap.sh creates .venv without running ensurepip (~20 s on a busy 2-core
 # machine) and installs this pip, which Pulumi's pip toolchain needs in the venv.
 compile() {
-  local output="$1"
-  shift
+  local source="$1" output="$2"
+  shift 2
   echo "locking $output" >&2
-  echo pip | "$uv" pip compile pyproject.toml - --quiet --universal --python-version 3.11 --generate-hashes \
+  echo pip | "$uv" pip compile "$source" - --quiet --universal --python-version 3.11 --generate-hashes \
     --no-emit-package vllm-serving --custom-compile-command scripts/lock.sh --output-file "$output" "$@"
 }
-compile requirements-dev.txt --extra lint
-compile requirements.txt --constraint requirements-dev.txt
-compile requirements-verify.txt --constraint requirements-dev.txt --extra verify
-compile requirements-validate.txt --constraint requirements-dev.txt --extra validate
+compile pyproject.toml requirements-dev.txt --extra lint
+compile pyproject.toml requirements.txt --constraint requirements-dev.txt
+compile pyproject.toml requirements-verify.txt --constraint requirements-dev.txt --extra verify
+compile pyproject.toml requirements-validate.txt --constraint requirements-dev.txt --extra validate
+compile policy/requirements.txt requirements-policy.txt --constraint requirements-dev.txt
 echo "locking requirements-uv.txt" >&2
 echo "uv==$UV_VERSION" | "$uv" pip compile - --quiet --universal --python-version 3.11 --generate-hashes \
   --custom-compile-command scripts/lock.sh --output-file requirements-uv.txt

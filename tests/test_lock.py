@@ -29,8 +29,8 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_lock(name: str) -> dict[str, dict]:
-    """{package: {"version", "hashes", "direct"}}; direct means pyproject.toml asked for it."""
+def read_lock(name: str, source: str = "vllm-serving (pyproject.toml)") -> dict[str, dict]:
+    """{package: {"version", "hashes", "direct"}}; direct means `source` asked for it."""
     packages: dict[str, dict] = {}
     current = None
     for line in (PROJECT_ROOT / name).read_text().splitlines():
@@ -38,7 +38,7 @@ def read_lock(name: str) -> dict[str, dict]:
             current = packages[normalize(match[1])] = {"version": match[2], "hashes": 0, "direct": False}
         elif current is not None and line.strip().startswith("--hash=sha256:"):
             current["hashes"] += 1
-        elif current is not None and "vllm-serving (pyproject.toml)" in line:
+        elif current is not None and line.lstrip("# ").startswith(("via " + source, source)):
             current["direct"] = True
     return packages
 
@@ -73,7 +73,18 @@ def test_the_dev_lock_covers_every_extra():
         assert set(requirements(extra)) <= covered, f"extra {extra} is not in requirements-dev.txt"
 
 
-@pytest.mark.parametrize("lock", [*LOCK_OF_EXTRA.values(), "requirements-uv.txt"])
+def test_the_policy_lock_holds_exactly_the_pins_of_the_policy_pack():
+    # policy/.venv is the pack's own environment (PulumiPolicy.yaml); the workflows fill it from here.
+    pins = {}
+    for line in (PROJECT_ROOT / "policy" / "requirements.txt").read_text().splitlines():
+        if match := PIN.match(line):
+            pins[normalize(match[1])] = match[2]
+    locked = read_lock("requirements-policy.txt", source="-r policy/requirements.txt")
+    assert {name: package["version"] for name, package in locked.items() if package["direct"]} == pins
+    assert pins["pulumi"] == requirements(None)["pulumi"]
+
+
+@pytest.mark.parametrize("lock", [*LOCK_OF_EXTRA.values(), "requirements-policy.txt", "requirements-uv.txt"])
 def test_every_locked_package_is_pinned_and_hashed(lock):
     locked = read_lock(lock)
     assert locked
@@ -84,7 +95,9 @@ def test_every_locked_package_is_pinned_and_hashed(lock):
     assert [line for line in stray if not PIN.match(line)] == []
 
 
-@pytest.mark.parametrize("lock", ["requirements.txt", "requirements-verify.txt", "requirements-validate.txt"])
+@pytest.mark.parametrize(
+    "lock", ["requirements.txt", "requirements-verify.txt", "requirements-validate.txt", "requirements-policy.txt"],
+)
 def test_the_smaller_locks_agree_with_the_dev_lock_on_every_version(lock):
     dev = read_lock("requirements-dev.txt")
     mismatched = {

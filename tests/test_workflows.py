@@ -55,6 +55,43 @@ def test_every_workflow_passes_actionlint_and_shellcheck():
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+def shell_scripts() -> list[Path]:
+    """Every shell script git tracks: `*.sh`, and any file whose shebang names sh or bash."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    scripts = []
+    for name in filter(None, tracked):
+        path = PROJECT_ROOT / name
+        if not path.is_file():
+            continue
+        with path.open("rb") as file:
+            first_line = file.readline()
+        if name.endswith(".sh") or re.match(rb"#!\s*/\S*(/env\s+)?(ba)?sh\b", first_line):
+            scripts.append(path)
+    return sorted(scripts)
+
+
+def test_the_script_search_finds_every_kind_of_script():
+    found = {str(path.relative_to(PROJECT_ROOT)) for path in shell_scripts()}
+    assert found >= {
+        ".ci/run", "run-tests", "vllm-serving", "lint", "scripts/bootstrap.sh", "scripts/lock.sh",
+        "components/scripts/prune_versions.sh", "components/scripts/job.sh",
+    }
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=lambda path: str(path.relative_to(PROJECT_ROOT)))
+def test_every_shell_script_passes_shellcheck(script):
+    # A script without a shebang or a `shellcheck shell=` directive is run as `sh script`: the
+    # download Job's scripts, in the vLLM image. `-x` follows `source`d files.
+    head = script.read_text().splitlines()[:3]
+    dialect = [] if head[0].startswith("#!") or any("shellcheck shell=" in line for line in head) else ["--shell=sh"]
+    result = subprocess.run(
+        [tool("shellcheck"), "-x", *dialect, script.name], cwd=script.parent, capture_output=True, text=True,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
 def test_every_action_is_pinned_to_a_release():
     for path in WORKFLOWS.glob("*.yml"):
         for ref in re.findall(r"uses:\s*([^\s#]+)", path.read_text()):
