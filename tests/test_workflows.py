@@ -47,7 +47,7 @@ def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 
 def test_every_workflow_passes_actionlint_and_shellcheck():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml"}
+    assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml", "tests.yml"}
     result = subprocess.run(
         [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, files)],
         cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -109,9 +109,9 @@ def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secret
     assert "secrets." not in json.dumps(offline)
     assert steps_using(offline, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
     scripts = "\n".join(step.get("run", "") for step in offline["steps"])
-    assert 'pip install -e ".[test]"' in scripts
-    assert 'vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
-    assert 'vllm-serving render "$stack" --validate' in scripts
+    assert 'LOCKS="requirements.txt requirements-validate.txt" bash scripts/bootstrap.sh' in scripts
+    assert './vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
+    assert './vllm-serving render "$stack" --validate' in scripts
     assert offline["permissions"]["pull-requests"] == "write"
     assert steps_using(offline, "actions/checkout")[0]["with"]["fetch-depth"] == 0
 
@@ -141,6 +141,49 @@ def test_up_deploys_pushes_to_main_behind_one_environment_per_stack_one_at_a_tim
     assert workflow["jobs"]["changes"]["with"]["base"] == "${{ github.event_name == 'push' && github.event.before || '' }}"
 
 
+def test_tests_run_on_every_pull_request_and_push_to_main_through_ci_run():
+    workflow = load("tests.yml")
+    assert triggers(workflow) == {"pull_request": None, "push": {"branches": ["main"]}}
+    (job,) = workflow["jobs"].values()
+    assert "secrets." not in json.dumps(job)
+    assert steps_using(job, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
+    assert [step["run"] for step in job["steps"] if "run" in step] == [".ci/run"]
+    ci_run = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert "./run-tests -q" in ci_run
+    # The lead's switch: ./lint joins CI when RUN_LINT=true.
+    assert re.search(r"^RUN_LINT=(true|false)$", ci_run, re.M)
+    assert 'if [ "$RUN_LINT" = true ]; then\n  ./lint\n' in ci_run
+
+
+def test_preview_and_up_pass_the_policy_pack_and_install_it_and_the_program_from_the_locks():
+    for name in ("preview.yml", "up.yml"):
+        job = load(name)["jobs"]["preview" if name == "preview.yml" else "up"]
+        (pulumi,) = steps_using(job, "pulumi/actions")
+        assert pulumi["with"]["policyPacks"] == "policy"
+        scripts = "\n".join(step.get("run", "") for step in job["steps"])
+        assert "bash scripts/bootstrap.sh" in scripts
+        assert 'VENV="$PWD/policy/.venv" LOCKS=requirements-policy.txt bash scripts/bootstrap.sh' in scripts
+
+
+def test_no_workflow_installs_anything_but_the_locks():
+    for path in WORKFLOWS.glob("*.yml"):
+        assert "pip install" not in path.read_text(), f"{path.name} installs around the lock files"
+
+
+def test_pulumi_cloud_oidc_replaces_the_stored_token_when_switched_on():
+    for name, job_name in (("preview.yml", "preview"), ("up.yml", "up")):
+        job = load(name)["jobs"][job_name]
+        assert job["permissions"]["id-token"] == "write"
+        (oidc,) = steps_using(job, "pulumi/auth-actions")
+        assert oidc["if"] == "vars.PULUMI_OIDC == 'true'"
+        assert oidc["with"]["organization"] == "${{ vars.PULUMI_ORG }}"
+        # The token reaches only the steps that need it, preferring the short-lived one.
+        token = "${{ steps.pulumi-oidc.outputs.pulumi-access-token || secrets.PULUMI_ACCESS_TOKEN }}"
+        (pulumi,) = steps_using(job, "pulumi/actions")
+        assert pulumi["env"]["PULUMI_ACCESS_TOKEN"] == token
+        assert "PULUMI_ACCESS_TOKEN" not in job["env"]
+
+
 def test_the_pulumi_cli_matches_the_pinned_sdk():
     pinned = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text()).group(1)
     for name in ("preview.yml", "up.yml"):
@@ -168,7 +211,10 @@ def test_the_fork_commenter_never_checks_out_the_pull_request():
 
 def test_the_docs_cover_environments_backends_and_the_offline_diff():
     docs = DOCS.read_text()
-    for needle in ("s3://", "file://", "PULUMI_CONFIG_PASSPHRASE", "environment", "vllm-serving diff", "[replace]"):
+    for needle in (
+        "s3://", "file://", "PULUMI_CONFIG_PASSPHRASE", "environment", "vllm-serving diff", "[replace]",
+        "policyPacks: policy", "pulumi/auth-actions", "id-token: write", "PULUMI_OIDC", "tests.yml", "RUN_LINT",
+    ):
         assert needle in docs
 
 
