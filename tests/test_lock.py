@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+
 import pytest
 import yaml
 

@@ -1,7 +1,8 @@
-"""The GitHub Actions workflows: lint-clean, shaped as docs/ci.md promises, stack detection run for real.
+"""The GitHub Actions workflows and every shell script: lint-clean, shaped as docs/ci.md promises,
+stack detection run for real.
 
-actionlint (with shellcheck for the `run:` scripts) comes from the test extra; without it this
-file fails rather than skips, since an unchecked workflow only fails once it is on GitHub.
+actionlint and shellcheck come from the test extra; without them this file fails rather than
+skips, since an unchecked workflow only fails once it is on GitHub, and a script in a pod.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ BACKEND_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_P
 def tool(name: str) -> str:
     # The venv's bin is not on PATH when pytest is started by its full path.
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    assert found, f"{name} is not installed: install the test extra (`pip install -e '.[test]'`)"
+    assert found, f"{name} is not installed: run the tests with ./run-tests, which installs requirements-dev.txt"
     return found
 
 
@@ -36,9 +37,9 @@ def load(name: str) -> dict[str, Any]:
     return yaml.safe_load((WORKFLOWS / name).read_text())
 
 
-def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the key `on` as the boolean true.
-    return workflow.get("on", workflow.get(True))
+    return workflow["on"] if "on" in workflow else workflow[True]
 
 
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
@@ -185,7 +186,9 @@ def test_pulumi_cloud_oidc_replaces_the_stored_token_when_switched_on():
 
 
 def test_the_pulumi_cli_matches_the_pinned_sdk():
-    pinned = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text()).group(1)
+    match = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text())
+    assert match
+    pinned = match.group(1)
     for name in ("preview.yml", "up.yml"):
         for job in load(name)["jobs"].values():
             for step in steps_using(job, "pulumi/actions"):
@@ -297,7 +300,7 @@ def test_a_deleted_stack_is_not_selected(history):
 @pytest.mark.parametrize("base", ["0" * 40, "", "1234567890abcdef1234567890abcdef12345678"])
 def test_no_usable_base_selects_every_stack(history, base):
     commit, detect = history
-    head = commit(lambda repo: None)
+    head = commit(lambda _repo: None)
     assert detect(head, base=base) == (0, ["alpha", "beta", "gamma"])
 
 
