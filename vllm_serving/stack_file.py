@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from components.config import CONFIG_NAMESPACE
+from components.config import CONFIG_NAMESPACE, CONFIG_NAMESPACES
 
 from . import safe_yaml
 from .manifests import SECRET_PLACEHOLDER
@@ -22,7 +22,6 @@ STACKS_DIR = PROJECT_ROOT / "stacks"
 STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 # This program's own keys, its Kubernetes provider's (kubernetes:context and the like) and the
 # engine's (pulumi:tags, pulumi:disable-default-providers); any other namespace is a typo here.
-CONFIG_NAMESPACES = (CONFIG_NAMESPACE, "kubernetes", "pulumi")
 # A value, key or name quoted in a message is cut to this many characters.
 MESSAGE_VALUE_LIMIT = 80
 
