@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .manifests import SECRET_PLACEHOLDER
+from .manifests import offline_secret_placeholder
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = PROJECT_ROOT / "stacks"
@@ -51,9 +51,10 @@ def _is_secure(value: Any) -> bool:
 
 
 def _unsecure(value: Any) -> Any:
-    """Secrets in a stack file are encrypted for the Pulumi CLI; offline they render as a placeholder."""
+    """Secrets in a stack file are encrypted for the Pulumi CLI; offline they render as a placeholder
+    that changes with the ciphertext, so that a changed secret shows in `diff`."""
     if _is_secure(value):
-        return SECRET_PLACEHOLDER
+        return offline_secret_placeholder(str(value["secure"]))
     if isinstance(value, dict):
         return {key: _unsecure(item) for key, item in value.items()}
     if isinstance(value, list):
