@@ -147,6 +147,8 @@ class ModelDownload(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
             k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
             k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=self.fingerprint),
+            # Whose versions prune_versions.sh may remove: this download's (model or adapter) only.
+            k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=prefix),
             k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
             *source_env(model, download.parallelism),
         ]
