@@ -75,6 +75,9 @@ else
     # No keys in the Secret: the AWS SDK chain (web identity, instance role).
     export RCLONE_CONFIG_SRC_ENV_AUTH=true
 fi
+# Keys are listed as they are (rclone would show a ".." part as "．．"): the selection rule
+# then refuses what could resolve outside MODEL_DIR instead of rclone renaming it.
+export RCLONE_CONFIG_SRC_ENCODING=None
 # A read-only download must not try to create the bucket.
 export RCLONE_CONFIG_SRC_NO_CHECK_BUCKET=true
 
@@ -94,6 +97,11 @@ if grep -qi -e 'invalid' -e "can't" -e 'ERROR' "$log"; then
     fail "the listing holds keys that cannot be downloaded as files: $(grep -i -m1 -e 'invalid' -e "can't" -e 'ERROR' "$log")"
 fi
 sed 's#^[0-9]*/##' "$log.list" >"$log.paths"
+# rclone lists a key part "." or ".." as fullwidth dots (U+FF0E) whatever the encoding: such a
+# key is refused as the rule refuses "..", since it names no file the bucket could be copied to.
+if grep -qE '(^|/)(．|．．)(/|$)' "$log.paths"; then
+    fail "unsafe path in the listing (a key with a . or .. part): $(grep -m1 -E '(^|/)(．|．．)(/|$)' "$log.paths")"
+fi
 [ -s "$log.paths" ] || fail "no objects under this prefix"
 select_files() {
     FILES=${S3_FILES:-} SOURCE=s3 sh "$scripts/select_files.sh" "$@" 2>"$log" || fail "$(sed 's/^select: //' "$log")"
