@@ -74,6 +74,9 @@ class GitServer(RecordingServer):
         self.token = token
         # A hostile LFS server that puts the credentials it was sent into its error messages.
         self.echo_token = echo_token
+        # Where the batch API sends clients for the objects: this server, or a faster one serving
+        # the store's lfs/ directory at /lfs/objects/ (the throughput benchmark's nginx).
+        self.object_url: Optional[str] = None
         # Protocol v0 without allowReachableSHA1InWant refuses to serve commits no ref points
         # at, as older servers do; GitHub and GitLab serve any reachable commit.
         self.protocol_v2 = protocol_v2
@@ -208,7 +211,7 @@ class _GitHandler(RecordingHandler):
                 objects.append({
                     "oid": oid, "size": item["size"], "authenticated": True,
                     "actions": {"download": {
-                        "href": f"{self.server.url}/lfs/objects/{oid}",
+                        "href": f"{self.server.object_url or self.server.url}/lfs/objects/{oid}",
                         "header": {"Authorization": f"RemoteAuth {self.server.object_auth}"},
                         "expires_in": 3600,
                     }},
