@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -122,10 +123,12 @@ http {{
     return process, f"http://127.0.0.1:{port}"
 
 
-def start_rclone_s3(rclone: str, root: Path, key: str, secret: str) -> tuple[subprocess.Popen, str]:
+def start_rclone_s3(rclone: str, root: Path, key: str, secret: str, etag_hash: str) -> tuple[subprocess.Popen, str]:
+    """`rclone serve s3` over the files. Its MD5 ETags are computed by reading each file again on
+    every request (real S3 stores them), on the CPUs the client needs: off unless --s3-etag-hash."""
     port = free_port()
     process = subprocess.Popen([rclone, "serve", "s3", "--config", "", "--addr", f"127.0.0.1:{port}",
-                                "--auth-key", f"{key},{secret}", str(root)],
+                                "--auth-key", f"{key},{secret}", "--etag-hash", etag_hash, str(root)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
@@ -149,14 +152,19 @@ def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str) -> dict[st
             "VERSION_OWNER": "benchmark"}
 
 
-def timed(run: Callable[[], None], fresh: Path) -> float:
-    """Seconds for `run` to fill `fresh`, a new directory; dirty pages of earlier rounds are flushed first."""
+def timed(run: Callable[[], None], fresh: Path) -> tuple[float, float]:
+    """Seconds for `run` to fill `fresh`, a new directory (dirty pages of earlier rounds are flushed
+    first), and the CPU seconds its client processes used (children reaped meanwhile; the servers
+    run in this process or are reaped only at the end)."""
     shutil.rmtree(fresh, ignore_errors=True)
     fresh.mkdir(parents=True)
     subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     run()
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def curl_all(base: str, names: list[str], out: Path) -> None:
@@ -187,10 +195,12 @@ def main() -> None:
     parser.add_argument("--hf-workers", default="8")
     parser.add_argument("--lfs-concurrency", default="8")
     parser.add_argument("--s3-concurrency", default="16")
+    parser.add_argument("--s3-etag-hash", default="", help="rclone serve s3 --etag-hash (MD5: the client verifies it)")
     args = parser.parse_args()
     rclone = shutil.which(args.rclone) or args.rclone
     rclone_version = subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
 
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="download-throughput-", dir=os.environ.get("BENCH_DIR")))
     processes: list[subprocess.Popen] = []
     servers = []
@@ -211,7 +221,7 @@ def main() -> None:
         nginx, nginx_url = start_nginx(work, files, store.root / "lfs", hub.url, commit)
         processes.append(nginx)
         git.object_url = nginx_url
-        s3, s3_url = start_rclone_s3(rclone, s3_root, "bench-key", "bench-secret")
+        s3, s3_url = start_rclone_s3(rclone, s3_root, "bench-key", "bench-secret", args.s3_etag_hash)
         processes.append(s3)
 
         out = work / "out"
@@ -230,9 +240,12 @@ def main() -> None:
                 "AWS_SECRET_ACCESS_KEY": "bench-secret", "S3_CONCURRENCY": args.s3_concurrency}),
         }
         seconds: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for round_number in range(args.rounds):
             for name, run in runs.items():
-                seconds[name].append(timed(run, out))
+                elapsed, used = timed(run, out)
+                seconds[name].append(elapsed)
+                cpu[name].append(used)
                 verify(model, out)
             print(f"round {round_number + 1}: " + ", ".join(f"{n.split()[0]} {s[-1]:.2f} s" for n, s in seconds.items()),
                   flush=True)
@@ -246,15 +259,18 @@ def main() -> None:
 
     bound = seconds["bound (nginx -> parallel curl)"]
     print(f"\n{total} bytes ({args.files} x {args.file_mib} MiB + config.json), {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs shared by servers and clients; rclone: {rclone_version}")
-    print(f"{'source':32} {'settings':24} {'MB/s min':>9} {'MB/s med':>9} {'ratio min':>10} {'ratio med':>10}")
+          f"{os.cpu_count()} CPUs shared by servers and clients; rclone: {rclone_version}; "
+          f"rclone serve s3 --etag-hash {args.s3_etag_hash or '(off)'}; load average before: {load_before}")
+    print(f"{'source':32} {'settings':24} {'MB/s min':>9} {'MB/s med':>9} {'ratio min':>10} {'ratio med':>10} "
+          f"{'client CPU-s/GB':>16}")
     settings = {"huggingface": f"HF_MAX_WORKERS={args.hf_workers}", "git": f"GIT_LFS_CONCURRENCY={args.lfs_concurrency}",
                 "s3": f"S3_CONCURRENCY={args.s3_concurrency}"}
     for name, times in seconds.items():
         rates = [total / t / 1e6 for t in times]
         ratios = [b / t for b, t in zip(bound, times)]
         print(f"{name:32} {settings.get(name, 'one curl per file'):24} {min(rates):>9.0f} {statistics.median(rates):>9.0f} "
-              f"{min(ratios):>10.2f} {statistics.median(ratios):>10.2f}")
+              f"{min(ratios):>10.2f} {statistics.median(ratios):>10.2f} "
+              f"{statistics.median(cpu[name]) / (total / 1e9):>16.2f}")
 
 
 if __name__ == "__main__":
