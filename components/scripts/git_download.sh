@@ -29,10 +29,19 @@ trap 'rm -f "$log" "$log.lfs" "$log.paths" "$log.selected"' EXIT
 # Every line this script prints passes through here: the token (wherever a server
 # echoes it) and credentials inside any URL become ***. awk reads the token from
 # ENVIRON, which, unlike -v, takes it byte for byte.
+# The HTTP Basic form of the credentials too (a server echoing its Authorization header).
+# printf is the shell's builtin: the token reaches base64 through a pipe, never argv.
+GIT_TOKEN_BASIC=""
+if [ -n "${GIT_TOKEN:-}" ]; then
+    GIT_TOKEN_BASIC=$(printf '%s:%s' "${GIT_USERNAME:-oauth2}" "$GIT_TOKEN" | base64 | tr -d '\n')
+fi
+export GIT_TOKEN_BASIC
 redact() {
     awk '{
-        token = ENVIRON["GIT_TOKEN"]
-        if (token != "") while (at = index($0, token)) $0 = substr($0, 1, at - 1) "***" substr($0, at + length(token))
+        for (i = 1; i <= 2; i++) {
+            token = ENVIRON[i == 1 ? "GIT_TOKEN" : "GIT_TOKEN_BASIC"]
+            if (token != "") while (at = index($0, token)) $0 = substr($0, 1, at - 1) "***" substr($0, at + length(token))
+        }
         gsub(/:\/\/[^\/@ ]*@/, "://***@")
         print
     }'

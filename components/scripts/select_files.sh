@@ -113,10 +113,13 @@ END {
     if (mode == "index") { if (chosen_index != "" && weights != 1) print chosen_index; exit 0 }
     read_index(index_text)
     if (chosen_index != "" && index_names) {
-        kept = 0
-        for (p in weight) if (p in in_index) kept++; else delete weight[p]
-        if (!kept) for (p in in_index) if (p in listed) weight[p] = 1
-        weights = 0; for (p in weight) weights++
+        # Shards the index lists (into a new array: no deletion while iterating), or else
+        # every listed file it names, as vLLM filter_duplicate_safetensors_files does.
+        weights = 0
+        for (p in weight) if (p in in_index) { kept_weight[p] = 1; weights++ }
+        if (!weights) for (p in in_index) if (p in listed) { kept_weight[p] = 1; weights++ }
+        split("", weight)
+        for (p in kept_weight) weight[p] = 1
     }
     if (!weights && chosen_index == "")
         fail(2, "no weights vLLM can load (*.safetensors, *.bin or *.pt at the top level of the repository); " \

@@ -206,7 +206,8 @@ class _GitHandler(RecordingHandler):
             oid = item["oid"]
             if self.server.echo_token:
                 objects.append({"oid": oid, "size": item["size"],
-                                "error": {"code": 404, "message": f"Object does not exist for {echoed}"}})
+                                "error": {"code": 404, "message": f"Object does not exist for {echoed} "
+                                                         f"({self.headers.get('Authorization', '')})"}})
             elif oid in self.server.store.objects:
                 objects.append({
                     "oid": oid, "size": item["size"], "authenticated": True,

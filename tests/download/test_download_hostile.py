@@ -81,8 +81,10 @@ def test_git_server_echoing_the_token_never_gets_it_printed(git_repo, git_server
     result = busybox_downloader.run(**git_env(server.repo_url("model"), GIT_TOKEN=GIT_TOKEN))
     assert result.returncode != 0
     # The server did echo it (git-lfs prints the server's message), and it arrives redacted.
-    assert "Object does not exist for oauth2:***" in result.output
+    assert "Object does not exist for oauth2:*** (Basic ***)" in result.output
     assert GIT_TOKEN not in result.output
+    import base64
+    assert base64.b64encode(f"oauth2:{GIT_TOKEN}".encode()).decode() not in result.output
     assert not busybox_downloader.marker.exists()
 
 
