@@ -121,6 +121,9 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
         k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
         k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=fingerprint),
+        # Whose versions prune_versions.sh may remove: this download's (model or adapter, in this
+        # namespace) only, so stacks sharing a claim and a sub-path never prune each other's.
+        k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=f"{args.namespace}/{args.prefix}"),
         k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
         *source_env(args.source, download.parallelism, args.checked_secret_name),
     ]
