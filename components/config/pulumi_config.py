@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -36,6 +37,9 @@ def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
     raw = {}
     prefix = f"{CONFIG_NAMESPACE}:"
     for key, value in values.items():
+        if _misspelt_namespace(key):
+            raw[key] = value  # kept whole, so that parse_config refuses it by name with the right spelling
+            continue
         if not key.startswith(prefix):
             continue
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
@@ -45,3 +49,12 @@ def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
                 pass  # a plain string that happens to start with a bracket (e.g. a secret's placeholder)
         raw[key[len(prefix):]] = value
     return raw
+
+
+def _misspelt_namespace(key: str) -> bool:
+    """A key meant for this program under a misspelt namespace (`vllm_serving:`, `vllm-serve:`),
+    which the engine would hand to no one: its value would be silently ignored."""
+    namespace = key.split(":", 1)[0] if ":" in key else None
+    if namespace is None or namespace == CONFIG_NAMESPACE:
+        return False
+    return difflib.SequenceMatcher(None, namespace.lower(), CONFIG_NAMESPACE).ratio() >= 0.8
