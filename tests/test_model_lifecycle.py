@@ -70,19 +70,56 @@ def test_existing_claim_without_source_is_served_from_its_sub_path_as_is():
     assert server_model_dir(render_values({"model": model})) == "meta/llama"
 
 
-def test_model_size_is_annotated_on_the_claim():
-    model = {**HF_MODEL, "size": "14Gi"}
+@pytest.mark.parametrize(("keep", "copies"), [(None, 2), (0, 2), (1, 2), (3, 4)])
+def test_model_size_and_the_copies_held_at_once_are_annotated_on_the_claim(keep, copies):
+    volume = {"size": "100Gi", **({} if keep is None else {"keepPreviousVersions": keep})}
+    model = {**HF_MODEL, "size": "14Gi", "volume": volume}
     claim = render_values({"model": model}).one("PersistentVolumeClaim").inputs
-    assert claim["metadata"]["annotations"] == {"vllm-serving/model-bytes": str(14 * 2**30)}
+    assert claim["metadata"]["annotations"] == {
+        "vllm-serving/model-bytes": str(14 * 2**30), "vllm-serving/model-copies": str(copies)}
 
 
-def test_model_larger_than_the_volume_is_refused():
-    found = problems({"model": {**HF_MODEL, "size": "30Gi"}})
-    assert found["model.size"] == "30Gi of weights do not fit model.volume.size 24Gi"
+def test_a_volume_holding_one_copy_but_not_the_two_of_a_model_change_is_refused():
+    # CodeLlama on the chart's 24Gi: the new download beside the served version needs 27 GB.
+    found = problems({"model": {**HF_MODEL, "size": "13.5G"}})
+    assert found == {"model.volume.size": (
+        "24Gi (25.8 GB) cannot hold the 2 copies of the weights that coexist during a model change: "
+        "the new download beside the served version (model.volume.keepPreviousVersions 1), "
+        "2 × model.size 13.5G (13.5 GB) = 27.0 GB. Raise model.volume.size to at least 26Gi")}
+    parse_config({"model": {**HF_MODEL, "size": "13.5G", "volume": {"size": "26Gi"}}})
+
+
+def test_keeping_no_previous_version_still_holds_the_served_one_during_the_download():
+    volume = {**HF_MODEL["volume"], "keepPreviousVersions": 0}
+    found = problems({"model": {**HF_MODEL, "size": "13.5G", "volume": volume}})
+    assert "cannot hold the 2 copies" in found["model.volume.size"]
+
+
+def test_more_kept_versions_need_more_room_and_the_message_says_which_key_lowers_it():
+    model = {**HF_MODEL, "size": "40G", "volume": {"size": "100Gi", "keepPreviousVersions": 3}}
+    message = problems({"model": model})["model.volume.size"]
+    assert "cannot hold the 4 copies" in message and "served version and 2 older versions" in message
+    assert "4 × model.size 40G (40.0 GB) = 160.0 GB. Raise model.volume.size to at least 150Gi" in message
+    assert message.endswith("or keep fewer versions (model.volume.keepPreviousVersions)")
+    parse_config({"model": {**model, "volume": {"size": "150Gi", "keepPreviousVersions": 3}}})
+
+
+def test_an_existing_claims_size_is_unknown_offline_so_only_the_startup_budget_is_checked():
+    volume = {"existingClaim": "shared", "size": "1Gi", "subPath": "m"}
+    config = parse_config({"model": {**HF_MODEL, "size": "13.5G", "volume": volume}})
+    assert config.model.volume.existingClaim == "shared"
+    budget = problems({"model": {**HF_MODEL, "size": "13.5G", "volume": volume}, "server": {"startupTimeoutSeconds": 60}})
+    assert list(budget) == ["server.startupTimeoutSeconds"]
+
+
+@pytest.mark.parametrize("keep", [-1, "one"])
+def test_keep_previous_versions_is_a_whole_number_of_zero_or_more(keep):
+    volume = {**HF_MODEL["volume"], "keepPreviousVersions": keep}
+    assert "model.volume.keepPreviousVersions" in problems({"model": {**HF_MODEL, "volume": volume}})
 
 
 def test_startup_budget_too_short_for_the_model_is_refused_with_the_numbers():
-    model = {**HF_MODEL, "size": "140G", "volume": {"size": "200Gi"}}
+    model = {**HF_MODEL, "size": "140G", "volume": {"size": "300Gi"}}
     found = problems({"model": model, "server": {"startupTimeoutSeconds": 300}})
     message = found["server.startupTimeoutSeconds"]
     assert "300 s is too short to load 140G (140.0 GB) at 0.5 GB/s" in message
@@ -90,7 +127,7 @@ def test_startup_budget_too_short_for_the_model_is_refused_with_the_numbers():
 
 
 def test_a_faster_stated_load_rate_makes_the_budget_enough():
-    model = {**HF_MODEL, "size": "140G", "volume": {"size": "200Gi"}}
+    model = {**HF_MODEL, "size": "140G", "volume": {"size": "300Gi"}}
     config = parse_config({"model": model, "server": {"startupTimeoutSeconds": 300, "assumedLoadRateGBps": 2}})
     assert config.server.assumedLoadRateGBps == 2
 

@@ -90,6 +90,12 @@ class VolumeConfig(StrictModel):
         description="Protect a new volume from deletion and replacement (Pulumi `protect`); "
         "set false to delete or replace it on purpose.",
     )
+    keepPreviousVersions: int = Field(
+        1,
+        ge=0,
+        description="Model versions kept on the volume besides the current one, for a rollback without "
+        "a download; 0 deletes the previous one once the new one is complete.",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -118,6 +124,13 @@ class VolumeConfig(StrictModel):
         if value.startswith("/") or ".." in parts:
             raise ValueError(f"{value!r} must be a relative path inside the volume (no leading '/', no '..')")
         return value.strip("/")
+
+    @property
+    def copies_during_change(self) -> int:
+        """Copies of the weights on the volume at the peak of a source change: the Job first prunes
+        down to the served version and the kept ones (the served one stays even with
+        keepPreviousVersions 0), then downloads the new copy beside them (components/scripts/job.sh)."""
+        return max(self.keepPreviousVersions, 1) + 1
 
     @property
     def single_node(self) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any, Optional
 
-from .props import MODEL_BYTES_ANNOTATION, PVC_TYPE, Props, containers, get
+from .props import MODEL_BYTES_ANNOTATION, MODEL_COPIES_ANNOTATION, PVC_TYPE, Props, containers, get
 from .quantity import QuantityError, format_bytes, parse_quantity
 
 
@@ -33,29 +34,43 @@ def check_requests_within_limits(resource_type: str, props: Props) -> list[str]:
     return violations
 
 
+def _whole_number(annotations: Any, name: str, default: Optional[int]) -> tuple[Optional[int], list[str]]:
+    """An annotation holding a whole number: (the number or default when absent, violations)."""
+    value = get(annotations, name)
+    if value is None:
+        return default, []
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d+", text):
+        return None, [f"annotation {name} is {value!r}; it must be a whole number"]
+    return int(text), []
+
+
 def check_model_volume_size(resource_type: str, props: Props) -> list[str]:
-    """A claim annotated with the model's size requests at least that much storage."""
+    """A claim annotated with the model's size holds every copy that coexists during a model change:
+    model-bytes × model-copies (one copy when the count is absent)."""
     if resource_type != PVC_TYPE:
         return []
-    annotation = get(props, "metadata", "annotations", MODEL_BYTES_ANNOTATION)
-    if annotation is None:
+    annotations = get(props, "metadata", "annotations")
+    model_bytes, bad_bytes = _whole_number(annotations, MODEL_BYTES_ANNOTATION, None)
+    if model_bytes is None:
         # The size is not known (an existing claim, or a program that does not annotate): nothing to compare.
-        return []
-    text = str(annotation).strip()
-    if isinstance(annotation, bool) or not re.fullmatch(r"\d+", text):
-        return [f"annotation {MODEL_BYTES_ANNOTATION} is {annotation!r}; it must be a whole number of bytes"]
-    model_bytes = int(text)
+        return [message.replace("whole number", "whole number of bytes") for message in bad_bytes]
+    copies, bad_copies = _whole_number(annotations, MODEL_COPIES_ANNOTATION, 1)
+    if copies is None:
+        return bad_copies
+    needed = model_bytes * copies
     storage = get(props, "spec", "resources", "requests", "storage")
     if storage is None:
-        return [f"the claim requests no storage, but the model needs {format_bytes(model_bytes)}"]
+        return [f"the claim requests no storage, but the model needs {format_bytes(needed)}"]
     try:
         size = parse_quantity(storage)
     except QuantityError as error:
         return [f"spec.resources.requests.storage: {error}"]
-    if size < model_bytes:
+    if size < needed:
+        held = f"{copies} copies × {format_bytes(model_bytes)} = " if copies > 1 else "the model's "
         return [
-            f"the claim requests {storage!r} = {format_bytes(size)}, less than the model's "
-            f"{format_bytes(model_bytes)}: the download would fail with a full disk after hours of work; "
-            "raise model.volume.size"
+            f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}{format_bytes(needed)} "
+            "that coexist during a model change: the download would fail with a full disk after hours of work; "
+            "raise model.volume.size (or lower model.volume.keepPreviousVersions)"
         ]
     return []
