@@ -58,11 +58,22 @@ def test_server_only_changes_never_redownload(change):
     assert server_model_dir(after) == server_model_dir(before)
 
 
-def test_the_new_volume_is_protected_by_default_and_can_be_released():
-    claim = render_values({"model": HF_MODEL}).one("PersistentVolumeClaim")
-    assert claim.options["protect"] is True
-    released = {**HF_MODEL, "volume": {**HF_MODEL["volume"], "protect": False}}
-    assert render_values({"model": released}).one("PersistentVolumeClaim").options["protect"] is False
+def test_the_new_volume_outlives_a_destroy_by_default_without_stopping_it():
+    rendering = render_values({"model": HF_MODEL})
+    claim = rendering.one("PersistentVolumeClaim")
+    # retainOnDelete: `pulumi destroy` drops the claim from the state and leaves it in the cluster.
+    # No protect anywhere: a protected resource would stop the whole destroy before it deletes anything.
+    assert claim.options["retainOnDelete"] is True and claim.options["protect"] is False
+    others = [r for r in rendering.resources if r.urn != claim.urn]
+    assert [r.name for r in others if r.options["protect"] or r.options["retainOnDelete"]] == []
+
+
+def test_the_volume_can_be_deleted_with_the_stack_or_protected_on_purpose():
+    def claim_options(**volume):
+        model = {**HF_MODEL, "volume": {**HF_MODEL["volume"], **volume}}
+        return render_values({"model": model}).one("PersistentVolumeClaim").options
+    assert claim_options(retainOnDelete=False)["retainOnDelete"] is False
+    assert claim_options(protect=True)["protect"] is True
 
 
 def test_existing_claim_without_source_is_served_from_its_sub_path_as_is():

@@ -85,10 +85,16 @@ class VolumeConfig(StrictModel):
     )
     existingClaim: str = Field("", description="An existing PersistentVolumeClaim holding (or to hold) the model.")
     subPath: str = Field("", description="Directory of the volume that holds the model files.")
-    protect: bool = Field(
+    retainOnDelete: bool = Field(
         True,
-        description="Protect a new volume from deletion and replacement (Pulumi `protect`); "
-        "set false to delete or replace it on purpose.",
+        description="Keep a new volume, and the weights on it, in the cluster when Pulumi deletes it "
+        "(`pulumi destroy`, a replacement): Pulumi's `retainOnDelete`. Set false, and `pulumi up`, "
+        "before a `pulumi destroy` that should delete the weights too.",
+    )
+    protect: bool = Field(
+        False,
+        description="Also mark a new volume with Pulumi's `protect`: then `pulumi destroy` stops with an "
+        "error before deleting anything, and so does any change that would replace the claim.",
     )
     keepPreviousVersions: int = Field(
         1,

@@ -56,9 +56,12 @@ class ModelVolume(pulumi.ComponentResource):
                     storage_class_name=volume.storageClass or None,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
                 ),
-                # Hundreds of GB that took an hour to download: `pulumi destroy`, or a change that
-                # replaces the claim (storage class, access modes), must be asked for on purpose.
-                opts=pulumi.ResourceOptions(parent=self, protect=volume.protect),
+                # Hundreds of GB that took an hour to download outlive the stack: with retainOnDelete
+                # Pulumi drops the claim from its state without deleting it, so `pulumi destroy` still
+                # deletes everything else (where `protect` would stop the whole destroy).
+                opts=pulumi.ResourceOptions(
+                    parent=self, protect=volume.protect, retain_on_delete=volume.retainOnDelete
+                ),
             )
             self.claim_name = self.claim.metadata.name
         self.register_outputs({"claimName": self.claim_name})
