@@ -21,7 +21,7 @@ PRODUCTION_KINDS = {
 }
 PRODUCTION_COMPONENTS = {
     "vllm-serving:index:Exposure", "vllm-serving:index:Autoscaling",
-    "vllm-serving:index:Monitoring", "vllm-serving:index:Disruption",
+    "vllm-serving:index:Monitoring", "vllm-serving:index:PodDisruptionBudget", "vllm-serving:index:NetworkPolicy",
 }
 PRODUCTION_STACK = STACKS_DIR / "Pulumi.llama-3-70b-production.yaml"
 OTHER_STACKS = [path for path in EXAMPLE_STACK_FILES if path != PRODUCTION_STACK]  # not a user's own stacks

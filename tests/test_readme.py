@@ -47,3 +47,16 @@ def test_the_two_setup_commands_exist():
     assert (PROJECT_ROOT / "vllm-serving").stat().st_mode & 0o111
     assert (PROJECT_ROOT / "run-tests").stat().st_mode & 0o111
     assert "./run-tests" in (PROJECT_ROOT / ".ci" / "run").read_text()
+
+
+def test_the_code_layout_names_every_module_of_components_and_no_other():
+    section = README.split("## How the code is laid out", 1)[1].split("```")[1]
+    named = {line.split()[0] for line in section.strip().splitlines()}
+    components = PROJECT_ROOT / "components"
+    modules = {
+        str(path.relative_to(PROJECT_ROOT))
+        for path in components.rglob("*.py")
+        if "scripts" not in path.parts and not (path.name == "__init__.py" and path.parent != components)
+    }
+    assert modules <= named
+    assert {name for name in named if name.startswith("components/") and name.endswith(".py")} == modules

@@ -79,6 +79,16 @@ class DownloadConfig(StrictModel):
     )
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
     memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")
+    # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/storage/placement.py).
+    nodeSelector: Optional[dict[str, str]] = Field(
+        None, description="Node labels the download pods require; unset for server.nodeSelector."
+    )
+    tolerations: Optional[list[Toleration]] = Field(
+        None, description="Tolerations of the download pods; unset for server.tolerations."
+    )
+    affinity: Optional[dict[str, Any]] = Field(
+        None, description="Kubernetes affinity of the download pods; unset for server.affinity."
+    )
 
 
 class EngineConfig(StrictModel):

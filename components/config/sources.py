@@ -103,7 +103,8 @@ class HuggingFaceSource(ModelSource):
         return [("id", self.id)]
 
     def default_image(self, server_image: str) -> str:
-        # The server image already carries huggingface_hub, and the node will pull it anyway.
+        # The server image already carries huggingface_hub; the node has it cached only when the Job runs
+        # where the server runs (a single-node volume while the server runs: storage/placement.py).
         return server_image
 
 
