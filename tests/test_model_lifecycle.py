@@ -4,9 +4,11 @@ size, the start-up budget, and the pruning of superseded versions; read off rend
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -172,43 +174,95 @@ def make_version(root: Path, version: str, complete: bool, age: int = 0) -> Path
     return directory
 
 
-def prune(root: Path, current: str) -> subprocess.CompletedProcess:
+SHELLS = [shell for shell in ("dash", "busybox") if shutil.which(shell)] or ["sh"]
+
+
+def shell_command(shell: str, script: Path) -> list[str]:
+    # The Job's images: the vLLM image's dash for Hugging Face, busybox in alpine/git and rclone.
+    return ["busybox", "sh", str(script)] if shell == "busybox" else [shell, str(script)]
+
+
+def prune(root: Path, current: str, keep: Optional[int] = None, shell: str = "sh") -> subprocess.CompletedProcess:
     env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current}
+    if keep is not None:
+        env["KEEP_PREVIOUS_VERSIONS"] = str(keep)
     return subprocess.run(
-        ["sh", str(SCRIPTS_DIR / "prune_versions.sh")], env=env, capture_output=True, text=True, check=True
+        shell_command(shell, SCRIPTS_DIR / "prune_versions.sh"), env=env, capture_output=True, text=True, check=True
     )
 
 
-def test_prune_keeps_the_current_and_the_previous_version_only(tmp_path):
-    make_version(tmp_path, "aaaaaaaaaaaa", complete=True, age=300)
-    make_version(tmp_path, "bbbbbbbbbbbb", complete=True, age=200)
-    make_version(tmp_path, "dddddddddddd", complete=False)
-    make_version(tmp_path, "cccccccccccc", complete=True, age=0)
-    (tmp_path / "my-notes").mkdir()
-    result = prune(tmp_path, "cccccccccccc")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bbbbbbbbbbbb", "cccccccccccc", "my-notes"]
-    assert "removing superseded model version aaaaaaaaaaaa" in result.stdout
+def four_versions(root: Path, current_complete: bool = True) -> None:
+    """a, b, d completed 300, 200 and 100 s ago; e never completed; c is the current one."""
+    make_version(root, "aaaaaaaaaaaa", complete=True, age=300)
+    make_version(root, "bbbbbbbbbbbb", complete=True, age=200)
+    make_version(root, "dddddddddddd", complete=True, age=100)
+    make_version(root, "eeeeeeeeeeee", complete=False)
+    make_version(root, "cccccccccccc", complete=current_complete, age=0)
+    (root / "my-notes").mkdir()
 
 
-def test_prune_does_nothing_while_the_current_version_is_incomplete(tmp_path):
-    make_version(tmp_path, "aaaaaaaaaaaa", complete=True, age=300)
-    make_version(tmp_path, "bbbbbbbbbbbb", complete=True, age=200)
-    make_version(tmp_path, "cccccccccccc", complete=False)
-    prune(tmp_path, "cccccccccccc")
-    assert len(list(tmp_path.iterdir())) == 3
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(
+    ("keep", "left"),
+    [
+        (None, ["cccccccccccc", "dddddddddddd"]),  # the default: one previous version
+        (0, ["cccccccccccc"]),
+        (1, ["cccccccccccc", "dddddddddddd"]),
+        (2, ["bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"]),
+        (9, ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc", "dddddddddddd"]),
+    ],
+)
+def test_prune_keeps_the_current_and_the_newest_kept_versions(tmp_path, shell, keep, left):
+    four_versions(tmp_path)
+    result = prune(tmp_path, "cccccccccccc", keep, shell)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*left, "my-notes"])
+    assert "removing superseded model version eeeeeeeeeeee" in result.stdout
 
 
-def test_job_entry_point_creates_the_directory_downloads_then_prunes(tmp_path):
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(("keep", "left"), [(0, ["dddddddddddd"]), (1, ["dddddddddddd"]), (2, ["bbbbbbbbbbbb", "dddddddddddd"])])
+def test_before_the_download_the_served_version_stays_whatever_the_keep_count(tmp_path, shell, keep, left):
+    # The current version is not complete: the newest completed one, d, is what the server runs.
+    four_versions(tmp_path, current_complete=False)
+    prune(tmp_path, "cccccccccccc", keep, shell)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*left, "cccccccccccc", "my-notes"])
+
+
+def test_a_keep_count_that_is_not_a_number_deletes_nothing(tmp_path):
+    four_versions(tmp_path)
+    result = prune(tmp_path, "cccccccccccc", "one")  # type: ignore[arg-type]
+    assert len(list(tmp_path.iterdir())) == 6
+    assert "KEEP_PREVIOUS_VERSIONS=one is not a whole number" in result.stderr
+
+
+def test_the_job_is_told_how_many_versions_to_keep():
+    for keep in (0, 3):
+        model = {**HF_MODEL, "volume": {**HF_MODEL["volume"], "keepPreviousVersions": keep}}
+        assert env_of(container(render_values({"model": model}), "Job", "download"))["KEEP_PREVIOUS_VERSIONS"] == str(keep)
+
+
+@pytest.mark.parametrize("keep", [0, 1, 2])
+def test_job_entry_point_makes_room_downloads_then_prunes_and_never_holds_more_copies_than_counted(tmp_path, keep):
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for name in ("job.sh", "prune_versions.sh"):
         (scripts / name).write_text((SCRIPTS_DIR / name).read_text())
-    # A stand-in for the real download (tested against real servers in tests/download).
-    (scripts / "download.sh").write_text('printf "%s\\n" "$SOURCE_FINGERPRINT" > "$MODEL_DIR/.vllm-serving-complete"\n')
+    # A stand-in for the real download (tested against real servers in tests/download) that
+    # records which versions sit on the volume while it runs: the peak of a model change.
+    (scripts / "download.sh").write_text(
+        'ls "$VERSIONS_DIR" > "$VERSIONS_DIR/../during-download"\n'
+        'printf "%s\\n" "$SOURCE_FINGERPRINT" > "$MODEL_DIR/.vllm-serving-complete"\n'
+    )
     versions = tmp_path / "volume" / "model"
-    make_version(versions, "aaaaaaaaaaaa", complete=True, age=300)
-    make_version(versions, "bbbbbbbbbbbb", complete=True, age=200)
+    for age, version in ((400, "aaaaaaaaaaaa"), (300, "bbbbbbbbbbbb"), (200, "dddddddddddd")):
+        make_version(versions, version, complete=True, age=age)
     env = {**os.environ, "VERSIONS_DIR": str(versions), "MODEL_DIR": str(versions / "cccccccccccc"),
-           "SOURCE_FINGERPRINT": "cccccccccccc"}
+           "SOURCE_FINGERPRINT": "cccccccccccc", "KEEP_PREVIOUS_VERSIONS": str(keep)}
     subprocess.run(["sh", str(scripts / "job.sh")], env=env, check=True, capture_output=True)
-    assert sorted(p.name for p in versions.iterdir()) == ["bbbbbbbbbbbb", "cccccccccccc"]
+    during = (tmp_path / "volume" / "during-download").read_text().split()
+    # The new copy beside the served one (d) and the kept older ones: what the size check counts.
+    copies = parse_config({"model": {**HF_MODEL, "volume": {"keepPreviousVersions": keep}}}).model.volume.copies_during_change
+    assert len(during) == copies
+    assert during == sorted(["cccccccccccc", "dddddddddddd", "bbbbbbbbbbbb"][: copies])
+    after = sorted(p.name for p in versions.iterdir())
+    assert after == sorted(["cccccccccccc", "dddddddddddd", "bbbbbbbbbbbb"][: keep + 1])

@@ -105,6 +105,8 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
         k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
         k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=fingerprint),
+        # prune_versions.sh: versions kept besides this one (the size check counts the same).
+        k8s.core.v1.EnvVarArgs(name="KEEP_PREVIOUS_VERSIONS", value=str(model.volume.keepPreviousVersions)),
         k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
         *source_env(args.source, download.parallelism),
     ]
