@@ -534,9 +534,9 @@ def test_a_claim_smaller_than_its_model_is_refused(storage, model_bytes, expecte
     ("storage", "copies", "expected"),
     [
         # CodeLlama's 13.5 GB: one copy fits the chart's 24Gi, the two of a model change do not.
-        ("24Gi", "2", ["the claim requests '24Gi' = 24.0Gi (25769803776 bytes), less than 2 copies × 12.6Gi"]),
+        ("24Gi", "2", ["the claim requests '24Gi' = 24.0Gi (25769803776 bytes), less than the 2 copies × 12.6Gi"]),
         ("32Gi", "2", []),
-        ("32Gi", "3", ["less than 3 copies × "]),
+        ("32Gi", "3", ["less than the 3 copies × "]),
         ("24Gi", "1", []),
         ("40Gi", "two", ["annotation vllm-serving/model-copies is 'two'; it must be a whole number"]),
     ],

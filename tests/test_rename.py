@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import ConfigError
-from tests.conftest import HF_MODEL, engine_config, render_values
+from tests.conftest import HF_MODEL, container, engine_config, env_of, render_values
 from vllm_serving.render import render_config
 
 RENAMED = {**HF_MODEL, "deployName": "codellama-instruct"}
@@ -66,7 +66,9 @@ def test_the_two_step_rename_reuses_the_retained_claim_and_its_download():
     model = {**RENAMED, "volume": {**HF_MODEL["volume"], "existingClaim": "codellama-7b-model"}}
     after = render_after({}, model)
     assert after.by_kind("PersistentVolumeClaim") == []
-    job_env = lambda r: {e["name"]: e.get("value") for e in r.one("Job").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    def job_env(rendering):
+        return env_of(container(rendering, "Job", "download"))
+
     # The same directory and fingerprint: the Job finds the completion marker and downloads nothing.
     for name in ("MODEL_DIR", "SOURCE_FINGERPRINT"):
         assert job_env(after)[name] == job_env(before)[name]

@@ -45,32 +45,42 @@ def _whole_number(annotations: Any, name: str, default: Optional[int]) -> tuple[
     return int(text), []
 
 
+def _copies_needed(annotations: Any) -> tuple[Optional[tuple[int, int]], list[str]]:
+    """(bytes of one copy, copies held at once) from the claim's annotations, or the violations;
+    (None, []) when the model's size is not annotated."""
+    model_bytes, bad_bytes = _whole_number(annotations, MODEL_BYTES_ANNOTATION, None)
+    if model_bytes is None:
+        return None, [message.replace("whole number", "whole number of bytes") for message in bad_bytes]
+    copies, bad_copies = _whole_number(annotations, MODEL_COPIES_ANNOTATION, 1)
+    return (None, bad_copies) if copies is None else ((model_bytes, copies), [])
+
+
 def check_model_volume_size(resource_type: str, props: Props) -> list[str]:
     """A claim annotated with the model's size holds every copy that coexists during a model change:
     model-bytes × model-copies (one copy when the count is absent)."""
     if resource_type != PVC_TYPE:
         return []
-    annotations = get(props, "metadata", "annotations")
-    model_bytes, bad_bytes = _whole_number(annotations, MODEL_BYTES_ANNOTATION, None)
-    if model_bytes is None:
-        # The size is not known (an existing claim, or a program that does not annotate): nothing to compare.
-        return [message.replace("whole number", "whole number of bytes") for message in bad_bytes]
-    copies, bad_copies = _whole_number(annotations, MODEL_COPIES_ANNOTATION, 1)
-    if copies is None:
-        return bad_copies
-    needed = model_bytes * copies
+    # Not annotated: the size is not known (an existing claim, or a program that does not annotate).
+    needed, bad_annotations = _copies_needed(get(props, "metadata", "annotations"))
+    if needed is None:
+        return bad_annotations
+    model_bytes, copies = needed
+    total = model_bytes * copies
     storage = get(props, "spec", "resources", "requests", "storage")
     if storage is None:
-        return [f"the claim requests no storage, but the model needs {format_bytes(needed)}"]
+        return [f"the claim requests no storage, but the model needs {format_bytes(total)}"]
     try:
         size = parse_quantity(storage)
     except QuantityError as error:
         return [f"spec.resources.requests.storage: {error}"]
-    if size < needed:
-        held = f"{copies} copies × {format_bytes(model_bytes)} = " if copies > 1 else "the model's "
-        return [
-            f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}{format_bytes(needed)} "
-            "that coexist during a model change: the download would fail with a full disk after hours of work; "
-            "raise model.volume.size (or lower model.volume.keepPreviousVersions)"
-        ]
-    return []
+    if size >= total:
+        return []
+    held = (
+        f"the {copies} copies × {format_bytes(model_bytes)} = {format_bytes(total)} that coexist during a model change"
+        if copies > 1
+        else f"the model's {format_bytes(total)}"
+    )
+    return [
+        f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}: the download would fail with "
+        "a full disk after hours of work; raise model.volume.size (or lower model.volume.keepPreviousVersions)"
+    ]
