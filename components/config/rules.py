@@ -96,7 +96,7 @@ def _volume_holds_every_copy(config: ServingConfig, model_bytes: float) -> list[
     needed = copies * model_bytes
     if needed <= capacity:
         return []
-    older = volume.copies_during_change - 2
+    older = copies - 2  # kept besides the served version and the new download
     kept = f" and {older} older version{'s' if older > 1 else ''}" if older else ""
     fewer = ", or keep fewer versions (model.volume.keepPreviousVersions)" if older else ""
     return [(
