@@ -166,6 +166,7 @@ def make_version(root: Path, version: str, complete: bool, age: int = 0) -> Path
     directory = root / version
     directory.mkdir(parents=True)
     (directory / "model.safetensors").write_bytes(b"weights")
+    (directory / ".vllm-serving-owner").write_text("stack\n")  # prune removes only its own stack's versions
     if complete:
         marker = directory / ".vllm-serving-complete"
         marker.write_text(version + "\n")
@@ -183,7 +184,7 @@ def shell_command(shell: str, script: Path) -> list[str]:
 
 
 def prune(root: Path, current: str, keep: Optional[int] = None, shell: str = "sh") -> subprocess.CompletedProcess:
-    env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current}
+    env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current, "VERSION_OWNER": "stack"}
     if keep is not None:
         env["KEEP_PREVIOUS_VERSIONS"] = str(keep)
     return subprocess.run(
@@ -257,7 +258,7 @@ def test_job_entry_point_makes_room_downloads_then_prunes_and_never_holds_more_c
     for age, version in ((400, "aaaaaaaaaaaa"), (300, "bbbbbbbbbbbb"), (200, "dddddddddddd")):
         make_version(versions, version, complete=True, age=age)
     env = {**os.environ, "VERSIONS_DIR": str(versions), "MODEL_DIR": str(versions / "cccccccccccc"),
-           "SOURCE_FINGERPRINT": "cccccccccccc", "KEEP_PREVIOUS_VERSIONS": str(keep)}
+           "SOURCE_FINGERPRINT": "cccccccccccc", "VERSION_OWNER": "stack", "KEEP_PREVIOUS_VERSIONS": str(keep)}
     subprocess.run(["sh", str(scripts / "job.sh")], env=env, check=True, capture_output=True)
     during = (tmp_path / "volume" / "during-download").read_text().split()
     # The new copy beside the served one (d) and the kept older ones: what the size check counts.

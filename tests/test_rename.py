@@ -8,7 +8,7 @@ import pytest
 
 from components.config import ConfigError
 from tests.conftest import HF_MODEL, container, engine_config, env_of, render_values
-from vllm_serving.render import render_config
+from vllm_serving.render import render_config, render_until_failure
 
 RENAMED = {**HF_MODEL, "deployName": "codellama-instruct"}
 
@@ -28,22 +28,13 @@ def test_the_same_name_as_deployed_renders_as_before():
     assert [r.urn for r in again.resources] == [r.urn for r in before.resources]
 
 
-def test_a_rename_is_refused_before_any_resource_is_registered(monkeypatch):
-    registered = []
-    from vllm_serving import render as render_module
-
-    original = render_module._RecordingMonitor.RegisterResource
-
-    def spy(self, request):
-        registered.append(request.type)
-        return original(self, request)
-
-    monkeypatch.setattr(render_module._RecordingMonitor, "RegisterResource", spy)
-    with pytest.raises(ConfigError) as caught:
-        render_after({"servedModelName": "codellama-7b", "endpoint": "http://codellama-7b.default.svc:8000"}, RENAMED)
-    # Only the stack itself: no claim, Job or Deployment reaches the engine, with or without a preview.
-    assert registered and set(registered) == {"pulumi:pulumi:Stack"}
-    ((key, message),) = caught.value.problems
+def test_a_rename_is_refused_before_any_resource_is_registered():
+    previous = {"servedModelName": "codellama-7b", "endpoint": "http://codellama-7b.default.svc:8000"}
+    rendering, error = render_until_failure(engine_config({"model": RENAMED}), [], "test", previous_outputs=previous)
+    # No claim, Job or Deployment reaches the engine, with or without a preview (--skip-preview).
+    assert rendering.resources == []
+    assert isinstance(error, ConfigError)
+    ((key, message),) = error.problems
     assert key == "model.deployName"
     assert message.startswith("'codellama-instruct' renames the model this stack deployed as 'codellama-7b'")
     assert "create a second volume, download and server beside the old ones" in message
