@@ -61,6 +61,7 @@ def test_the_public_api_is_importable():
 
     assert hasattr(components, "VllmServing"), "components/__init__.py must export VllmServing (docs/public-api.md)"
     assert callable(components.config.load_config) and components.config.ServingConfig
+    assert callable(components.refuse_rename)
 
 
 def test_the_template_is_a_pulumi_template(project):

@@ -36,6 +36,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 # Set by the program on a claim it creates, when it knows how big the model is.
 MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
+# ...and how many copies of it the claim holds at once during a model change (1 when absent).
+MODEL_COPIES_ANNOTATION = "vllm-serving/model-copies"
 
 
 # Shell words: a `sh -c "... vllm serve ..."` script is split the way a shell would, roughly.
