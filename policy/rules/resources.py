@@ -53,9 +53,9 @@ def check_model_volume_size(resource_type: str, props: Props) -> list[str]:
     except QuantityError as error:
         return [f"spec.resources.requests.storage: {error}"]
     if size < model_bytes:
-        return [
+        return [(
             f"the claim requests {storage!r} = {format_bytes(size)}, less than the model's "
             f"{format_bytes(model_bytes)}: the download would fail with a full disk after hours of work; "
             "raise model.volume.size"
-        ]
+        )]
     return []
