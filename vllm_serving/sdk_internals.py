@@ -94,7 +94,7 @@ def deserialize_properties(struct: Any) -> Any:
     return rpc.deserialize_properties(struct)
 
 
-def run_program(
+def run_program(  # noqa: PLR0917 -- render.py, outside this change, passes all six by position
     program: Path,
     monitor: MockMonitor,
     project: str,
