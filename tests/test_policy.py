@@ -10,7 +10,6 @@ import copy
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -645,7 +644,7 @@ def run_policy(policy, resource_type: str, props: Any) -> list[str]:
 
     reported: list[str] = []
     args = validation_args(pulumi_policy, resource_type, props)
-    policy.validate(args, lambda message, urn=None: reported.append(message))
+    policy.validate(args, lambda message, _urn=None: reported.append(message))
     return reported
 
 
@@ -715,9 +714,11 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it(pulumi_policy, rendered_stack
         stderr=subprocess.PIPE,
         text=True,
     )
+    stdout, stderr = process.stdout, process.stderr
+    assert stdout is not None and stderr is not None  # both are pipes
     try:
-        port = process.stdout.readline().strip()
-        assert port.isdigit(), process.stderr.read() if process.poll() is not None else port
+        port = stdout.readline().strip()
+        assert port.isdigit(), stderr.read() if process.poll() is not None else port
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             analyzer = analyzer_pb2_grpc.AnalyzerStub(channel)
             info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
@@ -741,5 +742,5 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it(pulumi_policy, rendered_stack
     finally:
         process.kill()
         process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
+        stdout.close()
+        stderr.close()

@@ -25,10 +25,31 @@ from .secrets import TOKEN_FORMATS, check_no_plaintext_secrets, find_tokens
 from .servers import check_vllm_gpu, check_vllm_probes, runs_vllm_server, server_containers
 
 __all__ = [
-    "Check", "Props", "POD_SPEC_PATHS", "PVC_TYPE", "GPU_RESOURCE", "MODEL_BYTES_ANNOTATION", "MODEL_COPIES_ANNOTATION", "pod_spec", "containers",
-    "QuantityError", "parse_quantity", "split_image", "check_image_pinned", "runs_vllm_server", "server_containers",
-    "check_vllm_gpu", "check_vllm_probes", "check_requests_within_limits", "TOKEN_FORMATS", "find_tokens",
-    "check_no_plaintext_secrets", "check_model_volume_size", "Rule", "RULES", "violations",
+    "GPU_RESOURCE",
+    "MODEL_BYTES_ANNOTATION",
+    "MODEL_COPIES_ANNOTATION",
+    "POD_SPEC_PATHS",
+    "PVC_TYPE",
+    "RULES",
+    "TOKEN_FORMATS",
+    "Check",
+    "Props",
+    "QuantityError",
+    "Rule",
+    "check_image_pinned",
+    "check_model_volume_size",
+    "check_no_plaintext_secrets",
+    "check_requests_within_limits",
+    "check_vllm_gpu",
+    "check_vllm_probes",
+    "containers",
+    "find_tokens",
+    "parse_quantity",
+    "pod_spec",
+    "runs_vllm_server",
+    "server_containers",
+    "split_image",
+    "violations",
 ]
 
 

@@ -10,8 +10,8 @@ into a "can't run during preview" advisory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 Props = Mapping[str, Any]
 Check = Callable[[str, Props], list[str]]
@@ -66,7 +66,7 @@ def split_words(values: Sequence[str], separators: re.Pattern[str] = WORD_SEPARA
     return [word for value in values for word in separators.split(value) if word]
 
 
-def pod_spec(resource_type: str, props: Props) -> Optional[Mapping[str, Any]]:
+def pod_spec(resource_type: str, props: Props) -> Mapping[str, Any] | None:
     path = POD_SPEC_PATHS.get(resource_type)
     spec = get(props, *path) if path else None
     return spec if isinstance(spec, Mapping) else None
