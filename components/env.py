@@ -8,5 +8,8 @@ from .config import EnvVar
 
 
 def env_var_args(env: list[EnvVar]) -> list[k8s.core.v1.EnvVarArgs]:
-    # valueFrom is passed through in Kubernetes' own shape (secretKeyRef, configMapKeyRef, ...).
-    return [k8s.core.v1.EnvVarArgs(name=var.name, value=var.value, value_from=var.valueFrom) for var in env]
+    # valueFrom keeps Kubernetes' own shape (secretKeyRef, configMapKeyRef, ...).
+    return [
+        k8s.core.v1.EnvVarArgs(name=var.name, value=var.value, value_from=var.valueFrom.as_dict() if var.valueFrom else None)
+        for var in env
+    ]

@@ -124,7 +124,7 @@ def test_lora_adapters_are_downloaded_mounted_and_served_under_their_names():
 def test_lora_adapter_rules():
     lora = {"adapters": [
         {"name": "sql", "source": "huggingface"},
-        {"name": "sql", "source": "s3", "s3": {"url": "s3://b/p"}},
+        {"name": "sql", "source": "s3", "s3": {"url": "s3://bucket/p"}},
         {"name": "codellama-7b", "source": "git", "git": {"url": "https://g/x.git"}},
     ]}
     found = problems({"model": HF_MODEL, "lora": lora})

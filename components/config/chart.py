@@ -7,11 +7,27 @@ Names, meanings and defaults are the chart's (`image.*`, `resources.limits.*`,
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from .fields import CpuQuantity, MemoryQuantity, StrictModel, dns1123_subdomain, env_name, quantity
+from .fields import (
+    INT32_MAX,
+    CpuQuantity,
+    MemoryQuantity,
+    StrictModel,
+    annotations,
+    bounded_text,
+    dns1123_subdomain,
+    env_name,
+    image_registry,
+    image_repository,
+    image_tag,
+    quantity,
+    secret_data_key,
+    shown,
+)
 
 # The vLLM release this project was built and documented against (PyPI `vllm`
 # 0.33.0, November 2026). The chart's own default, v0.3.3, predates the
@@ -20,6 +36,7 @@ DEFAULT_VLLM_TAG = "v0.33.0"
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 SINGLE_NODE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+_SUB_PATH = re.compile(r"[A-Za-z0-9._+@=,~/-]*")
 
 
 class ImageConfig(StrictModel):
@@ -30,22 +47,20 @@ class ImageConfig(StrictModel):
         "IfNotPresent", description="Kubernetes image pull policy."
     )
 
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        return image_registry(value)
+
     @field_validator("repository")
     @classmethod
-    def _repository_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    def _repository(cls, value: str) -> str:
+        return image_repository(value)
 
     @field_validator("tag")
     @classmethod
     def _tag_pinned(cls, value: str) -> str:
-        if not value.strip() or value == "latest":
-            raise ValueError(
-                f"{value!r} is not a pinned tag: use a vLLM release such as {DEFAULT_VLLM_TAG!r}, "
-                "so that every `pulumi up` runs the same server"
-            )
-        return value
+        return image_tag(value, DEFAULT_VLLM_TAG)
 
     @property
     def reference(self) -> str:
@@ -58,6 +73,7 @@ class ResourceLimits(StrictModel):
     memory: MemoryQuantity = Field("64Gi", description="Memory limit (and request) of the server container.")
     gpu: int = Field(
         1,
+        le=INT32_MAX,
         alias="nvidia.com/gpu",
         description="GPUs per replica; also vLLM's tensor parallel size.",
     )
@@ -111,12 +127,24 @@ class VolumeConfig(StrictModel):
     def _claim_name(cls, value: str) -> str:
         return dns1123_subdomain(value, "claim name")
 
+    @field_validator("storageClass")
+    @classmethod
+    def _storage_class(cls, value: str) -> str:
+        return dns1123_subdomain(value, "StorageClass name")
+
     @field_validator("subPath")
     @classmethod
     def _relative_sub_path(cls, value: str) -> str:
         parts = value.split("/")
         if value.startswith("/") or ".." in parts:
-            raise ValueError(f"{value!r} must be a relative path inside the volume (no leading '/', no '..')")
+            raise ValueError(f"{shown(value)} must be a relative path inside the volume (no leading '/', no '..')")
+        # It reaches the download scripts and the pods' volume mounts: a space, a quote or a
+        # newline in it is a bug waiting in some shell.
+        if len(value) > 1024 or not _SUB_PATH.fullmatch(value):
+            raise ValueError(
+                f"{shown(value)} is not a safe directory name: letters, digits and ._+@=,~- between '/', "
+                "at most 1024 characters"
+            )
         return value.strip("/")
 
     @property
@@ -125,10 +153,65 @@ class VolumeConfig(StrictModel):
         return all(mode in SINGLE_NODE_ACCESS_MODES for mode in self.accessModes)
 
 
+class KeySelector(StrictModel):
+    """secretKeyRef and configMapKeyRef of an env entry."""
+
+    name: str
+    key: str
+    optional: Optional[bool] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret or ConfigMap name") or _required(value)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return secret_data_key(value, "Secret or ConfigMap key")
+
+
+class FieldSelector(StrictModel):
+    fieldPath: str
+    apiVersion: Optional[str] = None
+
+    @field_validator("fieldPath")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return bounded_text(value, "fieldPath", 256)
+
+
+class ResourceFieldSelector(StrictModel):
+    resource: str
+    containerName: Optional[str] = None
+    divisor: Optional[str] = None
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        return bounded_text(value, "resource", 256)
+
+
+class EnvVarSource(StrictModel):
+    """Kubernetes' EnvVarSource, typed: each name and key is checked before it reaches the API."""
+
+    secretKeyRef: Optional[KeySelector] = None
+    configMapKeyRef: Optional[KeySelector] = None
+    fieldRef: Optional[FieldSelector] = None
+    resourceFieldRef: Optional[ResourceFieldSelector] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+# Kubernetes caps a whole object at about 1.5 MB; one variable may not take a large part of it.
+MAX_ENV_VALUE = 32 * 1024
+
+
 class EnvVar(StrictModel):
     name: str
     value: Optional[str] = None
-    valueFrom: Optional[dict[str, Any]] = None
+    valueFrom: Optional[EnvVarSource] = None
 
     @field_validator("name")
     @classmethod
@@ -141,7 +224,23 @@ class EnvVar(StrictModel):
         # YAML turns `value: 1` or `value: true` into numbers and booleans; Kubernetes wants strings.
         return json.dumps(value) if isinstance(value, (bool, int, float)) else value
 
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else bounded_text(value, "an env value", MAX_ENV_VALUE, secret=True)
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError("required")
+    return value
+
 
 class ServiceConfig(StrictModel):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the Service.")
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        return annotations(value, "service.annotations")

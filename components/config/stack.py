@@ -22,7 +22,7 @@ from .features import (
     NetworkPolicyConfig,
     PodDisruptionBudgetConfig,
 )
-from .fields import StrictModel, dns1123_label, dns1123_subdomain
+from .fields import INT32_MAX, StrictModel, dns1123_label, dns1123_subdomain
 from .server import DownloadConfig, EngineConfig, ServerConfig
 from .sources import ModelConfig
 
@@ -31,7 +31,7 @@ class ServingConfig(StrictModel):
     """All of a stack's `vllm-serving:` config, validated."""
 
     namespace: str = Field("default", description="Namespace of every resource (must exist).")
-    replicaCount: int = Field(1, ge=0, description="Number of server replicas.")
+    replicaCount: int = Field(1, ge=0, le=INT32_MAX, description="Number of server replicas.")
     image: ImageConfig = Field(default_factory=ImageConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     model: ModelConfig
