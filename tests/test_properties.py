@@ -273,6 +273,9 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
         # Enough time to load the largest model at the assumed 0.5 GB/s, so that the size check passes.
         values.setdefault("server", {})["startupTimeoutSeconds"] = 7200
     api_key = draw(st.sampled_from(["none", "apiKey", "apiKeySecret"]))
+    if api_key == "none" and values.get("service", {}).get("type") in ("NodePort", "LoadBalancer"):
+        # Reachable from outside the cluster without a key: only when said so.
+        values["allowUnauthenticated"] = True
     if api_key == "apiKey":
         # Never starting with '[' or '{' (see test_a_string_value_starting_with_a_bracket_is_not_taken_for_json).
         values["apiKey"] = draw(st.from_regex(r"(sk-)?[A-Za-z0-9][A-Za-z0-9_.~+/=-]{15,60}", fullmatch=True))
@@ -436,9 +439,9 @@ def check_model_before_server(values: dict[str, Any], rendering: Rendering, by_k
     assert re.fullmatch(r"[0-9a-f]{12}", fingerprint)
     # ... and each pod waits for the marker of exactly this source, in the directory the server reads.
     (wait,) = spec["initContainers"]
-    script = " ".join(wait["command"])
-    marker = f"{mount(wait, 'model')['mountPath']}/.vllm-serving-complete"
-    assert marker in script and f'"{fingerprint}"' in script
+    # The script takes each directory and its fingerprint as arguments, so no value is read as shell.
+    assert wait["command"][3:6] == ["sh", mount(wait, "model")["mountPath"], fingerprint]
+    assert '"$1/.vllm-serving-complete"' in wait["command"][2]
     assert mount(wait, "model").get("subPath") == mount(server, "model").get("subPath")
     job_mount = mount(download, "model")
     server_dir = mount(server, "model").get("subPath")

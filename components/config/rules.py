@@ -192,6 +192,15 @@ def _exposure(config: ServingConfig) -> list[Problem]:
         problems.append(("ingress.host", "required when ingress.enabled is true", {"ingress"}))
     if config.httpRoute.enabled and not config.httpRoute.parentRefs:
         problems.append(("httpRoute.parentRefs", "name at least one Gateway when httpRoute.enabled is true", {"httpRoute"}))
+    exposed = config.exposed_outside_cluster
+    if exposed and not config.has_api_key and not config.allowUnauthenticated:
+        problems.append((
+            exposed[0],
+            f"exposes the server outside the cluster ({', '.join(exposed)}) without an API key: anyone who reaches "
+            "it can generate text. Set apiKeySecret (an existing Secret) or apiKey (pulumi config set --secret "
+            "apiKey ...), or allowUnauthenticated: true to expose it without one on purpose",
+            {"ingress", "httpRoute", "service", "apiKey", "apiKeySecret"},
+        ))
     return problems
 
 

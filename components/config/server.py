@@ -74,6 +74,9 @@ class ServerConfig(StrictModel):
     serviceAccountName: str = Field("", description="ServiceAccount of the server pods.")
     podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of the server.")
     securityContext: dict[str, Any] = Field(default_factory=dict, description="Container securityContext of the server.")
+    usageStats: bool = Field(
+        False, description="Let vLLM send its usage statistics upstream; off sets VLLM_NO_USAGE_STATS and DO_NOT_TRACK."
+    )
 
     @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
     @classmethod

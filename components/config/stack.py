@@ -45,6 +45,11 @@ class ServingConfig(StrictModel):
         None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
     )
     apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef)
+    allowUnauthenticated: bool = Field(
+        False,
+        description="Expose the server outside the cluster (ingress, httpRoute, a LoadBalancer or NodePort "
+        "Service) without an API key, on purpose.",
+    )
     imagePullSecrets: list[str] = Field(default_factory=list, description="Secrets to pull images with (every pod).")
     checkSecrets: bool = Field(
         True, description="Read the referenced Secrets at preview and refuse missing keys (needs the cluster)."
@@ -79,6 +84,23 @@ class ServingConfig(StrictModel):
     def tensor_parallel_size(self) -> int:
         """--tensor-parallel-size: as set, or the GPUs per pod shared out over the pipeline stages."""
         return self.engine.tensorParallelSize or self.resources.limits.gpu // self.engine.pipelineParallelSize
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.apiKey is not None or bool(self.apiKeySecret.name)
+
+    @property
+    def exposed_outside_cluster(self) -> list[str]:
+        """The keys that make the server reachable from outside the cluster."""
+        return [
+            key
+            for key, exposed in (
+                ("ingress.enabled", self.ingress.enabled),
+                ("httpRoute.enabled", self.httpRoute.enabled),
+                ("service.type", self.service.type in ("LoadBalancer", "NodePort")),
+            )
+            if exposed
+        ]
 
     @property
     def max_replicas(self) -> int:
