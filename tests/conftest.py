@@ -9,8 +9,8 @@ import pytest
 from components.config import ConfigError, parse_config
 from vllm_serving.manifests import normalize
 from vllm_serving.render import Rendering, render_config
-from vllm_serving.validate import validate_manifests
 from vllm_serving.stack_file import _engine_value
+from vllm_serving.validate import validate_manifests
 
 HF_MODEL = {
     "deployName": "codellama-7b",

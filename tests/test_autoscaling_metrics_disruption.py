@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import pytest
 
 from components.config import parse_config
 from tests.conftest import HF_MODEL, assert_schema_valid, manifest, problems, render_values
 from vllm_serving.crd_schemas import validate_custom_resource
+from vllm_serving.render import render
+from vllm_serving.stack_file import STACKS_DIR
 
 SHARED_MODEL = {**HF_MODEL, "volume": {**HF_MODEL["volume"], "accessModes": ["ReadWriteMany"]}}
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"
@@ -150,6 +153,25 @@ def test_scrape_annotations_on_the_server_pods():
 
 
 # --- disruption ----------------------------------------------------------------------------------
+
+
+# Where the budget and the policy were, in the engine's form, while one `Disruption` component
+# held both (tests/snapshots/ before they became components of their own).
+FORMER_URNS = {
+    "PodDisruptionBudget": "urn:pulumi:llama-3-70b-production::vllm-serving::vllm-serving:index:VllmServing"
+    "$vllm-serving:index:Disruption$kubernetes:policy/v1:PodDisruptionBudget::llama-3-70b-disruption-pdb",
+    "NetworkPolicy": "urn:pulumi:llama-3-70b-production::vllm-serving::vllm-serving:index:VllmServing"
+    "$vllm-serving:index:Disruption$kubernetes:networking.k8s.io/v1:NetworkPolicy::llama-3-70b-disruption-networkpolicy",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FORMER_URNS))
+def test_budget_and_policy_are_adopted_from_their_former_component(kind):
+    # A changed parent changes the URN; the former one as an alias makes `pulumi up` adopt the
+    # existing object instead of deleting it and creating a new one.
+    resource = render(STACKS_DIR / "Pulumi.llama-3-70b-production.yaml").one(kind)
+    assert {"urn": FORMER_URNS[kind]} in resource.options["aliases"]
+    assert resource.urn != FORMER_URNS[kind] and ":index:Disruption" not in resource.urn
 
 
 def test_budget_protects_replicas_that_share_the_load():

@@ -10,6 +10,7 @@ import pytest
 
 from components.config import ConfigError, parse_config
 from tests.conftest import HF_MODEL, assert_schema_valid, manifest, problems, render_values
+from tests.examples import EXAMPLE_STACK_FILES
 from vllm_serving.crd_schemas import SCHEMAS, openapi_schema, validate_custom_resource
 from vllm_serving.render import render
 from vllm_serving.stack_file import STACKS_DIR
@@ -20,10 +21,10 @@ PRODUCTION_KINDS = {
 }
 PRODUCTION_COMPONENTS = {
     "vllm-serving:index:Exposure", "vllm-serving:index:Autoscaling",
-    "vllm-serving:index:Monitoring", "vllm-serving:index:Disruption",
+    "vllm-serving:index:Monitoring", "vllm-serving:index:PodDisruptionBudget", "vllm-serving:index:NetworkPolicy",
 }
 PRODUCTION_STACK = STACKS_DIR / "Pulumi.llama-3-70b-production.yaml"
-OTHER_STACKS = sorted(path for path in STACKS_DIR.glob("Pulumi.*.yaml") if path != PRODUCTION_STACK)
+OTHER_STACKS = [path for path in EXAMPLE_STACK_FILES if path != PRODUCTION_STACK]  # not a user's own stacks
 
 # A public route needs an API key (or allowUnauthenticated); these tests use a Secret's.
 KEY = {"apiKeySecret": {"name": "llm-api-key"}}

@@ -179,6 +179,9 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
     if replicas > 1 and all(mode in SINGLE_NODE for mode in modes):
         # More than one replica needs a volume that other nodes can mount too.
         modes.append(draw(st.sampled_from(["ReadOnlyMany", "ReadWriteMany"])))
+    if "ReadWriteOncePod" in modes and (source or len(modes) > 1):
+        # One pod only, and alone: refused beside other modes or with a download Job.
+        modes = [mode for mode in modes if mode != "ReadWriteOncePod"] or ["ReadWriteOnce"]
     volume = _without_none({
         "size": draw(st.sampled_from(["24Gi", "40Gi", "100G", "1Ti", 50000000000])),
         "accessModes": modes,

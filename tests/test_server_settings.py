@@ -190,7 +190,8 @@ def test_scheduling_knobs_reach_the_pod():
         },
     })
     pod = normalize(rendering.one("Deployment").inputs["spec"]["template"]["spec"])
-    assert pod["affinity"] == affinity
+    # Beside it, the claim's pod affinity of a ReadWriteOnce volume (tests/test_placement.py).
+    assert pod["affinity"]["nodeAffinity"] == affinity["nodeAffinity"]
     assert pod["runtimeClassName"] == "nvidia"
     assert pod["priorityClassName"] == "inference-high"
     assert pod["serviceAccountName"] == "vllm"
@@ -208,6 +209,8 @@ def test_the_chart_example_renders_nothing_new():
     rendering = render(STACKS_DIR / "Pulumi.codellama-7b.yaml")
     assert sorted(m["kind"] for m in rendering.manifests) == ["ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "Service"]
     pod = rendering.one("Deployment").inputs["spec"]["template"]["spec"]
-    for absent in ("affinity", "runtimeClassName", "priorityClassName", "serviceAccountName", "securityContext", "imagePullSecrets"):
+    for absent in ("runtimeClassName", "priorityClassName", "serviceAccountName", "securityContext", "imagePullSecrets"):
         assert absent not in pod
+    # Only the ReadWriteOnce volume's pod affinity (components/storage/placement.py), nothing the user must know of.
+    assert list(pod["affinity"]) == ["podAffinity"]
     assert "VLLM_API_KEY" not in env_of(container(rendering, "Deployment", "vllm"))

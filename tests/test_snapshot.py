@@ -2,7 +2,7 @@
 
 A resource's URN is how Pulumi recognises it in a stack's state: a refactor that changes one
 makes `pulumi up` delete the old resource and create a new one, and for the model volume
-that means losing the weights. This test records, for every stack under stacks/, each
+that means losing the weights. This test records, for every example stack (tests/examples.py), each
 resource's URN, type, parent, dependencies, options (protect, retainOnDelete,
 deleteBeforeReplace, customTimeouts, aliases) and rendered manifest, and fails on any change.
 
@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from vllm_serving.render import render, rendering_as_json
-from vllm_serving.stack_file import STACKS_DIR
+from tests.examples import EXAMPLE_STACK_FILES
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-STACK_FILES = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+STACK_FILES = EXAMPLE_STACK_FILES  # a user's own stack needs no snapshot
 
 
 def engine_urns(resources: list[dict]) -> dict[str, str]:

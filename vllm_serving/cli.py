@@ -18,7 +18,7 @@ EXIT_INVALID = 2
 
 
 def _render_command(args: argparse.Namespace) -> int:
-    rendering = render(stack_path(args.stack))
+    rendering = render(stack_path(args.stack), Path(args.program) if args.program else None)
     if args.format == "json":
         sys.stdout.write(json.dumps(rendering_as_json(rendering), indent=2) + "\n")
         return 0
@@ -52,6 +52,12 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
         default="yaml",
         help="yaml: the Kubernetes manifests; json: every Pulumi resource with its options, and the stack outputs",
     )
+    render_parser.add_argument(
+        "--program",
+        metavar="PATH",
+        help="the Pulumi program to run (default: this repository's __main__.py); "
+        "e.g. __main__.py in a project made from templates/vllm-serving",
+    )
     render_parser.add_argument("-o", "--output", metavar="DIR", help="write one file per resource into DIR")
     render_parser.add_argument(
         "--validate",
@@ -71,6 +77,9 @@ def _command_adders() -> list:
     from .diff.command import add_parser as add_diff
 
     adders.append(add_diff)
+    from .schema import add_parser as add_schema
+
+    adders.append(add_schema)
     return adders
 
 
@@ -83,12 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Every failure is exit 2 and a bounded message on stderr; a traceback never reaches the user."""
+    from .failure import bounded, unexpected
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ConfigError, StackFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
+        print(bounded(f"error: {error}"), file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - the one place where anything unexpected is caught
+        print(bounded(f"error: {unexpected(error)}"), file=sys.stderr)
+    return EXIT_INVALID
 
 
 if __name__ == "__main__":

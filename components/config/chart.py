@@ -89,7 +89,7 @@ class ResourceLimits(StrictModel):
 
 
 class ResourcesConfig(StrictModel):
-    limits: ResourceLimits = Field(default_factory=ResourceLimits)
+    limits: ResourceLimits = Field(default_factory=ResourceLimits, description="Resource limits of the server container; the requests are the same.")
 
 
 class VolumeConfig(StrictModel):
@@ -156,9 +156,9 @@ class VolumeConfig(StrictModel):
 class KeySelector(StrictModel):
     """secretKeyRef and configMapKeyRef of an env entry."""
 
-    name: str
-    key: str
-    optional: Optional[bool] = None
+    name: str = Field(description="The Secret's or ConfigMap's name.")
+    key: str = Field(description="The key of its data.")
+    optional: Optional[bool] = Field(None, description="Start the pod even when the Secret or key is missing.")
 
     @field_validator("name")
     @classmethod
@@ -172,8 +172,8 @@ class KeySelector(StrictModel):
 
 
 class FieldSelector(StrictModel):
-    fieldPath: str
-    apiVersion: Optional[str] = None
+    fieldPath: str = Field(description="The pod field, e.g. metadata.name or status.podIP.")
+    apiVersion: Optional[str] = Field(None, description="Its API version; v1 by default.")
 
     @field_validator("fieldPath")
     @classmethod
@@ -182,9 +182,9 @@ class FieldSelector(StrictModel):
 
 
 class ResourceFieldSelector(StrictModel):
-    resource: str
-    containerName: Optional[str] = None
-    divisor: Optional[str] = None
+    resource: str = Field(description="The container resource, e.g. limits.memory.")
+    containerName: Optional[str] = Field(None, description="The container; this one by default.")
+    divisor: Optional[str] = Field(None, description="The unit the value is given in, e.g. 1Mi.")
 
     @field_validator("resource")
     @classmethod
@@ -195,10 +195,10 @@ class ResourceFieldSelector(StrictModel):
 class EnvVarSource(StrictModel):
     """Kubernetes' EnvVarSource, typed: each name and key is checked before it reaches the API."""
 
-    secretKeyRef: Optional[KeySelector] = None
-    configMapKeyRef: Optional[KeySelector] = None
-    fieldRef: Optional[FieldSelector] = None
-    resourceFieldRef: Optional[ResourceFieldSelector] = None
+    secretKeyRef: Optional[KeySelector] = Field(None, description="A key of a Secret.")
+    configMapKeyRef: Optional[KeySelector] = Field(None, description="A key of a ConfigMap.")
+    fieldRef: Optional[FieldSelector] = Field(None, description="A field of the pod.")
+    resourceFieldRef: Optional[ResourceFieldSelector] = Field(None, description="A resource of the container.")
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -209,9 +209,11 @@ MAX_ENV_VALUE = 32 * 1024
 
 
 class EnvVar(StrictModel):
-    name: str
-    value: Optional[str] = None
-    valueFrom: Optional[EnvVarSource] = None
+    name: str = Field(description="Name of the environment variable.")
+    value: Optional[str] = Field(None, description="Its value; set this or valueFrom.")
+    valueFrom: Optional[EnvVarSource] = Field(
+        None, description="Kubernetes valueFrom (secretKeyRef, configMapKeyRef, ...); set this or value."
+    )
 
     @field_validator("name")
     @classmethod

@@ -34,7 +34,11 @@ class ConfigError(pulumi.RunError):
 
     def render(self) -> str:
         lines = [f"invalid stack config ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  {CONFIG_NAMESPACE}:{path}: {message}" for path, message in self.problems[:MAX_PROBLEMS_SHOWN]]
+        # A key of another namespace (an unknown one, refused) is printed as it was written.
+        lines += [
+            f"  {path if ':' in path.split('.')[0] else f'{CONFIG_NAMESPACE}:{path}'}: {message}"
+            for path, message in self.problems[:MAX_PROBLEMS_SHOWN]
+        ]
         if len(self.problems) > MAX_PROBLEMS_SHOWN:
             lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
         return "\n".join(lines)

@@ -34,9 +34,9 @@ class LoraAdapter(StrictModel, Sourced):
 
     name: str = Field(description="Name the adapter is served under in /v1/models.")
     source: SourceName = Field(description="Where the adapter comes from.")
-    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
-    git: GitSource = Field(default_factory=GitSource)
-    s3: S3Source = Field(default_factory=S3Source)
+    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource, description="The adapter's Hugging Face source.")
+    git: GitSource = Field(default_factory=GitSource, description="The adapter's git source.")
+    s3: S3Source = Field(default_factory=S3Source, description="The adapter's S3 source.")
 
     @field_validator("name")
     @classmethod
@@ -144,9 +144,9 @@ class IngressConfig(StrictModel):
 
 
 class ParentRef(StrictModel):
-    name: str
-    namespace: str = ""
-    sectionName: str = ""
+    name: str = Field(description="Name of the Gateway.")
+    namespace: str = Field("", description="Namespace of the Gateway; empty for the route's own.")
+    sectionName: str = Field("", description="Listener of the Gateway; empty for all.")
 
     @field_validator("name")
     @classmethod
@@ -233,8 +233,8 @@ class MonitorConfig(StrictModel):
 
 
 class MetricsConfig(StrictModel):
-    serviceMonitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    podMonitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    serviceMonitor: MonitorConfig = Field(default_factory=MonitorConfig, description="A Prometheus Operator ServiceMonitor.")
+    podMonitor: MonitorConfig = Field(default_factory=MonitorConfig, description="A Prometheus Operator PodMonitor.")
     scrapeAnnotations: bool = Field(False, description="Add prometheus.io/scrape, port and path to the server pods.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
-from .secrets import env_problems, kubernetes_expansion
+from .secrets import kubernetes_expansion, secret_expansions
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
 from .vllm_flags import Reading, read_argument
@@ -216,7 +216,8 @@ def _autoscaling(config: ServingConfig) -> list[Problem]:
             {"autoscaling"},
         ))
     if scaling.minReplicas > scaling.maxReplicas:
-        problems.append(("autoscaling.minReplicas", f"{scaling.minReplicas} is more than maxReplicas {scaling.maxReplicas}", {"autoscaling"}))
+        message = f"{scaling.minReplicas} is more than maxReplicas {scaling.maxReplicas}"
+        problems.append(("autoscaling.minReplicas", message, {"autoscaling"}))
     volume = config.model.volume
     if scaling.maxReplicas > 1 and volume.single_node:
         problems.append((
@@ -241,12 +242,39 @@ def _env_values(config: ServingConfig) -> list[Problem]:
         (f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"})
         for index, var in enumerate(config.env)
         if (var.value is None) == (var.valueFrom is None)
-    ] + [(path, message, {"env"}) for path, message in env_problems(config.env)]
+    ] + [(path, message, {"env"}) for path, message in secret_expansions(config.env)]
+
+
+def _read_write_once_pod(config: ServingConfig) -> list[Problem]:
+    """ReadWriteOncePod admits one pod at a time: the scheduler's VolumeRestrictions plugin refuses a
+    second (kubernetes/kubernetes, pkg/scheduler/framework/plugins/volumerestrictions/volume_restrictions.go,
+    ErrReasonReadWriteOncePodConflict). A download beside the running server could never start, so a
+    model or adapter change would wait forever (the Job Pending, the server waiting for the Job)."""
+    modes = config.model.volume.accessModes
+    if "ReadWriteOncePod" not in modes:
+        return []
+    reads = {"model.volume.accessModes", "model.source", "lora.adapters"}
+    if len(modes) > 1:
+        # pkg/apis/core/validation/validation.go: "may not use ReadWriteOncePod with other access modes".
+        return [("model.volume.accessModes", "ReadWriteOncePod cannot be combined with other access modes "
+                 "(Kubernetes refuses such a claim)", reads)]
+    if config.model.source or config.lora.adapters:
+        downloads = "model.source is set" if config.model.source else "lora.adapters are set"
+        return [(
+            "model.volume.accessModes",
+            f"ReadWriteOncePod admits one pod at a time, but {downloads}: a download Job must mount the "
+            "volume while the server runs (on every model or adapter change), and would wait forever. Use "
+            "ReadWriteOnce (the Job then runs on the server's node), or a pre-filled model.volume.existingClaim "
+            'with model.source "" and no lora.adapters',
+            reads,
+        )]
+    return []
 
 
 RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _model_source,
     _replicas_share_the_volume,
+    _read_write_once_pod,
     _model_size,
     _extra_args,
     _parallelism_uses_every_gpu,

@@ -45,23 +45,28 @@ def _secret_holders(env: Iterable[EnvVar]) -> set[str]:
     return names
 
 
-def env_problems(env: list[EnvVar]) -> list[tuple[str, str]]:
-    """Plain values under credential-like names, and values that expand a secret's variable."""
+def plain_credentials(env: list[EnvVar]) -> list[tuple[str, str]]:
+    """Plain values under credential-like names: without `pulumi config set --secret`, they would
+    sit in plain text in the stack file and the state (and, like any env value, in both pods' specs)."""
+    return [
+        (
+            f"env.{index}",
+            f"{var.name} looks like a credential (its name matches {CREDENTIAL_NAME.pattern}), so it must not be "
+            "a plain value: give it as valueFrom.secretKeyRef {name: <Secret>, key: <key>} (kubectl create secret "
+            "generic ...), or make env a Pulumi secret (pulumi config set --secret --path 'env[N].value' ...), or use "
+            "the key meant for it (apiKeySecret, model.*.existingSecret, pulumi config set --secret apiKey)",
+        )
+        for index, var in enumerate(env)
+        if var.value and is_credential_name(var.name)
+    ]
+
+
+def secret_expansions(env: list[EnvVar]) -> list[tuple[str, str]]:
+    """Values that make Kubernetes copy a variable holding a secret into another one."""
     problems = []
     holders = _secret_holders(env)
     for index, var in enumerate(env):
-        if var.value is None:
-            continue
-        if var.value and is_credential_name(var.name):
-            problems.append((
-                f"env.{index}",
-                f"{var.name} looks like a credential (its name matches {CREDENTIAL_NAME.pattern}), so it must not be "
-                "a plain value, which would sit in the stack file, the state and both pods' specs: give it as "
-                "valueFrom.secretKeyRef {name: <Secret>, key: <key>} (kubectl create secret generic ...), or use "
-                "the key meant for it (apiKeySecret, model.*.existingSecret, or pulumi config set --secret apiKey)",
-            ))
-            continue
-        secret_refs = [found for found in expansions(var.value) if found[2:-1] in holders]
+        secret_refs = [found for found in expansions(var.value or "") if found[2:-1] in holders]
         if secret_refs:
             problems.append((
                 f"env.{index}",

@@ -29,11 +29,13 @@ MAX_EXTRA_ARGS_TOTAL = 64 * 1024
 
 
 class Toleration(StrictModel):
-    key: str = ""
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
-    tolerationSeconds: Optional[int] = Field(None, ge=-(2**63), le=2**63 - 1)
+    key: str = Field("", description="Taint key to tolerate; empty with Exists for every taint.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists, or Equal to value.")
+    value: str = Field("", description="Taint value, with operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
+        "", description="Taint effect to tolerate; empty for every effect."
+    )
+    tolerationSeconds: Optional[int] = Field(None, ge=-(2**63), le=2**63 - 1, description="With NoExecute: how long the pod stays once tainted.")
 
     @field_validator("key")
     @classmethod
@@ -129,11 +131,26 @@ class DownloadConfig(StrictModel):
     )
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
     memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")
+    # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/storage/placement.py).
+    nodeSelector: Optional[dict[str, str]] = Field(
+        None, description="Node labels the download pods require; unset for server.nodeSelector."
+    )
+    tolerations: Optional[list[Toleration]] = Field(
+        None, description="Tolerations of the download pods; unset for server.tolerations."
+    )
+    affinity: Optional[dict[str, Any]] = Field(
+        None, description="Kubernetes affinity of the download pods; unset for server.affinity."
+    )
 
     @field_validator("image")
     @classmethod
     def _image(cls, value: str) -> str:
         return value and image_reference(value)
+
+    @field_validator("nodeSelector")
+    @classmethod
+    def _node_selector(cls, value: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+        return None if value is None else labels(value, "download.nodeSelector")
 
 
 class EngineConfig(StrictModel):

@@ -118,7 +118,8 @@ class HuggingFaceSource(ModelSource):
         return [("id", self.id)]
 
     def default_image(self, server_image: str) -> str:
-        # The server image already carries huggingface_hub, and the node will pull it anyway.
+        # The server image already carries huggingface_hub; the node has it cached only when the Job runs
+        # where the server runs (a single-node volume while the server runs: storage/placement.py).
         return server_image
 
 
@@ -233,14 +234,14 @@ class Sourced:
 
 class ModelConfig(StrictModel, Sourced):
     deployName: str = Field(description="Name the model is served under; also names every resource.")
-    volume: VolumeConfig = Field(default_factory=VolumeConfig)
+    volume: VolumeConfig = Field(default_factory=VolumeConfig, description="The volume that holds the weights.")
     source: Literal["huggingface", "git", "s3", ""] = Field("", description="Where the model comes from.")
     size: str = Field(
         "", description="Approximate size of the weights, e.g. 15Gi; checked against the volume and the startup budget."
     )
-    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
-    git: GitSource = Field(default_factory=GitSource)
-    s3: S3Source = Field(default_factory=S3Source)
+    huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource, description="The Hugging Face source.")
+    git: GitSource = Field(default_factory=GitSource, description="The git source (Git LFS supported).")
+    s3: S3Source = Field(default_factory=S3Source, description="The S3 source.")
 
     @field_validator("deployName")
     @classmethod

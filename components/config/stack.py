@@ -32,19 +32,19 @@ class ServingConfig(StrictModel):
 
     namespace: str = Field("default", description="Namespace of every resource (must exist).")
     replicaCount: int = Field(1, ge=0, le=INT32_MAX, description="Number of server replicas.")
-    image: ImageConfig = Field(default_factory=ImageConfig)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    model: ModelConfig
+    image: ImageConfig = Field(default_factory=ImageConfig, description="The server image (the chart's image.*).")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="The server's resources (the chart's resources.*).")
+    model: ModelConfig = Field(description="The served model: its name, volume and source.")
     env: list[EnvVar] = Field(default_factory=list, description="Environment of the server and download pods.")
-    service: ServiceConfig = Field(default_factory=ServiceConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    download: DownloadConfig = Field(default_factory=DownloadConfig)
-    engine: EngineConfig = Field(default_factory=EngineConfig)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="The Service in front of the server.")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Settings of the server pods.")
+    download: DownloadConfig = Field(default_factory=DownloadConfig, description="Settings of the download Job.")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="vLLM engine arguments as typed keys.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters served beside the model.")
     apiKey: Optional[SecretStr] = Field(
         None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
     )
-    apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef)
+    apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef, description="An existing Secret holding the API key, instead of apiKey.")
     allowUnauthenticated: bool = Field(
         False,
         description="Expose the server outside the cluster (ingress, httpRoute, a LoadBalancer or NodePort "
@@ -54,12 +54,12 @@ class ServingConfig(StrictModel):
     checkSecrets: bool = Field(
         True, description="Read the referenced Secrets at preview and refuse missing keys (needs the cluster)."
     )
-    ingress: IngressConfig = Field(default_factory=IngressConfig)
-    httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig)
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig)
-    networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig)
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="An Ingress for the Service.")
+    httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig, description="A Gateway API HTTPRoute for the Service.")
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Autoscaling with KEDA on vLLM's metrics.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus Operator monitors and scrape annotations.")
+    podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig, description="A PodDisruptionBudget for drains.")
+    networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig, description="A NetworkPolicy admitting only listed namespaces.")
 
     @field_validator("imagePullSecrets")
     @classmethod

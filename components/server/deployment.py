@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from ..config import ServingConfig
 from ..env import env_var_args
 from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
+from ..storage.placement import server_placement, unconstrained_binding_warning
 from ..options.monitoring import scrape_annotations
 from .args import adapter_mount, server_args
 
@@ -143,12 +144,13 @@ def _wait_for_model(args: VllmServerArgs) -> list[k8s.core.v1.ContainerArgs]:
 
 def _pod_spec(args: VllmServerArgs) -> k8s.core.v1.PodSpecArgs:
     config, server = args.config, args.config.server
+    placement = server_placement(config)
     return k8s.core.v1.PodSpecArgs(
         init_containers=_wait_for_model(args) or None,
         containers=[_server_container(args)],
-        node_selector=dict(server.nodeSelector) or None,
-        tolerations=[t.model_dump(exclude_defaults=True) for t in server.tolerations] or None,
-        affinity=dict(server.affinity) or None,
+        node_selector=placement.node_selector or None,
+        tolerations=placement.tolerations or None,
+        affinity=placement.affinity or None,
         runtime_class_name=server.runtimeClassName or None,
         priority_class_name=server.priorityClassName or None,
         service_account_name=server.serviceAccountName or None,
@@ -186,6 +188,8 @@ class VllmServer(pulumi.ComponentResource):
         config = args.config
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
+        if warning := unconstrained_binding_warning(config):
+            pulumi.log.warn(warning)
         rollout_minutes = math.ceil(config.server.startupTimeoutSeconds / 60) + ROLLOUT_MARGIN_MINUTES
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -199,7 +203,7 @@ class VllmServer(pulumi.ComponentResource):
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels,
+                        labels={**labels, **server_placement(config).labels},
                         annotations={**scrape_annotations(config.metrics), **config.server.podAnnotations} or None,
                     ),
                     spec=_pod_spec(args),

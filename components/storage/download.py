@@ -9,6 +9,7 @@ never taken for complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pulumi_kubernetes as k8s
 from ..config import DownloadConfig, EnvVar, ImageConfig, ModelConfig, ModelSource
 from ..env import env_var_args
 from ..labels import common_labels
+from .placement import PodPlacement
 
 # The pod-side payload stays in components/scripts/ (one level up from this package).
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
@@ -73,6 +75,8 @@ class ModelDownloadArgs:
     image_pull_secrets: list[str] = field(default_factory=list)
     # Start of the ConfigMap's and the Job's names; the model's deployName unless a LoRA adapter's.
     name_prefix: str = ""
+    # Where the Job's pod may run (placement.py, download_placement).
+    placement: PodPlacement = field(default_factory=PodPlacement)
 
     @property
     def source(self) -> ModelSource:
@@ -140,9 +144,12 @@ def _job_spec(
         # Stop the pod when `pulumi up` stops waiting, so nothing downloads unobserved.
         active_deadline_seconds=download.timeoutMinutes * 60,
         template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=args.labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels={**args.labels, **args.placement.labels}),
             spec=k8s.core.v1.PodSpecArgs(
                 restart_policy="Never",
+                node_selector=args.placement.node_selector or None,
+                tolerations=args.placement.tolerations or None,
+                affinity=args.placement.affinity or None,
                 image_pull_secrets=[{"name": name} for name in args.image_pull_secrets] or None,
                 security_context=k8s.core.v1.PodSecurityContextArgs(
                     run_as_non_root=download.runAsUser != 0,
@@ -184,6 +191,7 @@ def _job_hash(args: ModelDownloadArgs, fingerprint: str, scripts_hash: str) -> s
         "secret": args.model.secret_name,
         "imagePullSecrets": args.image_pull_secrets,
         "volume": [args.claim_name_in_config, args.model.model_dir],
+        "placement": dataclasses.asdict(args.placement),
     }
     return hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
 

@@ -1,0 +1,68 @@
+"""A NetworkPolicy: which namespaces' pods may call the server's port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..config import NetworkPolicyConfig
+from ..labels import SERVER_PORT, common_labels, selector_labels
+
+# Set by Kubernetes (1.21+) on every namespace: selects a namespace by its name.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def admitted_namespaces(namespace: str, policy: NetworkPolicyConfig) -> list[str]:
+    """The server's own namespace first, then the listed ones, each once."""
+    return list(dict.fromkeys([namespace, *policy.allowedNamespaces]))
+
+
+@dataclass(frozen=True)
+class NetworkPolicyArgs:
+    deploy_name: str
+    namespace: str
+    version: str
+    network_policy: NetworkPolicyConfig
+    # Earlier URNs of the policy, so that an existing stack's policy is adopted, not replaced.
+    aliases: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+
+
+def _admit_namespaces(namespaces: list[str]) -> k8s.networking.v1.NetworkPolicyIngressRuleArgs:
+    return k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+        from_=[
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_expressions=[
+                        k8s.meta.v1.LabelSelectorRequirementArgs(key=NAMESPACE_NAME_LABEL, operator="In", values=namespaces)
+                    ]
+                )
+            )
+        ],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=SERVER_PORT, protocol="TCP")],
+    )
+
+
+class NetworkPolicy(pulumi.ComponentResource):
+    network_policy: k8s.networking.v1.NetworkPolicy
+
+    def __init__(self, name: str, args: NetworkPolicyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("vllm-serving:index:NetworkPolicy", name, None, opts)
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            name,  # the component holds only this resource: the same name, under its own type
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.deploy_name,
+                namespace=args.namespace,
+                labels=common_labels(args.deploy_name, "server", args.version),
+            ),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(args.deploy_name, "server")),
+                # Only ingress is restricted: the pods still reach DNS, the Hub or S3 as before.
+                policy_types=["Ingress"],
+                ingress=[_admit_namespaces(admitted_namespaces(args.namespace, args.network_policy))],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, aliases=list(args.aliases)),
+        )
+        self.register_outputs({})

@@ -1,0 +1,149 @@
+"""Where the pods that mount the model volume may run: the server's and the download Jobs' placement.
+
+Pure functions over plain data, so the rules can be read and tested apart from Pulumi.
+
+Why the Jobs get the server's placement by default: the Job is usually the volume's first
+consumer. With a WaitForFirstConsumer class the volume is provisioned in the topology of the
+node the first consumer is scheduled on (kubernetes/website,
+content/en/docs/concepts/storage/storage-classes.md, "Volume Binding Mode"), so a Job free to run
+on any node can bind the volume in a zone, or on a node, where the GPU pods never run. It must also
+tolerate what the server tolerates, or a cluster whose every node is tainted never runs it.
+
+Why pods of a single-node volume carry a required pod affinity to each other: a ReadWriteOnce
+volume is attached to one node at a time (the attach/detach controller refuses a second node
+unless the access modes include ReadWriteMany or ReadOnlyMany: kubernetes/kubernetes,
+pkg/volume/util/util.go, `IsMultiAttachAllowed`, reported by
+pkg/controller/volume/attachdetach/reconciler/reconciler.go, `reportMultiAttachError`). A
+download Job started while the server runs (a model or adapter change) must therefore land on the
+server's node. Every pod mounting the claim carries the label `vllm-serving/claim: <claim>` and a
+required podAffinity term selecting that label with topologyKey kubernetes.io/hostname:
+- while such a pod runs, the scheduler places the next one on its node
+  (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go, `satisfyPodAffinity`);
+- when none runs, the first pod of the group may go to any node, because it matches its own term:
+  "This pod may be the first pod in a series that have affinity to themselves" (same function:
+  no existing pod matches and `podMatchesAllAffinityTerms(pod, ...)` holds);
+- finished pods do not count: the scheduler's pod informer lists only non-terminal pods
+  (pkg/scheduler/scheduler.go, `newPodInformer`, field selector
+  status.phase!=Succeeded,status.phase!=Failed), so a completed Job never pins the server.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from ..config import SINGLE_NODE_ACCESS_MODES, ServingConfig
+
+CLAIM_LABEL = "vllm-serving/claim"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+MAX_LABEL_VALUE = 63
+
+
+@dataclass(frozen=True)
+class PodPlacement:
+    """The scheduling fields of one pod template, in Kubernetes' own (camelCase) field names."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    # Labels the pod must carry for the affinity to select it.
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def single_node(access_modes: Sequence[str]) -> bool:
+    """Whether the volume can be used from one node only (every mode is ReadWriteOnce or ReadWriteOncePod)."""
+    return all(mode in SINGLE_NODE_ACCESS_MODES for mode in access_modes)
+
+
+def claim_label_value(claim_name: str) -> str:
+    """The claim's name as a label value: itself when it fits 63 characters, else a prefix and a hash.
+
+    A claim name is a DNS subdomain (up to 253 characters of [a-z0-9.-]); those characters are
+    valid in a label value, only the length can be too much.
+    """
+    if len(claim_name) <= MAX_LABEL_VALUE:
+        return claim_name
+    digest = hashlib.sha256(claim_name.encode()).hexdigest()[:10]
+    return f"{claim_name[: MAX_LABEL_VALUE - len(digest) - 1]}-{digest}"
+
+
+def _with_claim_affinity(affinity: dict[str, Any], label_value: str) -> dict[str, Any]:
+    """The user's affinity plus a required term putting this pod beside the claim's running pods."""
+    merged = copy.deepcopy(affinity)
+    pod_affinity = merged.setdefault("podAffinity", {})
+    terms = pod_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", [])
+    terms.append({
+        "labelSelector": {"matchLabels": {CLAIM_LABEL: label_value}},
+        "topologyKey": HOSTNAME_TOPOLOGY,
+    })
+    return merged
+
+
+def pod_placement(
+    node_selector: dict[str, str],
+    tolerations: list[dict[str, Any]],
+    affinity: dict[str, Any],
+    claim_name: str,
+    access_modes: Sequence[str],
+) -> PodPlacement:
+    """A pod's placement: the given one, plus the claim's pod affinity for a single-node volume."""
+    if not single_node(access_modes):
+        return PodPlacement(dict(node_selector), list(tolerations), copy.deepcopy(affinity))
+    value = claim_label_value(claim_name)
+    return PodPlacement(
+        dict(node_selector), list(tolerations), _with_claim_affinity(affinity, value), {CLAIM_LABEL: value}
+    )
+
+
+def with_overrides(
+    default: tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]],
+    overrides: tuple[Optional[dict[str, str]], Optional[list[dict[str, Any]]], Optional[dict[str, Any]]],
+) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
+    """Each override that is set (not None, even when empty) replaces its default as a whole."""
+    return tuple(default_value if override is None else override for default_value, override in zip(default, overrides))  # type: ignore[return-value]
+
+
+def _server_fields(config: ServingConfig) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
+    server = config.server
+    tolerations = [toleration.model_dump(exclude_defaults=True) for toleration in server.tolerations]
+    return dict(server.nodeSelector), tolerations, dict(server.affinity)
+
+
+def server_placement(config: ServingConfig) -> PodPlacement:
+    return pod_placement(*_server_fields(config), config.claim_name, config.model.volume.accessModes)
+
+
+def download_placement(config: ServingConfig) -> PodPlacement:
+    """The download Jobs' placement: the server's, with each `download.*` key that is set in its place."""
+    download = config.download
+    tolerations = (
+        None if download.tolerations is None
+        else [toleration.model_dump(exclude_defaults=True) for toleration in download.tolerations]
+    )
+    fields = with_overrides(_server_fields(config), (download.nodeSelector, tolerations, download.affinity))
+    return pod_placement(*fields, config.claim_name, config.model.volume.accessModes)
+
+
+def unconstrained_binding_warning(config: ServingConfig) -> Optional[str]:
+    """A warning when a new single-node volume may be bound where the GPU pods cannot follow.
+
+    The download Job is the new volume's first consumer. With no node constraint it may run on a
+    CPU node; a WaitForFirstConsumer volume is then provisioned in that node's zone (or on that
+    node, for local storage), where no GPU node may exist, and the server waits Pending.
+    """
+    volume = config.model.volume
+    if volume.existingClaim or not single_node(volume.accessModes):
+        return None
+    placement = download_placement(config)
+    if placement.node_selector or placement.affinity.get("nodeAffinity"):
+        return None
+    return (
+        f"model.volume: the new {volume.accessModes[0]} volume is bound where the download Job first runs, "
+        "and nothing restricts that Job to GPU nodes (its nodeSelector and node affinity, from server.* or "
+        "download.*, are empty). "
+        "With a WaitForFirstConsumer storage class the volume may be provisioned in a zone (or, for local "
+        "storage, on a node) without GPUs, and the server would stay Pending. Set server.nodeSelector to a "
+        "label of your GPU nodes (e.g. nvidia.com/gpu.present: \"true\" where GPU feature discovery runs)."
+    )

@@ -1,0 +1,15 @@
+"""Serve the model a stack's `vllm-serving:` config describes, and export how to reach it."""
+
+import pulumi
+
+from components import VllmServing
+from components.config import load_config
+
+config = load_config()
+serving = VllmServing(config.model.deployName, config)
+
+pulumi.export("endpoint", serving.endpoint)
+pulumi.export("openaiBaseUrl", serving.openai_base_url)
+pulumi.export("servedModelName", serving.served_model_name)
+pulumi.export("verifyCommands", serving.verify_commands)
+pulumi.export("externalBaseUrl", serving.external_base_url)

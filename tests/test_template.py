@@ -1,0 +1,149 @@
+"""templates/vllm-serving: a project made from it renders, and its own tests pass.
+
+The project is laid down as `pulumi new ./templates/vllm-serving` would: every file copied, with
+`${PROJECT}` and `${DESCRIPTION}` replaced in each (pulumi/templates README, "Text replacement").
+Instead of installing the release its requirements.txt pins, it runs against this checkout,
+which the test environment has installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_workflows import tool
+from vllm_serving.cli import main
+from vllm_serving.render import render
+from vllm_serving.schema import stack_file_schema
+from vllm_serving.stack_file import PROJECT_ROOT
+
+TEMPLATE = PROJECT_ROOT / "templates" / "vllm-serving"
+VERSION = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+CHART_VALUES = PROJECT_ROOT / "tests" / "fixtures" / "chart-values"
+
+
+def new_project(target: Path, name: str = "team-llm", description: str = "Our team's models") -> Path:
+    """What `pulumi new <template> --name NAME --description DESCRIPTION` lays down."""
+    for source in TEMPLATE.rglob("*"):
+        if source.is_dir() or "__pycache__" in source.parts:
+            continue
+        destination = target / source.relative_to(TEMPLATE)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        text = source.read_text().replace("${PROJECT}", name).replace("${DESCRIPTION}", description)
+        destination.write_text(text)
+    return target
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return new_project(tmp_path / "team-llm")
+
+
+def run_project_tests(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project, capture_output=True, text=True,
+    )
+
+
+def test_the_public_api_is_importable():
+    """What the template's __main__.py imports: docs/public-api.md."""
+    import components
+    import components.config
+
+    assert hasattr(components, "VllmServing"), "components/__init__.py must export VllmServing (docs/public-api.md)"
+    assert callable(components.config.load_config) and components.config.ServingConfig
+
+
+def test_the_template_is_a_pulumi_template(project):
+    source = yaml.safe_load((TEMPLATE / "Pulumi.yaml").read_text())
+    assert (source["name"], source["description"]) == ("${PROJECT}", "${DESCRIPTION}")
+    assert {"displayName", "description"} <= set(source["template"])
+    made = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    assert (made["name"], made["description"]) == ("team-llm", "Our team's models")
+    assert made["runtime"]["name"] == "python" and made["stackConfigDir"] == "stacks"
+    assert "# team-llm" in (project / "README.md").read_text()
+
+
+def test_requirements_pin_this_release():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        pins = re.findall(r"^vllm-serving(?:\[[a-z,]+\])? @ git\+https://\S+\.git@v(\S+)$",
+                          (TEMPLATE / name).read_text(), re.MULTILINE)
+        assert pins == [VERSION], f"{name} must install vllm-serving at the tag v{VERSION}"
+
+
+def test_a_new_project_renders_its_example_stack(project):
+    rendering = render(project / "stacks" / "Pulumi.example.yaml", program=project / "__main__.py")
+    deployment = rendering.one("Deployment")
+    assert deployment.inputs["metadata"]["name"] == "codellama-7b"
+    assert rendering.outputs["servedModelName"] == "codellama-7b"
+    assert rendering.outputs["openaiBaseUrl"].endswith(":8000/v1")
+
+
+def test_the_example_stack_has_no_active_proxy_and_validates_against_the_schema(project):
+    import jsonschema
+
+    document = yaml.safe_load((project / "stacks" / "Pulumi.example.yaml").read_text())
+    assert "vllm-serving:env" not in document["config"]
+    jsonschema.Draft202012Validator(stack_file_schema()).validate(document)
+
+
+def test_the_cli_renders_and_validates_with_the_projects_program(project, capsys):
+    stack_file = project / "stacks" / "Pulumi.example.yaml"
+    assert main(["render", str(stack_file), "--program", str(project / "__main__.py"), "--validate"]) == 0
+    assert "kind: Deployment" in capsys.readouterr().out
+
+
+def test_the_projects_schema_file_is_current():
+    recorded = json.loads((TEMPLATE / "stack.schema.json").read_text())
+    assert recorded == stack_file_schema(), (
+        "regenerate: ./vllm-serving schema > templates/vllm-serving/stack.schema.json"
+    )
+
+
+def test_the_projects_own_tests_pass_and_keep_passing_as_stacks_are_added(project):
+    first = run_project_tests(project)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "3 passed" in first.stdout
+    # By hand: a copy of the example, as the project's README says.
+    example = (project / "stacks" / "Pulumi.example.yaml").read_text()
+    (project / "stacks" / "Pulumi.mistral.yaml").write_text(example.replace("codellama-7b", "mistral-7b"))
+    # With import-values, from a chart values file.
+    values = CHART_VALUES / "codellama.yaml"
+    assert main(["import-values", str(values), "--stack", "from-chart", "--stacks-dir", str(project / "stacks")]) == 0
+    again = run_project_tests(project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "5 passed" in again.stdout
+
+
+def test_the_projects_own_tests_catch_a_broken_stack(project):
+    example = (project / "stacks" / "Pulumi.example.yaml").read_text()
+    broken = example.replace("  vllm-serving:namespace: default\n", "  vllm-serving:replicas: 2\n")
+    assert broken != example
+    (project / "stacks" / "Pulumi.broken.yaml").write_text(broken)
+    result = run_project_tests(project)
+    assert result.returncode == 1
+    assert "vllm-serving:replicas: unknown key" in result.stdout
+
+
+def test_the_projects_workflow_renders_every_stack_and_passes_actionlint(project):
+    workflow = project / ".github" / "workflows" / "stacks.yml"
+    assert "vllm-serving render \"${stack_file}\" --program __main__.py --validate" in workflow.read_text()
+    result = subprocess.run(
+        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(workflow)],
+        cwd=project, capture_output=True, text=True,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_the_template_is_not_left_with_generated_files():
+    """pulumi new copies everything in the directory; caches must not ride along."""
+    assert not [path for path in TEMPLATE.rglob("*") if path.name in ("__pycache__", ".venv", ".pytest_cache")]
