@@ -273,6 +273,7 @@ BIG = 2**31  # one past int32
         ("model__s3__url", "s3://192.168.1.10/x", "must look like s3://bucket/prefix"),
         ("model__s3__url", "s3://bucket/../other", "the prefix must not hold"),
         ("model__s3__url", "s3://bucket/a\nb", "the prefix must not hold"),
+        ("model__s3__url", "s3://bucket//x", "the prefix must not hold"),
         ("model__volume__subPath", "models/a b", "not a safe directory name"),
         ("model__volume__subPath", "models/$(reboot)", "not a safe directory name"),
         ("model__huggingface__files", "*.json\x1b[2J", "must not hold control characters"),
@@ -336,8 +337,8 @@ def test_adapters_urls_and_refs_are_checked_like_the_models():
 
 
 def test_extra_args_are_bounded_each_and_together():
-    found, _ = problems(with_changes(server__extraArgs=["--chat-template=" + "x" * 5000]))
-    assert "at most 4096" in found["server.extraArgs"]
+    found, _ = problems(with_changes(server__extraArgs=["--seed=1", "--chat-template=" + "x" * 5000]))
+    assert "at most 4096" in found["server.extraArgs.1"]
     found, _ = problems(with_changes(server__extraArgs=["--x=" + "y" * 4000] * 17))
     assert "at most 65536" in found["server.extraArgs"]
 
@@ -504,3 +505,9 @@ def test_the_flag_reader_agrees_with_argparse_on_vllms_options():
             assert reading.options == (), argument
         else:
             assert reading.options == (expected,), argument
+
+
+@pytest.mark.parametrize("name", ["GIT_CONFIG_COUNT", "GIT_SSH_COMMAND", "GIT_ASKPASS", "RCLONE_CONFIG_X_TYPE"])
+def test_env_may_not_reconfigure_the_download_tools(name):
+    found, _ = problems(with_changes(env=[{"name": name, "value": "x"}]))
+    assert "would reconfigure git or rclone" in found["env.0.name"]

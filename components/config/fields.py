@@ -330,8 +330,9 @@ def s3_url(value: str) -> str:
             "digits, '.' and '-'"
         )
     prefix = match.group(2) or ""
-    if len(value) > 1024 or _URL_UNSAFE.search(prefix) or ".." in prefix.split("/"):
-        raise ValueError(f"{shown(value)}: the prefix must not hold spaces, control characters, quotes or '..' parts")
+    # An empty or '..' part names no object, or another prefix's; the download would skip it.
+    if len(value) > 1024 or _URL_UNSAFE.search(prefix) or ".." in prefix.split("/") or "//" in prefix:
+        raise ValueError(f"{shown(value)}: the prefix must not hold spaces, control characters, quotes, '//' or '..' parts")
     return value
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
-from .secrets import kubernetes_expansion, secret_expansions
+from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
 from .vllm_flags import Reading, read_argument
@@ -242,7 +242,7 @@ def _env_values(config: ServingConfig) -> list[Problem]:
         (f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"})
         for index, var in enumerate(config.env)
         if (var.value is None) == (var.valueFrom is None)
-    ] + [(path, message, {"env"}) for path, message in secret_expansions(config.env)]
+    ] + [(path, message, {"env"}) for path, message in secret_expansions(config.env) + tool_config_names(config.env)]
 
 
 def _read_write_once_pod(config: ServingConfig) -> list[Problem]:

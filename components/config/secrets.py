@@ -45,6 +45,24 @@ def _secret_holders(env: Iterable[EnvVar]) -> set[str]:
     return names
 
 
+# Variables that reconfigure the download tools: git reads every GIT_* (GIT_CONFIG_COUNT/KEY/VALUE
+# can allow ext:: URLs or rewrite the URL, GIT_SSH_COMMAND and GIT_ASKPASS run commands), rclone
+# every RCLONE_* (remotes, flags). The source's own keys say what is downloaded.
+_TOOL_CONFIG = re.compile(r"(?i)(GIT|RCLONE)_.*")
+
+
+def tool_config_names(env: list[EnvVar]) -> list[tuple[str, str]]:
+    return [
+        (
+            f"env.{index}.name",
+            f"{var.name} would reconfigure git or rclone in the download Job (they read every GIT_* / RCLONE_* "
+            "variable), past the checks of model.git / model.s3; set the source there instead",
+        )
+        for index, var in enumerate(env)
+        if _TOOL_CONFIG.fullmatch(var.name)
+    ]
+
+
 def plain_credentials(env: list[EnvVar]) -> list[tuple[str, str]]:
     """Plain values under credential-like names: without `pulumi config set --secret`, they would
     sit in plain text in the stack file and the state (and, like any env value, in both pods' specs)."""

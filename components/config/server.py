@@ -4,9 +4,9 @@ and the download Job (`download.*`)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from .fields import (
     INT32_MAX,
@@ -51,8 +51,12 @@ class Toleration(StrictModel):
 GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
 
 
+# Each item on its own, so that a message names the item (server.extraArgs.3).
+ExtraArg = Annotated[str, AfterValidator(lambda value: bounded_text(value, "each of server.extraArgs", MAX_EXTRA_ARG))]
+
+
 class ServerConfig(StrictModel):
-    extraArgs: list[str] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
+    extraArgs: list[ExtraArg] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
     startupTimeoutSeconds: int = Field(
         1800, ge=60, le=INT32_MAX, description="How long the server may take to load the model before it is restarted."
     )
@@ -89,8 +93,6 @@ class ServerConfig(StrictModel):
     @field_validator("extraArgs")
     @classmethod
     def _bounded_args(cls, value: list[str]) -> list[str]:
-        for argument in value:
-            bounded_text(argument, "each of server.extraArgs", MAX_EXTRA_ARG)
         total = sum(len(argument) for argument in value)
         if total > MAX_EXTRA_ARGS_TOTAL:
             raise ValueError(f"the arguments hold {total} characters together; at most {MAX_EXTRA_ARGS_TOTAL} are allowed")
