@@ -511,3 +511,38 @@ def test_the_flag_reader_agrees_with_argparse_on_vllms_options():
 def test_env_may_not_reconfigure_the_download_tools(name):
     found, _ = problems(with_changes(env=[{"name": name, "value": "x"}]))
     assert "would reconfigure git or rclone" in found["env.0.name"]
+
+
+def test_the_option_list_generator_applies_vllms_rules(tmp_path):
+    """scripts/vllm_options.py on a vLLM-shaped source: bool fields get --no-x, --enable-x gets
+    --disable-x, an optional-valued bool | str | None gets neither, and extra flags are kept."""
+    import importlib.util
+    from pathlib import Path
+
+    root = tmp_path / "vllm"
+    for directory in ("config", "entrypoints/common", "engine"):
+        (root / directory).mkdir(parents=True)
+    (root / "config/model.py").write_text(
+        "class ModelConfig:\n    max_model_len: int | None = None\n    enable_sleep_mode: bool = False\n"
+        "    hf_token: bool | str | None = None\n"
+    )
+    (root / "entrypoints/common/cli_args.py").write_text(
+        "class BaseFrontendArgs:\n    lora_modules: list | None = None\n"
+        "class FrontendArgs(BaseFrontendArgs):\n    port: int = 8000\n    allow_credentials: bool = False\n"
+        "def make_arg_parser(parser):\n    parser.add_argument('--headless', action='store_true')\n"
+    )
+    (root / "engine/arg_utils.py").write_text(
+        "class EngineArgs:\n    @staticmethod\n    def add_cli_args(parser):\n"
+        "        model_kwargs = get_kwargs(ModelConfig)\n"
+        "        group.add_argument('--max-model-len', '-mml', **model_kwargs['max_model_len'])\n"
+        "        group.add_argument('--enable-sleep-mode', **model_kwargs['enable_sleep_mode'])\n"
+        "        group.add_argument('--hf-token', **{**model_kwargs['hf_token'], 'default': None})\n"
+    )
+    script = Path(__file__).resolve().parent.parent / "scripts" / "vllm_options.py"
+    spec = importlib.util.spec_from_file_location("vllm_options_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.server_options(root) == sorted([
+        "-h", "--help", "--headless", "--lora-modules", "--port", "--allow-credentials", "--no-allow-credentials",
+        "--max-model-len", "-mml", "--enable-sleep-mode", "--no-enable-sleep-mode", "--disable-sleep-mode", "--hf-token",
+    ])
