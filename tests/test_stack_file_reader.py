@@ -13,7 +13,7 @@ import yaml
 
 from vllm_serving import cli, safe_yaml
 from vllm_serving.failure import SIZE_LIMIT, TRACEBACK_VARIABLE, bounded
-from vllm_serving.manifests import SECRET_PLACEHOLDER
+from vllm_serving.manifests import offline_secret_placeholder
 from vllm_serving.stack_file import STACKS_DIR, StackFileError, load_engine_config
 
 MODEL = '  vllm-serving:model: {deployName: m, source: huggingface, huggingface: {id: org/m}}\n'
@@ -67,7 +67,7 @@ def test_provider_and_engine_namespaces_are_accepted_and_secrets_stay_placeholde
            "  vllm-serving:apiKey:\n    secure: v1:c2FsdA==:Y2lwaGVy\n"
     config, secret_keys = load_engine_config(write(tmp_path, text))
     assert config["kubernetes:context"] == "prod" and secret_keys == ["vllm-serving:apiKey"]
-    assert config["vllm-serving:apiKey"] == SECRET_PLACEHOLDER
+    assert config["vllm-serving:apiKey"] == offline_secret_placeholder("v1:c2FsdA==:Y2lwaGVy")
 
 
 def test_an_anchor_that_no_alias_uses_is_harmless(tmp_path):

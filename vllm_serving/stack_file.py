@@ -13,7 +13,7 @@ from typing import Any
 from components.config import CONFIG_NAMESPACE, CONFIG_NAMESPACES
 
 from . import safe_yaml
-from .manifests import SECRET_PLACEHOLDER
+from .manifests import offline_secret_placeholder
 from .safe_yaml import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +63,10 @@ def _is_secure(value: Any) -> bool:
 
 
 def _unsecure(value: Any) -> Any:
-    """Secrets in a stack file are encrypted for the Pulumi CLI; offline they render as a placeholder."""
+    """Secrets in a stack file are encrypted for the Pulumi CLI; offline they render as a placeholder
+    that changes with the ciphertext, so that a changed secret shows in `diff`."""
     if _is_secure(value):
-        return SECRET_PLACEHOLDER
+        return offline_secret_placeholder(str(value["secure"]))
     if isinstance(value, dict):
         return {key: _unsecure(item) for key, item in value.items()}
     if isinstance(value, list):
