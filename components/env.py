@@ -26,7 +26,9 @@ def env_var_args(env: list[EnvVar], secret_name: Optional[pulumi.Input[str]] = N
             ),
         )
         if secret_name is not None and var.value is not None
-        else k8s.core.v1.EnvVarArgs(name=var.name, value=var.value, value_from=var.valueFrom)
+        else k8s.core.v1.EnvVarArgs(
+            name=var.name, value=var.value, value_from=var.valueFrom.as_dict() if var.valueFrom else None
+        )
         for var in env
     ]
 

@@ -6,6 +6,8 @@ optional features (options/); each helper below builds one part from the typed c
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Optional
 
 import pulumi
@@ -302,18 +304,22 @@ def verify_commands(
     With an API key, the commands read it from its Secret when run: the key itself never
     appears in an output.
     """
-    chat = (
-        '{"model": "' + served_model_name + '", '
-        '"messages": [{"role": "user", "content": "Say hello in one short sentence."}], "max_tokens": 32}'
-    )
+    chat = json.dumps({
+        "model": served_model_name,
+        "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+        "max_tokens": 32,
+    })
     commands, auth = [], ""
     if api_key_ref:
         secret, key = api_key_ref
+        # Every value in a printed command is quoted: a user copies these into a shell.
+        jsonpath = shlex.quote(f"{{.data.{key}}}")
         commands.append(
-            f"export VLLM_API_KEY=\"$(kubectl get secret {secret} -n {namespace} -o jsonpath='{{.data.{key}}}' | base64 -d)\""
+            f'export VLLM_API_KEY="$(kubectl get secret {shlex.quote(secret)} -n {shlex.quote(namespace)} '
+            f'-o jsonpath={jsonpath} | base64 -d)"'
         )
         auth = ' -H "Authorization: Bearer $VLLM_API_KEY"'
     return commands + [
-        f"curl -sS {base_url}/models{auth}",
-        f"curl -sS {base_url}/chat/completions{auth} -H 'Content-Type: application/json' -d '{chat}'",
+        f"curl -sS {shlex.quote(base_url + '/models')}{auth}",
+        f"curl -sS {shlex.quote(base_url + '/chat/completions')}{auth} -H 'Content-Type: application/json' -d {shlex.quote(chat)}",
     ]

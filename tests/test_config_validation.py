@@ -220,3 +220,329 @@ def test_the_one_quantity_parser_gives_the_value_and_refuses_what_is_not_a_quant
     for text in ("24GB", "Gi", "24 Gi", "24Gi\n1"):
         with pytest.raises(ValueError, match="not a Kubernetes quantity"):
             quantity_bytes(text)
+
+
+# --- every string that reaches Kubernetes, a shell or a tool: one validator per kind ------------
+
+BIG = 2**31  # one past int32
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("model__volume__storageClass", "Fast_SSD", "not a valid StorageClass name"),
+        ("model__huggingface__existingSecret", "hf token", "not a valid Secret name"),
+        ("ingress__className", "Nginx", "not a valid IngressClass name"),
+        ("ingress__tlsSecret", "tls\n", "not a valid Secret name"),
+        ("server__priorityClassName", "High", "not a valid PriorityClass name"),
+        ("server__runtimeClassName", "nvidia\n", "not a valid RuntimeClass name"),
+        ("server__serviceAccountName", "-sa", "not a valid ServiceAccount name"),
+        ("apiKeySecret__key", "api key; rm -rf ~", "not a valid Secret key"),
+        ("image__tag", " latest", "not an image tag"),
+        ("image__tag", "v0.33.0 ", "not an image tag"),
+        ("image__tag", ".hidden", "not an image tag"),
+        ("image__tag", "v" * 129, "not an image tag"),
+        ("image__registry", "docker io", "not an image registry"),
+        ("image__repository", "Vllm/VLLM-openai", "not an image repository"),
+        ("download__image", "alpine/git", "not a pinned image reference"),
+        ("download__image", "docker.io/alpine/git:latest", "not a pinned tag"),
+        ("download__image", "alpine git:v2", "not a pinned image reference"),
+        ("httpRoute__requestTimeout", "1.5h", "not a Gateway API duration"),
+        ("httpRoute__requestTimeout", "999999s", "not a Gateway API duration"),
+        ("model__huggingface__id", "org/../etc", "not a Hugging Face repository id"),
+        ("model__huggingface__id", "a/b/c", "not a Hugging Face repository id"),
+        ("model__huggingface__id", "org/model--x", "not a Hugging Face repository id"),
+        ("model__huggingface__id", "org/model.git", "not a Hugging Face repository id"),
+        ("model__huggingface__id", "-org/model", "not a Hugging Face repository id"),
+        ("model__huggingface__revision", "--upload-pack=x", "not a valid revision"),
+        ("model__huggingface__revision", "main\n", "not a valid revision"),
+        ("model__git__ref", "--upload-pack=touch /tmp/x", "not a valid git ref"),
+        ("model__git__ref", "main:evil", "not a valid git ref"),
+        ("model__git__ref", "a..b", "not a valid git ref"),
+        ("model__git__ref", "v1.lock", "not a valid git ref"),
+        ("model__git__ref", "feat//x", "not a valid git ref"),
+        ("model__git__ref", "x@{1}", "not a valid git ref"),
+        ("model__git__ref", ".hidden", "not a valid git ref"),
+        ("model__git__url", "file:///srv/repo", "not a valid git URL"),
+        ("model__git__url", "ext::sh -c touch% /tmp/x", "not a valid git URL"),
+        ("model__git__url", "git@github.com:org/repo.git", "not a valid git URL"),
+        ("model__git__url", "https://host/repo with space", "not a valid git URL"),
+        ("model__git__url", "https://oauth2:glpat-secret@gitlab.example/r.git", "holds credentials"),
+        ("model__s3__url", "s3://Bucket/x", "must look like s3://bucket/prefix"),
+        ("model__s3__url", "s3://ab/x", "must look like s3://bucket/prefix"),
+        ("model__s3__url", "s3://192.168.1.10/x", "must look like s3://bucket/prefix"),
+        ("model__s3__url", "s3://bucket/../other", "the prefix must not hold"),
+        ("model__s3__url", "s3://bucket/a\nb", "the prefix must not hold"),
+        ("model__s3__url", "s3://bucket//x", "the prefix must not hold"),
+        ("model__volume__subPath", "models/a b", "not a safe directory name"),
+        ("model__volume__subPath", "models/$(reboot)", "not a safe directory name"),
+        ("model__huggingface__files", "*.json\x1b[2J", "must not hold control characters"),
+        ("autoscaling__prometheusAddress", "http://admin:pw@prometheus:9090", "holds credentials"),
+    ],
+)
+def test_each_name_kind_is_refused_by_its_own_validator(key, value, words):
+    found, _ = problems(with_changes(**{key: value}))
+    assert words in found[key.replace("__", ".")]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("server__nodeSelector", {"gpu type": "a100"}),
+        ("server__nodeSelector", {"gpu": "a 100"}),
+        ("server__nodeSelector", {"example.com/" + "x" * 64: "a100"}),
+        ("server__podAnnotations", {"bad key!": "x"}),
+        ("server__podAnnotations", {"big": "x" * (256 * 1024)}),
+        ("service__annotations", {"Example_Com/x": "y"}),
+        ("ingress__annotations", {"/x": "y"}),
+        ("metrics__serviceMonitor__labels", {"release": "x" * 64}),
+    ],
+)
+def test_label_and_annotation_keys_and_values_follow_kubernetes(key, value):
+    found, message = problems(with_changes(**{key: value}))
+    assert key.replace("__", ".") in found
+    assert len(message) < 2000
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "replicaCount", "server__startupTimeoutSeconds", "autoscaling__maxReplicas", "autoscaling__cooldownSeconds",
+        "download__ttlSecondsAfterFinished", "download__runAsUser", "podDisruptionBudget__maxUnavailable",
+        "engine__maxModelLen", "lora__maxLoras",
+    ],
+)
+def test_integers_that_become_kubernetes_int32_are_bounded(key):
+    found, _ = problems(with_changes(**{key: BIG}))
+    assert "less than or equal to 2147483647" in found[key.replace("__", ".")]
+
+
+def test_a_toleration_key_and_value_are_label_syntax():
+    found, _ = problems(with_changes(server__tolerations=[{"key": "a b", "operator": "Equal", "value": "x\n"}]))
+    assert "not a valid toleration key" in found["server.tolerations[0].key"]
+    assert "not a valid toleration value" in found["server.tolerations[0].value"]
+
+
+def test_adapters_urls_and_refs_are_checked_like_the_models():
+    lora = {"adapters": [
+        {"name": "sql", "source": "git", "git": {"url": "https://u:tok@git.example/sql.git", "ref": "-x"}},
+        {"name": "chat", "source": "s3", "s3": {"url": "s3://x/../y", "existingSecret": "s3-env"}},
+        {"name": "web", "source": "huggingface", "huggingface": {"id": "org/../../etc"}},
+    ]}
+    found, _ = problems(with_changes(lora=lora))
+    assert "holds credentials" in found["lora.adapters[0].git.url"]
+    assert "not a valid git ref" in found["lora.adapters[0].git.ref"]
+    assert "must look like s3://bucket/prefix" in found["lora.adapters[1].s3.url"]
+    assert "not a Hugging Face repository id" in found["lora.adapters[2].huggingface.id"]
+
+
+def test_extra_args_are_bounded_each_and_together():
+    found, _ = problems(with_changes(server__extraArgs=["--seed=1", "--chat-template=" + "x" * 5000]))
+    assert "at most 4096" in found["server.extraArgs[1]"]
+    found, _ = problems(with_changes(server__extraArgs=["--x=" + "y" * 4000] * 17))
+    assert "at most 65536" in found["server.extraArgs"]
+
+
+def test_env_references_are_typed_names_and_keys():
+    env = [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "Bad_Name", "key": "k"}}},
+        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "a key"}}},
+        {"name": "C", "valueFrom": {"secretRef": {"name": "s"}}},
+    ]
+    found, _ = problems(with_changes(env=env))
+    assert "not a valid Secret or ConfigMap name" in found["env[0].valueFrom.secretKeyRef.name"]
+    assert "not a valid Secret or ConfigMap key" in found["env[1].valueFrom.secretKeyRef.key"]
+    assert "unknown key" in found["env[2].valueFrom.secretRef"]
+
+
+def test_valid_values_of_each_kind_pass():
+    raw = with_changes(
+        image={"registry": "registry.example.com:5000", "repository": "ml/vllm-openai", "tag": "v0.33.0-cu128"},
+        download={"image": "docker.io/alpine/git:v2.49.1@sha256:" + "a" * 64},
+        server={"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L40S"}, "podAnnotations": {"example.com/x": "a b"}},
+        httpRoute={"requestTimeout": "1h30m"},
+    )
+    raw["model"]["huggingface"] = {"id": "meta-llama/Llama-3.1-8B-Instruct", "revision": "refs/pr/12"}
+    parse_config(raw)
+    parse_config(with_changes(model={"deployName": "m", "source": "git", "git": {"url": "https://g.example/r.git", "ref": "v1.2"}}))
+
+
+# --- messages never echo a long value, or a secret ----------------------------------------------
+
+
+def test_a_huge_value_is_not_echoed_in_the_message():
+    found, message = problems(with_changes(model__huggingface__id="x/" + "y" * 10_000_000))
+    assert len(message) < 1000 and "…" in found["model.huggingface.id"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {**VALID, "apiKey": {"nested": "sk-do-not-show"}},
+        {**VALID, "env": [{"name": "NOTE", "value": "sk-do-not-show\x07"}]},
+        {**VALID, "env": [{"name": "HF_TOKEN", "value": "sk-do-not-show"}]},
+        {**VALID, "env": [{"name": "HF_TOKEN", "value": ["sk-do-not-show"]}]},
+    ],
+)
+def test_a_secret_value_is_never_echoed(raw):
+    _, message = problems(raw)
+    assert "sk-do-not-show" not in message
+
+
+def test_thousands_of_problems_make_a_short_message():
+    _, message = problems(with_changes(server__extraArgs=["--port=1"] * 5000))
+    assert message.startswith("invalid stack config (5000 problems):") and "... and 4960 more" in message
+    assert len(message) < 20_000
+
+
+# --- secrets: credential-like env names, Kubernetes expansion -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["HF_TOKEN", "VLLM_API_KEY", "AWS_SECRET_ACCESS_KEY", "GITHUB_PASSWORD", "openai_apikey", "AZURE_CREDENTIALS"]
+)
+def test_a_credential_like_env_name_needs_a_secret(name):
+    found, _ = problems(with_changes(env=[{"name": name, "value": "plain"}]))
+    assert "looks like a credential" in found["env[0]"] and "TOKEN|SECRET|PASSWORD" in found["env[0]"]
+    assert "valueFrom.secretKeyRef" in found["env[0]"]
+    parse_config(with_changes(env=[{"name": name, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]))
+
+
+@pytest.mark.parametrize("name", ["TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "AWS_SHARED_CREDENTIALS_FILE"])
+def test_names_that_only_resemble_credentials_take_plain_values(name):
+    parse_config(with_changes(env=[{"name": name, "value": "false"}]))
+
+
+def test_extra_args_may_not_make_kubernetes_expand_a_variable():
+    found, _ = problems(with_changes(server__extraArgs=["--chat-template=$(VLLM_API_KEY)", "--x=$$$(HF_TOKEN)"]))
+    assert "$(VLLM_API_KEY)" in found["server.extraArgs[0]"] and "Kubernetes replaces" in found["server.extraArgs[0]"]
+    assert "$(HF_TOKEN)" in found["server.extraArgs[1]"]
+    parse_config(with_changes(server__extraArgs=["--chat-template=cost: $$(5)"]))
+
+
+def test_env_values_may_not_expand_a_variable_holding_a_secret():
+    env = [
+        {"name": "SECRET_HOLDER", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "LEAK", "value": "$(SECRET_HOLDER)"},
+        {"name": "LEAK2", "value": "x-$(VLLM_API_KEY)"},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "FINE", "value": "$(POD)"},
+    ]
+    found, _ = problems(with_changes(env=env))
+    assert set(found) == {"env[1]", "env[2]"}
+    assert "$(SECRET_HOLDER)" in found["env[1]"] and "$(VLLM_API_KEY)" in found["env[2]"]
+
+
+# --- extraArgs read as vLLM's parser reads them ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argument, written, flag",
+    [
+        ("--api-ke=sk-x", "--api-ke", "--api-key"),
+        ("--api_key=sk-x", "--api_key", "--api-key"),
+        ("--api-key.x=1", "--api-key.x", "--api-key"),
+        ("--served-model=other", "--served-model", "--served-model-name"),
+        ("--po=1", "--po", "--port"),
+        ("--tensor-parallel=2", "--tensor-parallel", "--tensor-parallel-size"),
+        ("--tensor_parallel_size=2", "--tensor_parallel_size", "--tensor-parallel-size"),
+        ("-t", "-t", "-tp"),
+        ("--ho=0.0.0.0", "--ho", "--host"),
+    ],
+)
+def test_an_abbreviated_or_underscored_flag_is_refused_naming_what_was_written(argument, written, flag):
+    found, message = problems(with_changes(server__extraArgs=["--max-num-batched-tokens=8192", argument]))
+    assert set(found) == {"server.extraArgs[1]"}
+    assert repr(written) in found["server.extraArgs[1]"] and flag in found["server.extraArgs[1]"]
+    assert "sk-x" not in message
+
+
+def test_a_prefix_of_a_typed_flag_is_refused_only_when_that_key_is_set():
+    parse_config(with_changes(server__extraArgs=["--max-model=8192"]))
+    found, _ = problems(with_changes(server__extraArgs=["--max-model=8192"], engine={"maxModelLen": 4096}))
+    assert "--max-model-len is also set by engine.maxModelLen, the typed key for it" in found["server.extraArgs[0]"]
+    found, _ = problems(with_changes(server__extraArgs=["--disable-prefix-caching"], engine={"enablePrefixCaching": True}))
+    assert "engine.enablePrefixCaching" in found["server.extraArgs[0]"]
+
+
+def test_a_config_file_of_flags_is_refused():
+    found, _ = problems(with_changes(server__extraArgs=["--config=/model/flags.yaml"]))
+    assert "cannot see" in found["server.extraArgs[0]"]
+
+
+def _argparse_reading(argument, options):
+    """What Python's own argparse (allow_abbrev=True, as vLLM leaves it) sets for argument."""
+    import argparse
+
+    class Refusing(argparse.ArgumentParser):
+        def error(self, message):
+            raise ValueError(message)
+
+    parser = Refusing(add_help=False, allow_abbrev=True)
+    for index, option in enumerate(options):
+        parser.add_argument(option, dest=f"o{index}", nargs="?", const="set")
+    try:
+        namespace, _ = parser.parse_known_args([argument])
+    except ValueError as error:
+        return "ambiguous" if "ambiguous" in str(error) else "error"
+    set_ = [options[int(dest[1:])] for dest, value in vars(namespace).items() if value is not None]
+    return set_[0] if set_ else None
+
+
+def test_the_flag_reader_agrees_with_argparse_on_vllms_options():
+    from components.config.vllm_flags import read_argument
+    from components.config.vllm_options import VLLM_OPTIONS
+
+    arguments = ["--api-ke=x", "--po=1", "--por", "--served", "--tensor-p=2", "--h", "--hos=x", "-t", "-tp=2", "-qawq",
+                 "-d", "-dp", "--model", "--mod", "--max-model-len=1", "--no-enable-prefix", "--disable-prefix-c",
+                 "--enable-lora", "--enable-lo", "--nothing-like-this", "-z", "--config-f=x"]
+    for argument in arguments:
+        reading = read_argument(argument)
+        expected = _argparse_reading(argument, VLLM_OPTIONS)
+        if expected == "ambiguous":
+            assert reading.ambiguous, argument
+        elif expected in (None, "error"):
+            assert reading.options == (), argument
+        else:
+            assert reading.options == (expected,), argument
+
+
+@pytest.mark.parametrize("name", ["GIT_CONFIG_COUNT", "GIT_SSH_COMMAND", "GIT_ASKPASS", "RCLONE_CONFIG_X_TYPE"])
+def test_env_may_not_reconfigure_the_download_tools(name):
+    found, _ = problems(with_changes(env=[{"name": name, "value": "x"}]))
+    assert "would reconfigure git or rclone" in found["env[0].name"]
+
+
+def test_the_option_list_generator_applies_vllms_rules(tmp_path):
+    """scripts/vllm_options.py on a vLLM-shaped source: bool fields get --no-x, --enable-x gets
+    --disable-x, an optional-valued bool | str | None gets neither, and extra flags are kept."""
+    import importlib.util
+    from pathlib import Path
+
+    root = tmp_path / "vllm"
+    for directory in ("config", "entrypoints/common", "engine"):
+        (root / directory).mkdir(parents=True)
+    (root / "config/model.py").write_text(
+        "class ModelConfig:\n    max_model_len: int | None = None\n    enable_sleep_mode: bool = False\n"
+        "    hf_token: bool | str | None = None\n"
+    )
+    (root / "entrypoints/common/cli_args.py").write_text(
+        "class BaseFrontendArgs:\n    lora_modules: list | None = None\n"
+        "class FrontendArgs(BaseFrontendArgs):\n    port: int = 8000\n    allow_credentials: bool = False\n"
+        "def make_arg_parser(parser):\n    parser.add_argument('--headless', action='store_true')\n"
+    )
+    (root / "engine/arg_utils.py").write_text(
+        "class EngineArgs:\n    @staticmethod\n    def add_cli_args(parser):\n"
+        "        model_kwargs = get_kwargs(ModelConfig)\n"
+        "        group.add_argument('--max-model-len', '-mml', **model_kwargs['max_model_len'])\n"
+        "        group.add_argument('--enable-sleep-mode', **model_kwargs['enable_sleep_mode'])\n"
+        "        group.add_argument('--hf-token', **{**model_kwargs['hf_token'], 'default': None})\n"
+    )
+    script = Path(__file__).resolve().parent.parent / "scripts" / "vllm_options.py"
+    spec = importlib.util.spec_from_file_location("vllm_options_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.server_options(root) == sorted([
+        "-h", "--help", "--headless", "--lora-modules", "--port", "--allow-credentials", "--no-allow-credentials",
+        "--max-model-len", "-mml", "--enable-sleep-mode", "--no-enable-sleep-mode", "--disable-sleep-mode", "--hf-token",
+    ])

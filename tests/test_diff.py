@@ -454,7 +454,11 @@ def test_reordered_entries_show_as_an_order_change():
 
     change = only_change(report)
     assert [(diff.render_path(f.path), f.old, f.new) for f in change.fields] == [
-        ("spec.template.spec.containers[vllm].env (order)", ["HF_HUB_OFFLINE", "A", "B"], ["B", "A", "HF_HUB_OFFLINE"])
+        (
+            "spec.template.spec.containers[vllm].env (order)",
+            ["HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "A", "B"],
+            ["B", "A", "DO_NOT_TRACK", "VLLM_NO_USAGE_STATS", "HF_HUB_OFFLINE"],
+        )
     ]
     assert effects(change) == [RESTART]
 

@@ -26,6 +26,8 @@ PRODUCTION_COMPONENTS = {
 PRODUCTION_STACK = STACKS_DIR / "Pulumi.llama-3-70b-production.yaml"
 OTHER_STACKS = [path for path in EXAMPLE_STACK_FILES if path != PRODUCTION_STACK]  # not a user's own stacks
 
+# A public route needs an API key (or allowUnauthenticated); these tests use a Secret's.
+KEY = {"apiKeySecret": {"name": "llm-api-key"}}
 INGRESS = {"enabled": True, "host": "llm.example.com"}
 ROUTE = {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}], "hostnames": ["llm.example.com"]}
 
@@ -53,15 +55,16 @@ def test_a_chart_default_config_has_every_production_feature_off():
 
 
 def test_ingress_routes_the_host_to_the_service_port():
-    rendering = render_values({"model": HF_MODEL, "namespace": "llm", "ingress": INGRESS})
+    rendering = render_values({**KEY, "model": HF_MODEL, "namespace": "llm", "ingress": INGRESS})
     ingress = manifest(rendering, "Ingress")
     service = manifest(rendering, "Service")
     assert ingress["metadata"]["name"] == "codellama-7b"
     assert ingress["metadata"]["namespace"] == "llm"
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "llm.example.com"
+    # Only the OpenAI API: vLLM answers /invocations, /tokenize, ... without the key.
     (path,) = rule["http"]["paths"]
-    assert path["path"] == "/" and path["pathType"] == "Prefix"
+    assert path["path"] == "/v1" and path["pathType"] == "Prefix"
     assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"number": 8000}}
     # No class asked for: the cluster's default IngressClass; no TLS Secret: plain HTTP.
     assert "ingressClassName" not in ingress["spec"]
@@ -72,6 +75,7 @@ def test_ingress_routes_the_host_to_the_service_port():
 
 def test_ingress_with_tls_and_class_gives_an_https_base_url():
     rendering = render_values({
+        **KEY,
         "model": HF_MODEL,
         "ingress": {**INGRESS, "className": "nginx", "tlsSecret": "llm-tls"},
     })
@@ -83,7 +87,7 @@ def test_ingress_with_tls_and_class_gives_an_https_base_url():
 
 
 def test_ingress_keeps_streamed_completions_open_and_unbuffered():
-    annotations = manifest(render_values({"model": HF_MODEL, "ingress": INGRESS}), "Ingress")["metadata"]["annotations"]
+    annotations = manifest(render_values({**KEY, "model": HF_MODEL, "ingress": INGRESS}), "Ingress")["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "3600"
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
@@ -97,44 +101,44 @@ def test_ingress_annotations_of_the_stack_are_added_and_win():
             "cert-manager.io/cluster-issuer": "letsencrypt",
         },
     }
-    annotations = manifest(render_values({"model": HF_MODEL, "ingress": ingress}), "Ingress")["metadata"]["annotations"]
+    annotations = manifest(render_values({**KEY, "model": HF_MODEL, "ingress": ingress}), "Ingress")["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200"
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
 
 
 def test_ingress_path_prefix_is_part_of_the_base_url():
-    rendering = render_values({"model": HF_MODEL, "ingress": {**INGRESS, "path": "/codellama/", "tlsSecret": "t"}})
-    assert manifest(rendering, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/codellama/"
+    rendering = render_values({**KEY, "model": HF_MODEL, "ingress": {**INGRESS, "path": "/codellama/", "tlsSecret": "t"}})
+    assert manifest(rendering, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/codellama/v1"
     assert rendering.outputs["externalBaseUrl"] == "https://llm.example.com/codellama/v1"
 
 
 def test_ingress_carries_the_standard_labels():
-    labels = manifest(render_values({"model": HF_MODEL, "ingress": INGRESS}), "Ingress")["metadata"]["labels"]
+    labels = manifest(render_values({**KEY, "model": HF_MODEL, "ingress": INGRESS}), "Ingress")["metadata"]["labels"]
     assert labels["app.kubernetes.io/instance"] == "codellama-7b"
     assert labels["app.kubernetes.io/managed-by"] == "pulumi"
 
 
 def test_ingress_needs_a_host():
-    found = problems({"model": HF_MODEL, "ingress": {"enabled": True}})
+    found = problems({**KEY, "model": HF_MODEL, "ingress": {"enabled": True}})
     assert found["ingress.host"] == "required when ingress.enabled is true"
 
 
 def test_ingress_host_must_be_a_host_name():
-    found = problems({"model": HF_MODEL, "ingress": {"enabled": True, "host": "LLM_example"}})
+    found = problems({**KEY, "model": HF_MODEL, "ingress": {"enabled": True, "host": "LLM_example"}})
     assert "'LLM_example' is not a valid host name" in found["ingress.host"]
 
 
 def test_a_config_error_stops_the_render_before_any_resource():
     with pytest.raises(ConfigError, match="ingress.host: required when ingress.enabled is true"):
-        render_values({"model": HF_MODEL, "ingress": {"enabled": True}})
+        render_values({**KEY, "model": HF_MODEL, "ingress": {"enabled": True}})
 
 
 # --- HTTPRoute -----------------------------------------------------------------------------------
 
 
 def test_http_route_attaches_to_the_gateway_and_sends_to_the_service():
-    rendering = render_values({"model": HF_MODEL, "namespace": "llm", "httpRoute": ROUTE})
+    rendering = render_values({**KEY, "model": HF_MODEL, "namespace": "llm", "httpRoute": ROUTE})
     route = manifest(rendering, "HTTPRoute")
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["metadata"]["name"] == "codellama-7b" and route["metadata"]["namespace"] == "llm"
@@ -142,7 +146,7 @@ def test_http_route_attaches_to_the_gateway_and_sends_to_the_service():
     assert route["spec"]["hostnames"] == ["llm.example.com"]
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == [{"name": "codellama-7b", "port": 8000}]
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
     # Long enough for a long streamed generation, not the gateway's default.
     assert rule["timeouts"] == {"request": "3600s"}
     assert rendering.outputs["externalBaseUrl"] == "http://llm.example.com/v1"
@@ -156,7 +160,7 @@ def test_http_route_request_timeout_and_listener_section():
         "hostnames": ["a.example.com", "b.example.com"],
         "requestTimeout": "2h",
     }
-    rendering = render_values({"model": HF_MODEL, "httpRoute": route_config})
+    rendering = render_values({**KEY, "model": HF_MODEL, "httpRoute": route_config})
     route = manifest(rendering, "HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"name": "public", "sectionName": "https"}]
     assert route["spec"]["rules"][0]["timeouts"] == {"request": "2h"}
@@ -166,7 +170,7 @@ def test_http_route_request_timeout_and_listener_section():
 
 
 def test_http_route_without_hostnames_has_no_known_base_url():
-    rendering = render_values({"model": HF_MODEL, "httpRoute": {**ROUTE, "hostnames": []}})
+    rendering = render_values({**KEY, "model": HF_MODEL, "httpRoute": {**ROUTE, "hostnames": []}})
     assert "hostnames" not in manifest(rendering, "HTTPRoute")["spec"]
     assert rendering.outputs["externalBaseUrl"] == ""
     assert_schema_valid(rendering)
@@ -174,6 +178,7 @@ def test_http_route_without_hostnames_has_no_known_base_url():
 
 def test_with_both_ingress_and_route_the_base_url_is_the_ingress_one():
     rendering = render_values({
+        **KEY,
         "model": HF_MODEL,
         "ingress": {**INGRESS, "host": "ingress.example.com", "tlsSecret": "t"},
         "httpRoute": {**ROUTE, "hostnames": ["route.example.com"]},
@@ -183,18 +188,77 @@ def test_with_both_ingress_and_route_the_base_url_is_the_ingress_one():
 
 
 def test_http_route_needs_a_gateway():
-    found = problems({"model": HF_MODEL, "httpRoute": {"enabled": True}})
+    found = problems({**KEY, "model": HF_MODEL, "httpRoute": {"enabled": True}})
     assert found["httpRoute.parentRefs"] == "name at least one Gateway when httpRoute.enabled is true"
 
 
 def test_http_route_timeout_must_be_a_duration():
-    found = problems({"model": HF_MODEL, "httpRoute": {**ROUTE, "requestTimeout": "an hour"}})
+    found = problems({**KEY, "model": HF_MODEL, "httpRoute": {**ROUTE, "requestTimeout": "an hour"}})
     assert "'an hour' is not a Gateway API duration" in found["httpRoute.requestTimeout"]
 
 
 def test_in_cluster_outputs_are_unchanged_by_exposure():
-    rendering = render_values({"model": HF_MODEL, "namespace": "llm", "ingress": INGRESS})
+    rendering = render_values({**KEY, "model": HF_MODEL, "namespace": "llm", "ingress": INGRESS})
     assert rendering.outputs["openaiBaseUrl"] == "http://codellama-7b.llm.svc.cluster.local:8000/v1"
+
+
+# --- what the API key guards ----------------------------------------------------------------------
+
+
+def test_routes_carry_the_openai_api_and_the_listed_paths_only():
+    rendering = render_values({
+        **KEY,
+        "model": HF_MODEL,
+        "ingress": {**INGRESS, "extraPaths": ["/tokenize", "/detokenize"]},
+        "httpRoute": {**ROUTE, "extraPaths": ["/tokenize"]},
+    })
+    paths = [p["path"] for p in manifest(rendering, "Ingress")["spec"]["rules"][0]["http"]["paths"]]
+    assert paths == ["/v1", "/tokenize", "/detokenize"]
+    matches = manifest(rendering, "HTTPRoute")["spec"]["rules"][0]["matches"]
+    assert [m["path"]["value"] for m in matches] == ["/v1", "/tokenize"]
+    assert_schema_valid(rendering)
+
+
+def test_ingress_limits_the_request_body_by_default_and_as_set():
+    default = manifest(render_values({**KEY, "model": HF_MODEL, "ingress": INGRESS}), "Ingress")
+    assert default["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "10m"
+    larger = manifest(
+        render_values({**KEY, "model": HF_MODEL, "ingress": {**INGRESS, "maxRequestBodySize": "64m"}}), "Ingress"
+    )
+    assert larger["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+
+
+@pytest.mark.parametrize("size", ["10 MB", "-1", "10mb", "1t", True])
+def test_a_request_body_limit_must_be_an_nginx_size(size):
+    found = problems({**KEY, "model": HF_MODEL, "ingress": {**INGRESS, "maxRequestBodySize": size}})
+    assert "is not an nginx size" in found["ingress.maxRequestBodySize"]
+
+
+@pytest.mark.parametrize("path", ["v1", "/v1 ", "/a b", "/v1\n", "/../metrics", "/v1/(.*)", ""])
+def test_a_routed_path_must_be_an_absolute_plain_path(path):
+    found = problems({**KEY, "model": HF_MODEL, "ingress": {**INGRESS, "path": path, "extraPaths": [path]}})
+    assert "is not a valid ingress path" in found["ingress.path"]
+    assert "is not a valid ingress path" in found["ingress.extraPaths"]
+
+
+@pytest.mark.parametrize(
+    "exposure, key",
+    [
+        ({"ingress": INGRESS}, "ingress.enabled"),
+        ({"httpRoute": ROUTE}, "httpRoute.enabled"),
+        ({"service": {"type": "LoadBalancer"}}, "service.type"),
+        ({"service": {"type": "NodePort"}}, "service.type"),
+    ],
+)
+def test_a_public_server_without_an_api_key_is_refused_unless_allowed(exposure, key):
+    found = problems({"model": HF_MODEL, **exposure})
+    assert "without an API key" in found[key] and "allowUnauthenticated" in found[key]
+    parse_config({"model": HF_MODEL, **exposure, "allowUnauthenticated": True})
+    parse_config({"model": HF_MODEL, **exposure, "apiKeySecret": {"name": "k"}})
+
+
+def test_a_cluster_internal_server_needs_no_api_key():
+    parse_config({"model": HF_MODEL, "service": {"type": "ClusterIP"}})
 
 
 # --- the production example stack ------------------------------------------------------------------
@@ -222,7 +286,7 @@ def test_production_example_renders_every_feature_schema_valid():
 
 
 def route_manifest():
-    return manifest(render_values({"model": HF_MODEL, "httpRoute": ROUTE}), "HTTPRoute")
+    return manifest(render_values({**KEY, "model": HF_MODEL, "httpRoute": ROUTE}), "HTTPRoute")
 
 
 def schema_nodes(node):

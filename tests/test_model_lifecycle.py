@@ -50,7 +50,8 @@ def test_each_source_downloads_into_its_own_directory_and_the_server_follows():
         {"resources": {"limits": {"cpu": 8, "memory": "96Gi", "nvidia.com/gpu": 2}}},
         {"replicaCount": 0},
         {"server": {"startupTimeoutSeconds": 3600}},
-        {"service": {"type": "LoadBalancer"}},
+        # A LoadBalancer is public: without an API key, only when allowed explicitly.
+        {"service": {"type": "LoadBalancer"}, "allowUnauthenticated": True},
     ],
 )
 def test_server_only_changes_never_redownload(change):

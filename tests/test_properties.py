@@ -105,6 +105,10 @@ resource_names = st.one_of(
 sub_paths = st.lists(
     st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True), min_size=0, max_size=3
 ).flatmap(lambda parts: st.sampled_from(["/".join(parts), "/".join(parts) + "/"]) if parts else st.just(""))
+hf_repo_ids = st.from_regex(
+    r"[A-Za-z0-9](([A-Za-z0-9_]|[._-][A-Za-z0-9_]){0,7})/[A-Za-z0-9](([A-Za-z0-9_]|[._-][A-Za-z0-9_]){0,12})", fullmatch=True
+).filter(lambda repo_id: not repo_id.endswith(".git"))
+bucket_names = st.from_regex(r"[a-z0-9][-a-z0-9]{1,20}[a-z0-9]", fullmatch=True)
 revisions = st.sampled_from(["", "main", "v1.0.0", "refs/pr/1", "0123456789abcdef0123456789abcdef01234567"])
 quantities_cpu = st.sampled_from(["4", 8, "500m", "2.5", 16, "1"])
 quantities_memory = st.sampled_from(["64Gi", "96Gi", "512Mi", "128G", "1e11", 70000000000])
@@ -190,7 +194,8 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
     secret = _maybe(draw, resource_names)
     if source == "huggingface":
         model["huggingface"] = _without_none({
-            "id": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}/[A-Za-z0-9][A-Za-z0-9._-]{0,25}", fullmatch=True)),
+            # huggingface_hub's validate_repo_id: no '--' or '..', ends with a letter, digit or '_'.
+            "id": draw(hf_repo_ids),
             "files": _maybe(draw, st.sampled_from(["", "*.safetensors,config.json,tokenizer*", "model.safetensors"])),
             "revision": _maybe(draw, revisions),
             "existingSecret": secret,
@@ -203,7 +208,7 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
         })
     elif source == "s3":
         model["s3"] = {
-            "url": f"s3://{draw(dns_label)}/{draw(sub_paths)}",
+            "url": f"s3://{draw(bucket_names)}/{draw(sub_paths)}",
             "existingSecret": draw(resource_names),
         }
     if "existingClaim" not in volume and draw(st.booleans()):
@@ -275,6 +280,9 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
         # Enough time to load the largest model at the assumed 0.5 GB/s, so that the size check passes.
         values.setdefault("server", {})["startupTimeoutSeconds"] = 7200
     api_key = draw(st.sampled_from(["none", "apiKey", "apiKeySecret"]))
+    if api_key == "none" and values.get("service", {}).get("type") in ("NodePort", "LoadBalancer"):
+        # Reachable from outside the cluster without a key: only when said so.
+        values["allowUnauthenticated"] = True
     if api_key == "apiKey":
         # Never starting with '[' or '{' (see test_a_string_value_starting_with_a_bracket_is_not_taken_for_json).
         values["apiKey"] = draw(st.from_regex(r"(sk-)?[A-Za-z0-9][A-Za-z0-9_.~+/=-]{15,60}", fullmatch=True))
@@ -440,9 +448,9 @@ def check_model_before_server(values: dict[str, Any], rendering: Rendering, by_k
     assert re.fullmatch(r"[0-9a-f]{12}", fingerprint)
     # ... and each pod waits for the marker of exactly this source, in the directory the server reads.
     (wait,) = spec["initContainers"]
-    script = " ".join(wait["command"])
-    marker = f"{mount(wait, 'model')['mountPath']}/.vllm-serving-complete"
-    assert marker in script and f'"{fingerprint}"' in script
+    # The script takes each directory and its fingerprint as arguments, so no value is read as shell.
+    assert wait["command"][3:6] == ["sh", mount(wait, "model")["mountPath"], fingerprint]
+    assert '"$1/.vllm-serving-complete"' in wait["command"][2]
     assert mount(wait, "model").get("subPath") == mount(server, "model").get("subPath")
     job_mount = mount(download, "model")
     server_dir = mount(server, "model").get("subPath")

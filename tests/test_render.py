@@ -116,9 +116,10 @@ def test_server_starts_only_after_the_download():
     job, deployment = rendering.one("Job"), rendering.one("Deployment")
     assert job.urn in deployment.dependencies
     fingerprint = env_of(container(rendering, "Job", "download"))["SOURCE_FINGERPRINT"]
-    guard = container(rendering, "Deployment", "wait-for-model")
-    assert f'= "{fingerprint}"' in guard["command"][-1]
-    assert "/model/.vllm-serving-complete" in guard["command"][-1]
+    command = container(rendering, "Deployment", "wait-for-model")["command"]
+    # The script reads each directory and its fingerprint as positional arguments, never as shell.
+    assert command[:2] == ["sh", "-c"] and command[3:] == ["sh", "/model", fingerprint]
+    assert '"$1/.vllm-serving-complete"' in command[2]
 
 
 def test_env_reaches_server_and_download():
@@ -231,6 +232,7 @@ def test_service_type_and_scheduling_knobs():
     rendering = render_values({
         "model": HF_MODEL,
         "service": {"type": "LoadBalancer"},
+        "apiKeySecret": {"name": "llm-api-key"},
         "server": {"nodeSelector": {"gpu": "a100"}, "extraArgs": ["--max-model-len=8192"]},
     })
     assert rendering.one("Service").inputs["spec"]["type"] == "LoadBalancer"

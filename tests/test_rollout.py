@@ -100,7 +100,7 @@ def test_the_shutdown_timeout_is_passed_only_to_vllm_releases_that_have_it(tag, 
 
 def test_the_shutdown_timeout_is_not_set_behind_the_programs_back():
     found = problems({"model": HF_MODEL, "server": {"extraArgs": ["--shutdown-timeout=5"]}})
-    assert "server.shutdownTimeoutSeconds" in found["server.extraArgs.0"]
+    assert "server.shutdownTimeoutSeconds" in found["server.extraArgs[0]"]
 
 
 # --- 6. rollout strategy ------------------------------------------------------------------------

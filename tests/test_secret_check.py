@@ -57,7 +57,7 @@ def test_a_secret_without_the_key_the_source_needs_is_refused_naming_it():
 
 
 def test_an_s3_secret_needs_both_credential_keys():
-    model = {"deployName": "m", "source": "s3", "s3": {"url": "s3://b/p", "existingSecret": "s3-env"}}
+    model = {"deployName": "m", "source": "s3", "s3": {"url": "s3://bucket/p", "existingSecret": "s3-env"}}
     with pytest.raises(ConfigError) as caught:
         render_config(engine_config({"model": model}), [], existing_secrets={"s3-env": ["accessKeyID", "endpoint"]})
     assert "has no key secretAccessKey" in caught.value.problems[0][1]
@@ -74,7 +74,7 @@ def test_the_check_can_be_switched_off_for_a_preview_without_cluster_access():
 
 
 GIT = {"deployName": "m", "source": "git", "git": {"url": "https://git.example/m.git", "existingSecret": "git-token"}}
-S3 = {"deployName": "m", "source": "s3", "s3": {"url": "s3://b/p", "existingSecret": "s3-env"}}
+S3 = {"deployName": "m", "source": "s3", "s3": {"url": "s3://bucket/p", "existingSecret": "s3-env"}}
 
 
 def test_a_git_token_secret_needs_the_token_key():

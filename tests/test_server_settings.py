@@ -120,8 +120,10 @@ def test_lora_adapters_are_downloaded_mounted_and_served_under_their_names():
     sql_env = env_of(sql_job.inputs["spec"]["template"]["spec"]["containers"][0])
     assert sql_env["MODEL_DIR"] == f"/volume/{mounts['/adapters/sql']}"
     assert mounts["/adapters/sql"].startswith("CodeLlama-7b-Instruct-hf/lora/sql/")
-    guard = container(rendering, "Deployment", "wait-for-model")["command"][-1]
-    assert guard.count("until [") == 3 and sql_env["SOURCE_FINGERPRINT"] in guard
+    # The directories and fingerprints the guard waits for are its positional arguments.
+    awaited = container(rendering, "Deployment", "wait-for-model")["command"][4:]
+    assert awaited[0::2] == ["/model", "/adapters/sql", "/adapters/chat"]
+    assert awaited[3] == sql_env["SOURCE_FINGERPRINT"]
     assert all(len(job.inputs["metadata"]["name"]) <= 63 for job in jobs)
     assert validate_manifests([normalize(m) for m in rendering.manifests]) == []
 
@@ -129,7 +131,7 @@ def test_lora_adapters_are_downloaded_mounted_and_served_under_their_names():
 def test_lora_adapter_rules():
     lora = {"adapters": [
         {"name": "sql", "source": "huggingface"},
-        {"name": "sql", "source": "s3", "s3": {"url": "s3://b/p"}},
+        {"name": "sql", "source": "s3", "s3": {"url": "s3://bucket/p"}},
         {"name": "codellama-7b", "source": "git", "git": {"url": "https://g/x.git"}},
     ]}
     found = problems({"model": HF_MODEL, "lora": lora})

@@ -6,19 +6,29 @@ Names, meanings and defaults are the chart's (`image.*`, `resources.limits.*`,
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
 from .fields import (
+    INT32_MAX,
     CpuQuantity,
     KubernetesString,
     MemoryQuantity,
     StrictModel,
+    annotations,
+    bounded_text,
     dns1123_subdomain,
     env_name,
+    image_registry,
+    image_repository,
+    image_tag,
     kubernetes_string,
     quantity,
+    secret_data_key,
+    shown,
 )
 
 # The vLLM release this project was built and documented against (PyPI `vllm`
@@ -28,6 +38,7 @@ DEFAULT_VLLM_TAG = "v0.33.0"
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 SINGLE_NODE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+_SUB_PATH = re.compile(r"[A-Za-z0-9._+@=,~/-]*")
 
 
 class ImageConfig(StrictModel):
@@ -38,22 +49,20 @@ class ImageConfig(StrictModel):
         "IfNotPresent", description="Kubernetes image pull policy."
     )
 
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        return image_registry(value)
+
     @field_validator("repository")
     @classmethod
-    def _repository_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    def _repository(cls, value: str) -> str:
+        return image_repository(value)
 
     @field_validator("tag")
     @classmethod
     def _tag_pinned(cls, value: str) -> str:
-        if not value.strip() or value == "latest":
-            raise ValueError(
-                f"{value!r} is not a pinned tag: use a vLLM release such as {DEFAULT_VLLM_TAG!r}, "
-                "so that every `pulumi up` runs the same server"
-            )
-        return value
+        return image_tag(value, DEFAULT_VLLM_TAG)
 
     @property
     def reference(self) -> str:
@@ -66,6 +75,7 @@ class ResourceLimits(StrictModel):
     memory: MemoryQuantity = Field("64Gi", description="Memory limit (and request) of the server container.")
     gpu: int = Field(
         1,
+        le=INT32_MAX,
         alias="nvidia.com/gpu",
         description="GPUs per replica; also vLLM's tensor parallel size.",
     )
@@ -131,12 +141,24 @@ class VolumeConfig(StrictModel):
     def _claim_name(cls, value: str) -> str:
         return dns1123_subdomain(value, "claim name")
 
+    @field_validator("storageClass")
+    @classmethod
+    def _storage_class(cls, value: str) -> str:
+        return dns1123_subdomain(value, "StorageClass name")
+
     @field_validator("subPath")
     @classmethod
     def _relative_sub_path(cls, value: str) -> str:
         parts = value.split("/")
         if value.startswith("/") or ".." in parts:
-            raise ValueError(f"{value!r} must be a relative path inside the volume (no leading '/', no '..')")
+            raise ValueError(f"{shown(value)} must be a relative path inside the volume (no leading '/', no '..')")
+        # It reaches the download scripts and the pods' volume mounts: a space, a quote or a
+        # newline in it is a bug waiting in some shell.
+        if len(value) > 1024 or not _SUB_PATH.fullmatch(value):
+            raise ValueError(
+                f"{shown(value)} is not a safe directory name: letters, digits and ._+@=,~- between '/', "
+                "at most 1024 characters"
+            )
         return value.strip("/")
 
     @property
@@ -152,10 +174,65 @@ class VolumeConfig(StrictModel):
         return all(mode in SINGLE_NODE_ACCESS_MODES for mode in self.accessModes)
 
 
+class KeySelector(StrictModel):
+    """secretKeyRef and configMapKeyRef of an env entry."""
+
+    name: str = Field(description="The Secret's or ConfigMap's name.")
+    key: str = Field(description="The key of its data.")
+    optional: Optional[bool] = Field(None, description="Start the pod even when the Secret or key is missing.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret or ConfigMap name") or _required(value)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return secret_data_key(value, "Secret or ConfigMap key")
+
+
+class FieldSelector(StrictModel):
+    fieldPath: str = Field(description="The pod field, e.g. metadata.name or status.podIP.")
+    apiVersion: Optional[str] = Field(None, description="Its API version; v1 by default.")
+
+    @field_validator("fieldPath")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return bounded_text(value, "fieldPath", 256)
+
+
+class ResourceFieldSelector(StrictModel):
+    resource: str = Field(description="The container resource, e.g. limits.memory.")
+    containerName: Optional[str] = Field(None, description="The container; this one by default.")
+    divisor: Optional[str] = Field(None, description="The unit the value is given in, e.g. 1Mi.")
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        return bounded_text(value, "resource", 256)
+
+
+class EnvVarSource(StrictModel):
+    """Kubernetes' EnvVarSource, typed: each name and key is checked before it reaches the API."""
+
+    secretKeyRef: Optional[KeySelector] = Field(None, description="A key of a Secret.")
+    configMapKeyRef: Optional[KeySelector] = Field(None, description="A key of a ConfigMap.")
+    fieldRef: Optional[FieldSelector] = Field(None, description="A field of the pod.")
+    resourceFieldRef: Optional[ResourceFieldSelector] = Field(None, description="A resource of the container.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+# Kubernetes caps a whole object at about 1.5 MB; one variable may not take a large part of it.
+MAX_ENV_VALUE = 32 * 1024
+
+
 class EnvVar(StrictModel):
     name: str = Field(description="Name of the environment variable.")
     value: Optional[str] = Field(None, description="Its value; set this or valueFrom.")
-    valueFrom: Optional[dict[str, Any]] = Field(
+    valueFrom: Optional[EnvVarSource] = Field(
         None, description="Kubernetes valueFrom (secretKeyRef, configMapKeyRef, ...); set this or value."
     )
 
@@ -170,7 +247,23 @@ class EnvVar(StrictModel):
         # YAML and `pulumi config set --path` turn `1` or `true` into numbers and booleans.
         return kubernetes_string(value)
 
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else bounded_text(value, "an env value", MAX_ENV_VALUE, secret=True)
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError("required")
+    return value
+
 
 class ServiceConfig(StrictModel):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
     annotations: dict[str, KubernetesString] = Field(default_factory=dict, description="Annotations on the Service.")
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        return annotations(value, "service.annotations")

@@ -15,7 +15,18 @@ from typing import Any, Optional, Sequence
 import pulumi
 from pydantic import BaseModel, ValidationError
 
+from .fields import shown
+
 CONFIG_NAMESPACE = "vllm-serving"
+# A config with thousands of bad items still gets a message one can read.
+MAX_PROBLEMS_SHOWN = 40
+
+
+def _shown_input(path: str, value: Any) -> str:
+    # apiKey is a secret, and an env value may be one (a token given as a plain value).
+    if path == "apiKey" or path.startswith(("env.", "env[")):
+        return "(value not shown: it may be a secret)"
+    return f"(got {shown(value)})"
 
 # A map key that needs `["..."]` in a --path: Pulumi's path parser splits on `.` and `[`; a key of
 # digits is quoted too, so that it never reads as a list index.
@@ -38,7 +49,9 @@ class ConfigError(pulumi.RunError):
 
     def render(self) -> str:
         lines = [f"invalid stack config ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  {_qualified(path)}: {message}" for path, message in self.problems]
+        lines += [f"  {_qualified(path)}: {message}" for path, message in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
         return "\n".join(lines)
 
 
@@ -159,8 +172,8 @@ def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tup
         elif kind == "value_error":
             message = str(item["ctx"]["error"])
         elif kind == "literal_error":
-            message = f"{item['input']!r} not allowed; allowed: {item['ctx']['expected']}"
+            message = f"{shown(item['input'])} not allowed; allowed: {item['ctx']['expected']}"
         else:
-            message = f"{item['msg']} (got {item['input']!r})" + _json_text_hint(item, loc)
+            message = f"{item['msg']} {_shown_input(key_path(loc), item['input'])}" + _json_text_hint(item, loc)
         problems.append((key_path(loc), message))
     return problems

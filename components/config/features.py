@@ -9,7 +9,23 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from .fields import GATEWAY_DURATION, PROMETHEUS_DURATION, KubernetesString, StrictModel, dns1123_subdomain, duration
+from .fields import (
+    GATEWAY_DURATION,
+    INT32_MAX,
+    PROMETHEUS_DURATION,
+    KubernetesString,
+    StrictModel,
+    annotations,
+    dns1123_label,
+    dns1123_subdomain,
+    duration,
+    gateway_hostname,
+    http_url,
+    labels,
+    secret_data_key,
+    shown,
+    url_path,
+)
 from .sources import GitSource, HuggingFaceSource, S3Source, SourceName, Sourced
 
 
@@ -38,8 +54,8 @@ class LoraAdapter(StrictModel, Sourced):
 
 class LoraConfig(StrictModel):
     adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
-    maxLoraRank: Optional[int] = Field(None, ge=1, description="--max-lora-rank: the largest adapter rank.")
-    maxLoras: Optional[int] = Field(None, ge=1, description="--max-loras: adapters in one batch.")
+    maxLoraRank: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-lora-rank: the largest adapter rank.")
+    maxLoras: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-loras: adapters in one batch.")
 
 
 # --- API key ------------------------------------------------------------------------------------
@@ -54,15 +70,40 @@ class ApiKeySecretRef(StrictModel):
     def _secret_name(cls, value: str) -> str:
         return dns1123_subdomain(value, "Secret name")
 
+    @field_validator("key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        return secret_data_key(value, "Secret key")
+
 
 # --- exposure -----------------------------------------------------------------------------------
+
+
+# What a proxy may carry in one request body by default (ingress-nginx's own default is 1m):
+# room for a long prompt (128k tokens are about 0.5 MB of JSON) and a few base64 images.
+DEFAULT_MAX_REQUEST_BODY = "10m"
+_NGINX_SIZE = re.compile(r"[0-9]{1,6}[kKmMgG]?")
+
+
+def _extra_paths(value: list[str], what: str) -> list[str]:
+    for path in value:
+        url_path(path, what)
+    return value
 
 
 class IngressConfig(StrictModel):
     enabled: bool = Field(False, description="Create an Ingress for the Service.")
     className: str = Field("", description="IngressClass; empty for the cluster default.")
     host: str = Field("", description="Host name; required when enabled.")
-    path: str = Field("/", description="Path prefix routed to the server.")
+    path: str = Field("/", description="Path prefix under which the server's API is routed.")
+    extraPaths: list[str] = Field(
+        default_factory=list,
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+    )
+    maxRequestBodySize: str = Field(
+        DEFAULT_MAX_REQUEST_BODY,
+        description="Largest request body the proxy accepts (ingress-nginx proxy-body-size), e.g. 10m; 0 for no limit.",
+    )
     tlsSecret: str = Field("", description="Secret with the TLS certificate for host; empty for plain HTTP.")
     annotations: dict[str, KubernetesString] = Field(default_factory=dict, description="Extra Ingress annotations.")
 
@@ -71,17 +112,75 @@ class IngressConfig(StrictModel):
     def _host(cls, value: str) -> str:
         return dns1123_subdomain(value, "host name")
 
+    @field_validator("className")
+    @classmethod
+    def _class_name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "IngressClass name")
+
+    @field_validator("tlsSecret")
+    @classmethod
+    def _tls_secret(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return url_path(value, "ingress path")
+
+    @field_validator("extraPaths")
+    @classmethod
+    def _extra(cls, value: list[str]) -> list[str]:
+        return _extra_paths(value, "ingress path")
+
+    @field_validator("maxRequestBodySize", mode="before")
+    @classmethod
+    def _body_size(cls, value: object) -> str:
+        text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if not _NGINX_SIZE.fullmatch(text):
+            raise ValueError(f"{shown(value)} is not an nginx size: a number with an optional k, m or g, e.g. 10m")
+        return text
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        return annotations(value, "ingress.annotations")
+
 
 class ParentRef(StrictModel):
     name: str = Field(description="Name of the Gateway.")
     namespace: str = Field("", description="Namespace of the Gateway; empty for the route's own.")
     sectionName: str = Field("", description="Listener of the Gateway; empty for all.")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Gateway name") or _required(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return value and dns1123_label(value, "namespace")
+
+    @field_validator("sectionName")
+    @classmethod
+    def _section(cls, value: str) -> str:
+        return dns1123_subdomain(value, "listener name")
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise ValueError("required")
+    return value
+
 
 class HttpRouteConfig(StrictModel):
     enabled: bool = Field(False, description="Create a Gateway API HTTPRoute for the Service.")
     parentRefs: list[ParentRef] = Field(default_factory=list, description="Gateways the route attaches to.")
     hostnames: list[str] = Field(default_factory=list, description="Host names the route answers.")
+    extraPaths: list[str] = Field(
+        default_factory=list,
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+    )
     requestTimeout: str = Field("3600s", description="Gateway API request timeout; streamed completions run long.")
 
     @field_validator("requestTimeout")
@@ -91,18 +190,35 @@ class HttpRouteConfig(StrictModel):
             value, GATEWAY_DURATION, "Gateway API duration: whole numbers with h, m, s or ms, e.g. 300s, 90m, 1h30m (not 1.5h)"
         )
 
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, value: list[str]) -> list[str]:
+        for hostname in value:
+            gateway_hostname(hostname)
+        return value
+
+    @field_validator("extraPaths")
+    @classmethod
+    def _extra(cls, value: list[str]) -> list[str]:
+        return _extra_paths(value, "HTTPRoute path")
+
 
 # --- autoscaling and metrics --------------------------------------------------------------------
 
 
 class AutoscalingConfig(StrictModel):
     enabled: bool = Field(False, description="Scale replicas with KEDA on vLLM's own load metrics.")
-    minReplicas: int = Field(1, ge=0, description="Fewest replicas; 0 lets KEDA scale to zero when idle.")
-    maxReplicas: int = Field(2, ge=1, description="Most replicas.")
+    minReplicas: int = Field(1, ge=0, le=INT32_MAX, description="Fewest replicas; 0 lets KEDA scale to zero when idle.")
+    maxReplicas: int = Field(2, ge=1, le=INT32_MAX, description="Most replicas.")
     prometheusAddress: str = Field("", description="URL of the Prometheus that scrapes the server; required when enabled.")
-    targetWaitingRequests: int = Field(5, ge=1, description="Queued requests per replica that trigger a scale-up.")
-    targetRunningRequests: int = Field(0, ge=0, description="Running requests per replica that trigger a scale-up; 0: off.")
-    cooldownSeconds: int = Field(600, ge=0, description="Quiet time before scaling down (a model load is expensive).")
+    targetWaitingRequests: int = Field(5, ge=1, le=INT32_MAX, description="Queued requests per replica that trigger a scale-up.")
+    targetRunningRequests: int = Field(0, ge=0, le=INT32_MAX, description="Running requests per replica that trigger a scale-up; 0: off.")
+    cooldownSeconds: int = Field(600, ge=0, le=INT32_MAX, description="Quiet time before scaling down (a model load is expensive).")
+
+    @field_validator("prometheusAddress")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return value and http_url(value, "Prometheus address")
 
 
 class MonitorConfig(StrictModel):
@@ -117,6 +233,11 @@ class MonitorConfig(StrictModel):
             value, PROMETHEUS_DURATION, "Prometheus duration: whole numbers with y, w, d, h, m, s or ms, e.g. 15s, 1m30s (not 1.5m)"
         )
 
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return labels(value, "monitor label")
+
 
 class MetricsConfig(StrictModel):
     serviceMonitor: MonitorConfig = Field(default_factory=MonitorConfig, description="A Prometheus Operator ServiceMonitor.")
@@ -129,7 +250,7 @@ class MetricsConfig(StrictModel):
 
 class PodDisruptionBudgetConfig(StrictModel):
     enabled: bool = Field(False, description="Create a PodDisruptionBudget when more than one replica can run.")
-    maxUnavailable: int = Field(1, ge=0, description="Replicas a voluntary disruption (drain) may take at once.")
+    maxUnavailable: int = Field(1, ge=0, le=INT32_MAX, description="Replicas a voluntary disruption (drain) may take at once.")
 
 
 class NetworkPolicyConfig(StrictModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -22,7 +23,7 @@ class StrictModel(BaseModel):
 
 # --- quantities ---------------------------------------------------------------------------------
 
-_QUANTITY = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?")
+_QUANTITY = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?", re.ASCII)
 # What people write when they mean a Kubernetes suffix.
 _QUANTITY_HINTS = {
     "kb": "Ki", "kib": "Ki", "mb": "Mi", "mib": "Mi", "gb": "Gi", "gib": "Gi",
@@ -44,7 +45,7 @@ def quantity(value: Any, what: str) -> str:
     if match and match.group(2).lower() in _QUANTITY_HINTS:
         hint = f'; did you mean "{match.group(1)}{_QUANTITY_HINTS[match.group(2).lower()]}"?'
     raise ValueError(
-        f"{value!r} is not a Kubernetes quantity for {what} "
+        f"{shown(value)} is not a Kubernetes quantity for {what} "
         f"(a number with an optional suffix Ki, Mi, Gi, Ti, or k, M, G, T, e.g. 24Gi){hint}"
     )
 
@@ -81,7 +82,7 @@ def dns1035_label(value: str, what: str, max_len: int = 63) -> str:
     """Service and Deployment-derived names: must start with a letter."""
     if not value or len(value) > max_len or not _DNS_1035_LABEL.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a valid {what}: it must be a DNS-1035 label of at most {max_len} characters "
+            f"{shown(value)} is not a valid {what}: it must be a DNS-1035 label of at most {max_len} characters "
             "(lower-case letters, digits and '-', starting with a letter, ending with a letter or digit)"
         )
     return value
@@ -91,7 +92,7 @@ def dns1123_label(value: str, what: str) -> str:
     """Namespaces: may start with a digit."""
     if not value or not is_dns1123_label(value):
         raise ValueError(
-            f"{value!r} is not a valid {what}: it must be a DNS-1123 label of at most 63 characters "
+            f"{shown(value)} is not a valid {what}: it must be a DNS-1123 label of at most 63 characters "
             "(lower-case letters, digits and '-', starting with a letter or digit, ending with a letter or digit)"
         )
     return value
@@ -101,13 +102,93 @@ def dns1123_subdomain(value: str, what: str) -> str:
     """Most object names (claims, Secrets, classes) and host names; empty means unset."""
     if value and (len(value) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(value)):
         raise ValueError(
-            f"{value!r} is not a valid {what}: it must be a DNS-1123 subdomain of at most 253 characters "
+            f"{shown(value)} is not a valid {what}: it must be a DNS-1123 subdomain of at most 253 characters "
             "(lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)"
         )
     return value
 
 
-# --- other fields -------------------------------------------------------------------------------
+# --- what a message may show of a value ---------------------------------------------------------
+
+SHOWN_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """A config value as a message may show it: repr'd and cut to SHOWN_CHARS, so that a 10 MB
+    value does not become a 10 MB message."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS - 1]}…"
+
+
+# --- Kubernetes metadata: label keys and values, annotations -------------------------------------
+
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+# apimachinery's TotalAnnotationSizeLimitB: keys and values of one object together.
+ANNOTATIONS_TOTAL_BYTES = 256 * 1024
+
+
+def qualified_key(value: str, what: str) -> str:
+    """Label, annotation, nodeSelector and toleration keys: an optional DNS-1123 subdomain
+    prefix of at most 253 characters and '/', then a name of at most 63 (apimachinery's
+    IsQualifiedName)."""
+    prefix, _, name = value.rpartition("/")
+    if "/" in value and (not prefix or len(prefix) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError(f"{shown(value)} is not a valid {what}: its prefix before '/' must be a DNS-1123 subdomain")
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
+        raise ValueError(
+            f"{shown(value)} is not a valid {what}: [prefix/]name where name has at most 63 characters "
+            "(letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def label_value(value: str, what: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{shown(value)} is not a valid {what}: at most 63 characters, letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit (or empty)"
+        )
+    return value
+
+
+def labels(value: dict[str, str], what: str) -> dict[str, str]:
+    for key, item in value.items():
+        qualified_key(key, f"{what} key")
+        label_value(item, f"{what} value (of {key})")
+    return value
+
+
+def annotations(value: dict[str, str], what: str) -> dict[str, str]:
+    for key in value:
+        qualified_key(key, f"{what} key")
+    size = sum(len(key.encode()) + len(item.encode()) for key, item in value.items())
+    if size > ANNOTATIONS_TOTAL_BYTES:
+        raise ValueError(f"{what} hold {size} bytes; Kubernetes allows {ANNOTATIONS_TOTAL_BYTES} per object")
+    return value
+
+
+_SECRET_DATA_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def secret_data_key(value: str, what: str) -> str:
+    """A key of a Secret's or ConfigMap's data (apimachinery's IsConfigMapKey)."""
+    if len(value) > 253 or not _SECRET_DATA_KEY.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"{shown(value)} is not a valid {what}: letters, digits, '-', '_' and '.', at most 253")
+    return value
+
+
+# --- integers and durations ---------------------------------------------------------------------
+
+INT32_MAX = 2**31 - 1
+
+
+def int32(value: int, what: str) -> int:
+    """Every integer that becomes a Kubernetes int32 (replicas, seconds, thresholds)."""
+    if not -(2**31) <= value <= INT32_MAX:
+        raise ValueError(f"{value} is out of range for {what}: Kubernetes stores it as a 32-bit integer (≤ {INT32_MAX})")
+    return value
+
 
 # The custom resources' own duration patterns (vllm_serving/crd_schemas/), so that `render` refuses
 # exactly what the API server and `render --validate` would: whole numbers only, units combined.
@@ -115,24 +196,205 @@ GATEWAY_DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")  # HTTPRoute rules
 PROMETHEUS_DURATION = re.compile(  # ServiceMonitor and PodMonitor endpoints' interval
     r"0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?"
 )
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
 def duration(value: str, pattern: re.Pattern[str], example: str) -> str:
     """A duration the custom resource's `pattern` accepts; `example` completes the message."""
     if not value or not pattern.fullmatch(value):
-        raise ValueError(f"{value!r} is not a {example}")
+        raise ValueError(f"{shown(value)} is not a {example}")
     return value
 
 
-def env_name(value: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid environment variable name")
+# --- images -------------------------------------------------------------------------------------
+
+# The grammar of distribution/reference (Docker's): domain[:port], path components, tag.
+_REGISTRY = re.compile(r"([A-Za-z0-9]|[A-Za-z0-9][-A-Za-z0-9]*[A-Za-z0-9])(\.([A-Za-z0-9]|[A-Za-z0-9][-A-Za-z0-9]*[A-Za-z0-9]))*(:[0-9]{1,5})?")
+_PATH_COMPONENT = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(/{_PATH_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+
+
+def image_registry(value: str) -> str:
+    if value and (len(value) > 253 or not _REGISTRY.fullmatch(value)):
+        raise ValueError(f"{shown(value)} is not an image registry: a host name with an optional :port, e.g. docker.io")
+    return value
+
+
+def image_repository(value: str) -> str:
+    if len(value) > 255 or not _REPOSITORY.fullmatch(value):
+        raise ValueError(
+            f"{shown(value)} is not an image repository: lower-case path components separated by '/', "
+            "e.g. vllm/vllm-openai"
+        )
+    return value
+
+
+def image_tag(value: str, example: str) -> str:
+    if not _TAG.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not an image tag: up to 128 of letters, digits, '_', '.' and '-', not starting with '.' or '-'")
+    if value == "latest":
+        raise ValueError(
+            f"{shown(value)} is not a pinned tag: use a release such as {example!r}, "
+            "so that every `pulumi up` runs the same image"
+        )
+    return value
+
+
+def image_reference(value: str) -> str:
+    """A whole image reference: [registry/]repository[:tag][@sha256:digest], tag or digest required."""
+    rest, _, digest = value.partition("@")
+    if digest and not _DIGEST.fullmatch(digest):
+        raise ValueError(f"{shown(value)} is not an image reference: the digest must be sha256:<64 hex digits>")
+    name, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "")
+    first, _, path = name.partition("/")
+    registry_given = path and ("." in first or ":" in first or first == "localhost")
+    try:
+        if registry_given:
+            image_registry(first)
+        image_repository(path if registry_given else name)
+        if tag or not digest:
+            image_tag(tag, "docker.io/alpine/git:v2.49.1")
+    except ValueError as error:
+        raise ValueError(f"{shown(value)} is not a pinned image reference ([registry/]repository:tag): {error}") from None
+    return value
+
+
+# --- sources: Hugging Face, git, URLs -------------------------------------------------------------
+
+_HF_NAME = r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_HF_REPO_ID = re.compile(rf"({_HF_NAME}/)?{_HF_NAME}")
+
+
+def hf_repo_id(value: str) -> str:
+    """huggingface_hub's validate_repo_id: [namespace/]name of letters, digits, '-', '_' and '.',
+    at most 96, no '--' or '..', not ending in .git."""
+    if not _HF_REPO_ID.fullmatch(value) or "--" in value or ".." in value or value.endswith(".git"):
+        raise ValueError(
+            f"{shown(value)} is not a Hugging Face repository id: [namespace/]name of letters, digits, '-', '_' and "
+            "'.' (at most 96 each), without '--' or '..', e.g. codellama/CodeLlama-7b-Instruct-hf"
+        )
+    return value
+
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def git_ref(value: str, what: str) -> str:
+    """A branch, tag or commit as `git check-ref-format --allow-onelevel` accepts it, and never
+    an option: a leading '-' would make git read it as one."""
+    parts = value.split("/")
+    bad = (
+        len(value) > 255
+        or value.startswith("-")
+        or value == "@"
+        or value.endswith((".", "/"))
+        or _REF_FORBIDDEN.search(value) is not None
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts)
+    )
+    if bad:
+        raise ValueError(
+            f"{shown(value)} is not a valid {what}: a branch, tag or commit as git check-ref-format defines it "
+            "(no spaces, control characters, '~^:?*[\\', '..', '@{', '//'; no part starting with '.' or ending "
+            "in .lock; not starting with '-')"
+        )
+    return value
+
+
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\"'`\\<>{}|^]")
+
+
+def http_url(value: str, what: str) -> str:
+    """An http(s) URL with a host and no user:password@ (a token belongs in a Secret)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or len(value) > 2048 or _URL_UNSAFE.search(value) or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{shown(value)} is not a valid {what}: an http:// or https:// URL with a host, without spaces or quotes")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"the {what} holds credentials (user:password@); put the token in a Secret instead "
+            "(existingSecret), so it is not in plain text in the stack, the state and the Job"
+        )
+    return value
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def s3_url(value: str) -> str:
+    """s3://bucket/prefix with a valid bucket name and a prefix without '..' or control characters."""
+    match = re.fullmatch(r"s3://([^/]*)(/.*)?", value, re.DOTALL)
+    bucket = match.group(1) if match else ""
+    if not match or not _BUCKET.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket):
+        raise ValueError(
+            f"{shown(value)} must look like s3://bucket/prefix, with a bucket name of 3-63 lower-case letters, "
+            "digits, '.' and '-'"
+        )
+    prefix = match.group(2) or ""
+    # An empty or '..' part names no object, or another prefix's; the download would skip it.
+    if len(value) > 1024 or _URL_UNSAFE.search(prefix) or ".." in prefix.split("/") or "//" in prefix:
+        raise ValueError(f"{shown(value)}: the prefix must not hold spaces, control characters, quotes, '//' or '..' parts")
+    return value
+
+
+_GATEWAY_HOSTNAME = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
+
+
+def gateway_hostname(value: str) -> str:
+    """Gateway API's Hostname: a DNS-1123 subdomain, optionally with a leading '*.' wildcard."""
+    if len(value) > 253 or not _GATEWAY_HOSTNAME.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a valid host name: a DNS-1123 subdomain, optionally starting with '*.'")
     return value
 
 
 def is_http_url(value: str) -> bool:
-    return re.match(r"https?://", value) is not None
+    try:
+        http_url(value, "URL")
+    except ValueError:
+        return False
+    return True
+
+
+# --- paths and free strings ---------------------------------------------------------------------
+
+# ingress-nginx's strict path validation: Prefix paths hold no regex characters.
+_URL_PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
+
+
+def url_path(value: str, what: str) -> str:
+    """An absolute HTTP path as an Ingress or HTTPRoute prefix: no spaces, control characters or regex."""
+    if len(value) > 1024 or not _URL_PATH.fullmatch(value) or ".." in value.split("/"):
+        raise ValueError(
+            f"{shown(value)} is not a valid {what}: an absolute path such as /v1 or /llm/v1 "
+            "(letters, digits and -._~ between '/', no spaces or '..')"
+        )
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_FREE_STRING = 4096
+
+
+def bounded_text(value: str, what: str, max_len: int = MAX_FREE_STRING, secret: bool = False) -> str:
+    """Any free string: at most max_len characters, no control characters but tab and newline.
+    secret: the value may be one, so the message does not show it."""
+    if len(value) > max_len:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {max_len} are allowed")
+    if _CONTROL.search(value):
+        raise ValueError(f"{'the value' if secret else shown(value)}: {what} must not hold control characters")
+    return value
+
+
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+def env_name(value: str) -> str:
+    if len(value) > 255 or not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a valid environment variable name")
+    return value
 
 
 def kubernetes_string(value: Any) -> Any:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from .errors import ConfigError, pydantic_problems
 from .rules import cross_field_problems
+from .secrets import plain_credentials
 from .stack import ServingConfig
 
 
@@ -16,6 +17,7 @@ def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) ->
     """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem.
 
     secret_keys: the keys Pulumi holds as secrets; when given, an apiKey that is not one is refused.
+    A credential-like env value is refused unless env is one of them.
     """
     secret_problems = []
     if secret_keys is not None and raw.get("apiKey") and "apiKey" not in secret_keys:
@@ -31,9 +33,10 @@ def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) ->
         problems = secret_problems + pydantic_problems(error, ServingConfig)
         # Cross-field rules need typed fields; check them as far as the valid parts allow,
         # so that one run reports as much as it can.
-        problems += _cross_field_problems_best_effort(raw, [item["loc"] for item in error.errors()])
+        problems += _cross_field_problems_best_effort(raw, [item["loc"] for item in error.errors()], secret_keys)
         raise ConfigError(problems) from None
     problems = secret_problems + [(path, message) for path, message, _ in cross_field_problems(config)]
+    problems += _plain_credentials(config, secret_keys)
     if problems:
         raise ConfigError(problems)
     config._secret_keys = frozenset(key for key in secret_keys or () if key in raw)
@@ -58,7 +61,13 @@ def _secrets_that_cannot_stay_secret(raw: dict[str, Any], secret_keys: set[str])
     ]
 
 
-def _cross_field_problems_best_effort(raw: dict[str, Any], broken_locs: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
+def _plain_credentials(config: ServingConfig, secret_keys: Optional[set[str]]) -> list[tuple[str, str]]:
+    return [] if "env" in (secret_keys or ()) else plain_credentials(config.env)
+
+
+def _cross_field_problems_best_effort(
+    raw: dict[str, Any], broken_locs: list[tuple[Any, ...]], secret_keys: Optional[set[str]]
+) -> list[tuple[str, str]]:
     """The cross-field rules, with each broken key put back to its default."""
     patched = json.loads(json.dumps(raw, default=str))
     for loc in broken_locs:
@@ -79,4 +88,4 @@ def _cross_field_problems_best_effort(raw: dict[str, Any], broken_locs: list[tup
         (path, message)
         for path, message, reads in cross_field_problems(config)
         if not any(key == read or key.startswith(read + ".") for key in broken for read in reads)
-    ]
+    ] + [(path, message) for path, message in _plain_credentials(config, secret_keys) if path not in broken]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .fields import is_dns1123_label, is_http_url, quantity_bytes
+from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
+from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
+from .vllm_flags import Reading, read_argument
 
 Problem = tuple[str, str, set[str]]
 
@@ -28,6 +30,10 @@ PROGRAM_SET_FLAGS = {
     # On the command line the key would be in plain text in the manifest and in Pulumi's state.
     "--api-key": "apiKey (a Pulumi secret) or apiKeySecret",
     "--shutdown-timeout": "server.shutdownTimeoutSeconds (the pod's grace period is derived from it)",
+}
+# Flags refused outright, with the reason.
+REFUSED_FLAGS = {
+    "--config": "reads more flags from a YAML file, which these checks cannot see; give them here or as typed keys",
 }
 
 
@@ -48,10 +54,6 @@ def _model_source(config: ServingConfig) -> list[Problem]:
         path = f"model.{source.kind}.{key}"
         if not value.strip():
             problems.append((path, f'required when model.source is "{model.source}"', {path, "model.source"}))
-    bad_url = source.url_problem()
-    if bad_url:
-        path = f"model.{source.kind}.{bad_url[0]}"
-        problems.append((path, bad_url[1], {path}))
     return problems
 
 
@@ -124,11 +126,6 @@ def _volume_holds_every_copy(config: ServingConfig, model_bytes: float) -> list[
     )]
 
 
-def canonical_flag(argument: str) -> str:
-    """vLLM's parser reads --tensor_parallel_size as --tensor-parallel-size; so must the checks."""
-    flag = argument.split("=", 1)[0]
-    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
-
 
 def _typed_keys_set(config: ServingConfig) -> set[str]:
     """Typed keys that put a flag on the command line."""
@@ -142,18 +139,46 @@ def _typed_keys_set(config: ServingConfig) -> set[str]:
     return keys
 
 
+def _flag_problem(config: ServingConfig, reading: Reading, typed: set[str]) -> tuple[str, str] | None:
+    """(why, the typed key involved) when the argument sets, or may set, a flag it must not."""
+    for option in reading.options:
+        if option in REFUSED_FLAGS:
+            why, key = f"{option} {REFUSED_FLAGS[option]}", "server.extraArgs"
+        elif option in PROGRAM_SET_FLAGS:
+            why, key = f"{option} is set by this program from {PROGRAM_SET_FLAGS[option]}; set it there instead", "server.extraArgs"
+        elif ENGINE_FLAGS.get(option) in typed:
+            key = ENGINE_FLAGS[option]
+            why = _typed_flag_clash(config, option, key)
+        else:
+            continue
+        written = shown(reading.written)
+        if reading.ambiguous:
+            others = ", ".join(reading.options[:5]) + (", ..." if len(reading.options) > 5 else "")
+            return f"{written} is ambiguous to vLLM's parser ({others}), which refuses to start; and {why}", key
+        if reading.written != option:
+            return f"{written} is read by vLLM's parser as {option} (it accepts a unique prefix, and _ for -): {why}", key
+        return why, key
+    return None
+
+
 def _extra_args(config: ServingConfig) -> list[Problem]:
     problems = []
     typed = _typed_keys_set(config)
     for index, argument in enumerate(config.server.extraArgs):
-        flag = canonical_flag(argument)
         path = f"server.extraArgs.{index}"
-        if flag in PROGRAM_SET_FLAGS:
-            message = f"{flag} is set by this program from {PROGRAM_SET_FLAGS[flag]}; set it there instead"
-            problems.append((path, message, {"server.extraArgs"}))
-        elif ENGINE_FLAGS.get(flag) in typed:
-            key = ENGINE_FLAGS[flag]
-            problems.append((path, _typed_flag_clash(config, flag, key), {"server.extraArgs", key.split(" ")[0]}))
+        expansion = kubernetes_expansion(argument)
+        if expansion:
+            problems.append((
+                path,
+                f"holds {shown(expansion)}, which Kubernetes replaces with the value of that environment variable "
+                "(a Secret's, e.g. VLLM_API_KEY) in the command line; write $$( for a literal $(",
+                {"server.extraArgs"},
+            ))
+            continue
+        found = _flag_problem(config, read_argument(argument), typed)
+        if found:
+            why, key = found
+            problems.append((path, why, {"server.extraArgs", key.split(" ")[0]}))
     return problems
 
 
@@ -213,6 +238,15 @@ def _exposure(config: ServingConfig) -> list[Problem]:
         problems.append(("ingress.host", "required when ingress.enabled is true", {"ingress"}))
     if config.httpRoute.enabled and not config.httpRoute.parentRefs:
         problems.append(("httpRoute.parentRefs", "name at least one Gateway when httpRoute.enabled is true", {"httpRoute"}))
+    exposed = config.exposed_outside_cluster
+    if exposed and not config.has_api_key and not config.allowUnauthenticated:
+        problems.append((
+            exposed[0],
+            f"exposes the server outside the cluster ({', '.join(exposed)}) without an API key: anyone who reaches "
+            "it can generate text. Set apiKeySecret (an existing Secret) or apiKey (pulumi config set --secret "
+            "apiKey ...), or allowUnauthenticated: true to expose it without one on purpose",
+            {"ingress", "httpRoute", "service", "apiKey", "apiKeySecret"},
+        ))
     return problems
 
 
@@ -254,7 +288,7 @@ def _env_values(config: ServingConfig) -> list[Problem]:
         (f"env.{index}", f"{var.name}: set exactly one of value or valueFrom", {"env"})
         for index, var in enumerate(config.env)
         if (var.value is None) == (var.valueFrom is None)
-    ]
+    ] + [(path, message, {"env"}) for path, message in secret_expansions(config.env) + tool_config_names(config.env)]
 
 
 def _read_write_once_pod(config: ServingConfig) -> list[Problem]:

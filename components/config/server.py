@@ -4,11 +4,29 @@ and the download Job (`download.*`)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from .fields import CpuQuantity, KubernetesString, MemoryQuantity, StrictModel, dns1123_subdomain, quantity
+from .fields import (
+    INT32_MAX,
+    CpuQuantity,
+    KubernetesString,
+    MemoryQuantity,
+    StrictModel,
+    annotations,
+    bounded_text,
+    dns1123_subdomain,
+    image_reference,
+    label_value,
+    labels,
+    qualified_key,
+    quantity,
+)
+
+# One `vllm serve` argument, and all of them: a 10 MB argument is a mistake, not a flag.
+MAX_EXTRA_ARG = 4 * 1024
+MAX_EXTRA_ARGS_TOTAL = 64 * 1024
 
 
 class Toleration(StrictModel):
@@ -18,16 +36,30 @@ class Toleration(StrictModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
         "", description="Taint effect to tolerate; empty for every effect."
     )
-    tolerationSeconds: Optional[int] = Field(None, description="With NoExecute: how long the pod stays once tainted.")
+    tolerationSeconds: Optional[int] = Field(None, ge=-(2**63), le=2**63 - 1, description="With NoExecute: how long the pod stays once tainted.")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return value and qualified_key(value, "toleration key")
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        return label_value(value, "toleration value")
 
 
 GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
 
 
+# Each item on its own, so that a message names the item (server.extraArgs.3).
+ExtraArg = Annotated[str, AfterValidator(lambda value: bounded_text(value, "each of server.extraArgs", MAX_EXTRA_ARG))]
+
+
 class ServerConfig(StrictModel):
-    extraArgs: list[str] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
+    extraArgs: list[ExtraArg] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
     startupTimeoutSeconds: int = Field(
-        1800, ge=60, description="How long the server may take to load the model before it is restarted."
+        1800, ge=60, le=INT32_MAX, description="How long the server may take to load the model before it is restarted."
     )
     assumedLoadRateGBps: float = Field(
         0.5,
@@ -68,11 +100,33 @@ class ServerConfig(StrictModel):
     serviceAccountName: str = Field("", description="ServiceAccount of the server pods.")
     podSecurityContext: dict[str, Any] = Field(default_factory=dict, description="Pod securityContext of the server.")
     securityContext: dict[str, Any] = Field(default_factory=dict, description="Container securityContext of the server.")
+    usageStats: bool = Field(
+        False, description="Let vLLM send its usage statistics upstream; off sets VLLM_NO_USAGE_STATS and DO_NOT_TRACK."
+    )
 
     @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
     @classmethod
-    def _names(cls, value: str) -> str:
-        return dns1123_subdomain(value, "name")
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        kind = {"runtimeClassName": "RuntimeClass", "priorityClassName": "PriorityClass"}.get(info.field_name, "ServiceAccount")
+        return dns1123_subdomain(value, f"{kind} name")
+
+    @field_validator("extraArgs")
+    @classmethod
+    def _bounded_args(cls, value: list[str]) -> list[str]:
+        total = sum(len(argument) for argument in value)
+        if total > MAX_EXTRA_ARGS_TOTAL:
+            raise ValueError(f"the arguments hold {total} characters together; at most {MAX_EXTRA_ARGS_TOTAL} are allowed")
+        return value
+
+    @field_validator("nodeSelector")
+    @classmethod
+    def _node_selector(cls, value: dict[str, str]) -> dict[str, str]:
+        return labels(value, "nodeSelector")
+
+    @field_validator("podAnnotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        return annotations(value, "server.podAnnotations")
 
     @field_validator("shmSizeLimit", mode="before")
     @classmethod
@@ -85,14 +139,15 @@ class DownloadConfig(StrictModel):
     parallelism: int = Field(8, ge=1, le=256, description="Parallel file transfers of the download.")
     backoffLimit: int = Field(3, ge=0, le=20, description="Retries of a failed download pod.")
     ttlSecondsAfterFinished: Optional[int] = Field(
-        None, ge=0, description="Delete the finished Job after this many seconds; unset to keep it."
+        None, ge=0, le=INT32_MAX, description="Delete the finished Job after this many seconds; unset to keep it."
     )
     timeoutMinutes: int = Field(
-        240, ge=1, description="How long `pulumi up` waits for the download Job to complete."
+        240, ge=1, le=INT32_MAX // 60, description="How long `pulumi up` waits for the download Job to complete."
     )
     runAsUser: int = Field(
         1000,
         ge=0,
+        le=INT32_MAX,
         description="User (and group, fsGroup) of the download pod; 0 only for volumes whose directories "
         "belong to root and cannot be made group-writable.",
     )
@@ -109,11 +164,21 @@ class DownloadConfig(StrictModel):
         None, description="Kubernetes affinity of the download pods; unset for server.affinity."
     )
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return value and image_reference(value)
+
+    @field_validator("nodeSelector")
+    @classmethod
+    def _node_selector(cls, value: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+        return None if value is None else labels(value, "download.nodeSelector")
+
 
 class EngineConfig(StrictModel):
     """vLLM engine arguments as typed fields; each unset one is left to vLLM's own default."""
 
-    maxModelLen: Optional[int] = Field(None, ge=1, description="--max-model-len: context length.")
+    maxModelLen: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-model-len: context length.")
     gpuMemoryUtilization: Optional[float] = Field(
         None, gt=0, le=1, description="--gpu-memory-utilization: share of GPU memory vLLM may use, 0 < x ≤ 1."
     )
@@ -128,12 +193,12 @@ class EngineConfig(StrictModel):
     enableChunkedPrefill: Optional[bool] = Field(
         None, description="--enable-chunked-prefill / --no-enable-chunked-prefill."
     )
-    maxNumSeqs: Optional[int] = Field(None, ge=1, description="--max-num-seqs: concurrent sequences per step.")
+    maxNumSeqs: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-num-seqs: concurrent sequences per step.")
     trustRemoteCode: bool = Field(False, description="--trust-remote-code: run the model repository's own code.")
     tensorParallelSize: Optional[int] = Field(
-        None, ge=1, description="--tensor-parallel-size; default: the GPUs per pod / pipelineParallelSize."
+        None, ge=1, le=INT32_MAX, description="--tensor-parallel-size; default: the GPUs per pod / pipelineParallelSize."
     )
-    pipelineParallelSize: int = Field(1, ge=1, description="--pipeline-parallel-size.")
+    pipelineParallelSize: int = Field(1, ge=1, le=INT32_MAX, description="--pipeline-parallel-size.")
 
     @field_validator("quantization")
     @classmethod
@@ -151,17 +216,23 @@ ENGINE_FLAGS = {
     "--quantization": "engine.quantization",
     "-q": "engine.quantization",
     "--kv-cache-dtype": "engine.kvCacheDtype",
+    # vLLM's EnableDisableAction registers --disable-x beside --enable-x and --no-enable-x.
     "--enable-prefix-caching": "engine.enablePrefixCaching",
     "--no-enable-prefix-caching": "engine.enablePrefixCaching",
+    "--disable-prefix-caching": "engine.enablePrefixCaching",
     "--enable-chunked-prefill": "engine.enableChunkedPrefill",
     "--no-enable-chunked-prefill": "engine.enableChunkedPrefill",
+    "--disable-chunked-prefill": "engine.enableChunkedPrefill",
     "--max-num-seqs": "engine.maxNumSeqs",
     "--tensor-parallel-size": "engine.tensorParallelSize",
     "-tp": "engine.tensorParallelSize",
     "--trust-remote-code": "engine.trustRemoteCode",
+    "--no-trust-remote-code": "engine.trustRemoteCode",
     "--pipeline-parallel-size": "engine.pipelineParallelSize",
     "-pp": "engine.pipelineParallelSize",
     "--enable-lora": "lora.adapters",
+    "--no-enable-lora": "lora.adapters",
+    "--disable-lora": "lora.adapters",
     "--lora-modules": "lora.adapters",
     "--max-lora-rank": "lora.maxLoraRank",
     "--max-loras": "lora.maxLoras",

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator
 
 from .chart import VolumeConfig
-from .fields import StrictModel, dns1035_label, is_http_url, quantity
+from .fields import StrictModel, bounded_text, dns1035_label, dns1123_subdomain, git_ref, hf_repo_id, http_url, quantity, s3_url
 
 DEFAULT_GIT_IMAGE = "docker.io/alpine/git:v2.49.1"
 DEFAULT_S3_IMAGE = "docker.io/rclone/rclone:1.74.2"
@@ -62,10 +61,6 @@ class ModelSource(StrictModel):
     def default_image(self, server_image: str) -> str:
         raise NotImplementedError
 
-    def url_problem(self) -> Optional[tuple[str, str]]:
-        """(key under the source, message) when its URL has the wrong shape."""
-        return None
-
     @property
     def secret_name(self) -> str:
         return self.existingSecret
@@ -84,6 +79,26 @@ class HuggingFaceSource(ModelSource):
     files: str = Field("", description="Comma-separated files or globs to download; empty for what vLLM loads.")
     existingSecret: str = Field("", description="Secret whose key `token` holds a Hugging Face token.")
     revision: str = Field("", description="Branch, tag or commit of the repository; empty for `main`.")
+
+    @field_validator("id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        return value and hf_repo_id(value)
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        return value and git_ref(value, "revision")
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: str) -> str:
+        return bounded_text(value, "files")
+
+    @field_validator("existingSecret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
 
     def spec(self) -> dict[str, str]:
         return {"id": self.id, "revision": self.revision, "files": self.files}
@@ -117,6 +132,26 @@ class GitSource(ModelSource):
         "", description="Comma-separated files or globs whose LFS objects to fetch; empty for what vLLM loads."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return value and http_url(value, "git URL")
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return value and git_ref(value, "git ref")
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: str) -> str:
+        return bounded_text(value, "files")
+
+    @field_validator("existingSecret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
+
     def spec(self) -> dict[str, str]:
         # `files` joins the spec only when set, so that a stack without it keeps its fingerprint
         # (and its downloaded directory) across the upgrade that added the key.
@@ -133,10 +168,6 @@ class GitSource(ModelSource):
     def default_image(self, server_image: str) -> str:
         return DEFAULT_GIT_IMAGE
 
-    def url_problem(self) -> Optional[tuple[str, str]]:
-        if self.url and not is_http_url(self.url):
-            return "url", f"{self.url!r} must be an http:// or https:// URL"
-        return None
 
 
 class S3Source(ModelSource):
@@ -147,6 +178,21 @@ class S3Source(ModelSource):
     )
 
     files: str = Field("", description="Comma-separated keys or globs under the prefix to copy; empty for what vLLM loads.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return value and s3_url(value)
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: str) -> str:
+        return bounded_text(value, "files")
+
+    @field_validator("existingSecret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
 
     def spec(self) -> dict[str, str]:
         # As for git: `files` is in the spec only when set, so existing fingerprints stay.
@@ -170,10 +216,6 @@ class S3Source(ModelSource):
     def default_image(self, server_image: str) -> str:
         return DEFAULT_S3_IMAGE
 
-    def url_problem(self) -> Optional[tuple[str, str]]:
-        if self.url and not re.match(r"s3://[^/]+", self.url):
-            return "url", f"{self.url!r} must look like s3://bucket/prefix"
-        return None
 
 
 class Sourced:

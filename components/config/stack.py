@@ -22,7 +22,7 @@ from .features import (
     NetworkPolicyConfig,
     PodDisruptionBudgetConfig,
 )
-from .fields import StrictModel, dns1123_label, dns1123_subdomain
+from .fields import INT32_MAX, StrictModel, dns1123_label, dns1123_subdomain
 from .server import DownloadConfig, EngineConfig, ServerConfig
 from .sources import ModelConfig
 
@@ -34,7 +34,7 @@ class ServingConfig(StrictModel):
     """All of a stack's `vllm-serving:` config, validated."""
 
     namespace: str = Field("default", description="Namespace of every resource (must exist).")
-    replicaCount: int = Field(1, ge=0, description="Number of server replicas.")
+    replicaCount: int = Field(1, ge=0, le=INT32_MAX, description="Number of server replicas.")
     image: ImageConfig = Field(default_factory=ImageConfig, description="The server image (the chart's image.*).")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="The server's resources (the chart's resources.*).")
     model: ModelConfig = Field(description="The served model: its name, volume and source.")
@@ -48,6 +48,11 @@ class ServingConfig(StrictModel):
         None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
     )
     apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef, description="An existing Secret holding the API key, instead of apiKey.")
+    allowUnauthenticated: bool = Field(
+        False,
+        description="Expose the server outside the cluster (ingress, httpRoute, a LoadBalancer or NodePort "
+        "Service) without an API key, on purpose.",
+    )
     imagePullSecrets: list[str] = Field(default_factory=list, description="Secrets to pull images with (every pod).")
     checkSecrets: bool = Field(
         True, description="Read the referenced Secrets at preview and refuse missing keys (needs the cluster)."
@@ -84,6 +89,23 @@ class ServingConfig(StrictModel):
     def tensor_parallel_size(self) -> int:
         """--tensor-parallel-size: as set, or the GPUs per pod shared out over the pipeline stages."""
         return self.engine.tensorParallelSize or self.resources.limits.gpu // self.engine.pipelineParallelSize
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.apiKey is not None or bool(self.apiKeySecret.name)
+
+    @property
+    def exposed_outside_cluster(self) -> list[str]:
+        """The keys that make the server reachable from outside the cluster."""
+        return [
+            key
+            for key, exposed in (
+                ("ingress.enabled", self.ingress.enabled),
+                ("httpRoute.enabled", self.httpRoute.enabled),
+                ("service.type", self.service.type in ("LoadBalancer", "NodePort")),
+            )
+            if exposed
+        ]
 
     @property
     def max_replicas(self) -> int:

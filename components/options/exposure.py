@@ -22,6 +22,24 @@ STREAMING_ANNOTATIONS = {
 }
 
 
+# vLLM checks the API key only on paths under these prefixes
+# (vllm/entrypoints/serve/middleware/authenticate.py, GUARDED_PREFIX); everything else it serves,
+# /invocations (full completions), /tokenize, /pooling, /score, /metrics ..., answers without it.
+# So the routes carry the OpenAI API only, plus the paths the user lists on purpose.
+OPENAI_API_PREFIX = "/v1"
+
+
+def routed_paths(path_prefix: str, extra_paths: list[str]) -> list[str]:
+    """The path prefixes a route sends to the server: the OpenAI API under path_prefix, then extra_paths."""
+    api = f"{path_prefix.rstrip('/')}{OPENAI_API_PREFIX}"
+    return [api, *(path for path in extra_paths if path != api)]
+
+
+def ingress_annotations(ingress: IngressConfig) -> dict[str, str]:
+    # The user's annotations win: they know their controller.
+    return {**STREAMING_ANNOTATIONS, "nginx.ingress.kubernetes.io/proxy-body-size": ingress.maxRequestBodySize, **ingress.annotations}
+
+
 def ingress_base_url(ingress: IngressConfig) -> Optional[str]:
     if not ingress.enabled:
         return None
@@ -79,8 +97,7 @@ class Exposure(pulumi.ComponentResource):
                 name=args.deploy_name,
                 namespace=args.namespace,
                 labels=labels,
-                # The user's annotations win: they know their controller.
-                annotations={**STREAMING_ANNOTATIONS, **ingress.annotations},
+                annotations=ingress_annotations(ingress),
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=ingress.className or None,
@@ -93,7 +110,7 @@ class Exposure(pulumi.ComponentResource):
                         http=k8s.networking.v1.HTTPIngressRuleValueArgs(
                             paths=[
                                 k8s.networking.v1.HTTPIngressPathArgs(
-                                    path=ingress.path,
+                                    path=path,
                                     path_type="Prefix",
                                     backend=k8s.networking.v1.IngressBackendArgs(
                                         service=k8s.networking.v1.IngressServiceBackendArgs(
@@ -102,6 +119,7 @@ class Exposure(pulumi.ComponentResource):
                                         )
                                     ),
                                 )
+                                for path in routed_paths(ingress.path, ingress.extraPaths)
                             ]
                         ),
                     )
@@ -125,7 +143,9 @@ class Exposure(pulumi.ComponentResource):
                 **({"hostnames": list(route.hostnames)} if route.hostnames else {}),
                 "rules": [
                     {
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                        "matches": [
+                            {"path": {"type": "PathPrefix", "value": path}} for path in routed_paths("/", route.extraPaths)
+                        ],
                         "backendRefs": [{"name": args.service_name, "port": SERVER_PORT}],
                         # Gateways default to short request timeouts (Envoy: 15 s), far less than a
                         # long generation takes.

@@ -53,16 +53,20 @@ def deployment_strategy(rollout: str) -> k8s.apps.v1.DeploymentStrategyArgs:
     )
 
 
-def wait_for_downloads_script(expected: dict[str, str]) -> str:
-    """Wait until each mounted directory holds the completion marker of its expected source."""
-    waits = []
-    for directory, fingerprint in expected.items():
-        marker = f"{directory}/{COMPLETION_MARKER}"
-        waits.append(
-            f'until [ "$(cat {marker} 2>/dev/null)" = "{fingerprint}" ]; do '
-            f'echo "waiting for the download into {directory} to complete ({marker} = {fingerprint})"; sleep 10; done'
-        )
-    return "; ".join(waits)
+# Waits until each directory given as an argument holds the completion marker with the
+# fingerprint given after it. The paths and fingerprints are positional arguments, never part of
+# the script, so no config value is ever read as shell.
+WAIT_FOR_DOWNLOADS_SCRIPT = (
+    'while [ "$#" -ge 2 ]; do '
+    f'until [ "$(cat "$1/{COMPLETION_MARKER}" 2>/dev/null)" = "$2" ]; do '
+    f'echo "waiting for the download into $1 to complete ($1/{COMPLETION_MARKER} = $2)"; sleep 10; done; '
+    "shift 2; done"
+)
+
+
+def wait_for_downloads_command(expected: dict[str, str]) -> list[str]:
+    """The init container's command: wait until each mounted directory holds its source's marker."""
+    return ["sh", "-c", WAIT_FOR_DOWNLOADS_SCRIPT, "sh", *(item for pair in expected.items() for item in pair)]
 
 
 @dataclass(frozen=True)
@@ -98,12 +102,12 @@ def _model_mounts(args: VllmServerArgs) -> list[k8s.core.v1.VolumeMountArgs]:
 def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
     config = args.config
     user_env_names = {var.name for var in config.env}
-    defaults = [
-        # The weights are on the volume; the server must not reach for the Hub at start.
-        k8s.core.v1.EnvVarArgs(name=name, value=value)
-        for name, value in (("HF_HUB_OFFLINE", "1"),)
-        if name not in user_env_names
-    ]
+    # The weights are on the volume: the server must not reach for the Hub at start. vLLM reports
+    # usage statistics upstream unless one of these is set (vllm/usage/usage_lib.py).
+    fixed = [("HF_HUB_OFFLINE", "1")]
+    if not config.server.usageStats:
+        fixed += [("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1")]
+    defaults = [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in fixed if name not in user_env_names]
     if args.api_key_secret is not None:
         secret_name, secret_key = args.api_key_secret
         # vLLM requires it as a bearer token on /v1 only; /health and /metrics stay open for probes.
@@ -184,7 +188,7 @@ def _wait_for_model(args: VllmServerArgs) -> list[k8s.core.v1.ContainerArgs]:
             name="wait-for-model",
             image=image.reference,
             image_pull_policy=image.pullPolicy,
-            command=["sh", "-c", wait_for_downloads_script(awaited)],
+            command=wait_for_downloads_command(awaited),
             volume_mounts=_model_mounts(args),
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "10m", "memory": "32Mi"}, limits={"memory": "64Mi"}

@@ -5,7 +5,9 @@ input it stands for, and the strings stderr must hold: the key path (`vllm-servi
 or for a file that is not readable text at all, where in it the problem is. `absent` lists strings
 that must never appear (a secret's ciphertext or plain value, a megabyte value).
 
-Cases that the config validation does not refuse yet are in pending_validation.yaml, not here.
+The last section holds the values the config validation refuses by the kind of name they are
+(issue 11, items 2, 3 and 5): names Kubernetes would refuse at apply, values a tool would read
+as an option or a shell would run, secrets in plain text, and exposure without a key.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MODEL_LINE = f"  vllm-serving:model: {json.dumps(MODEL)}\n"
 CIPHERTEXT = "v1:c2FsdA==:Y2lwaGVydGV4dEhPU1RJTEU="
 PLAIN_KEY = "sk-plaintextHOSTILE1234567890"
 HUGE = "h" * 900_000  # under the file limit, far over any name's
+HF_TOKEN = "hf_abcdefghijklmnopqrstuvwxyzHOSTILE"
+GIT_TOKEN = "tok3nHOSTILE"
 
 
 def stack(**keys: Any) -> str:
@@ -145,4 +149,114 @@ CASES = [
     Case("bad-pull-secret", "config validation", stack(imagePullSecrets=["Bad_Name"]), ("vllm-serving:imagePullSecrets",)),
     Case("wrong-type-model", "config validation", stack(model="m"), ("vllm-serving:model:",)),
     Case("wrong-type-env", "config validation", stack(env={"A": "b"}), ("vllm-serving:env:",)),
+    # --- names Kubernetes would refuse at apply, checked by kind (components/config/fields.py) ---
+    Case("secret-name-kubernetes-refuses", "Kubernetes name",
+         stack(model=_model(huggingface={"id": "org/m", "existingSecret": "Bad_Name"})),
+         ("vllm-serving:model.huggingface.existingSecret:",)),
+    Case("storage-class-kubernetes-refuses", "Kubernetes name", stack(model=_model(volume={"storageClass": "Fast_SSD"})),
+         ("vllm-serving:model.volume.storageClass:",)),
+    Case("ingress-class-kubernetes-refuses", "Kubernetes name",
+         stack(ingress={"enabled": True, "host": "llm.example.com", "className": "Bad_Class"}, allowUnauthenticated=True),
+         ("vllm-serving:ingress.className:",)),
+    Case("priority-class-kubernetes-refuses", "Kubernetes name", stack(server={"priorityClassName": "High Priority"}),
+         ("vllm-serving:server.priorityClassName:",)),
+    Case("node-selector-key-kubernetes-refuses", "Kubernetes name", stack(server={"nodeSelector": {"bad key": "x"}}),
+         ("vllm-serving:server.nodeSelector:",)),
+    Case("node-selector-value-kubernetes-refuses", "Kubernetes name", stack(server={"nodeSelector": {"gpu": "a 100"}}),
+         ("vllm-serving:server.nodeSelector:",)),
+    Case("service-annotation-key-kubernetes-refuses", "Kubernetes name", stack(service={"annotations": {"bad key!": "x"}}),
+         ("vllm-serving:service.annotations:",)),
+    Case("annotations-over-256k", "Kubernetes name", stack(server={"podAnnotations": {"a": "x" * 300_000}}),
+         ("vllm-serving:server.podAnnotations:",), ("x" * 100,)),
+    Case("monitor-label-value-too-long", "Kubernetes name",
+         stack(metrics={"serviceMonitor": {"enabled": True, "labels": {"release": "r" * 64}}}),
+         ("vllm-serving:metrics.serviceMonitor.labels:",)),
+    Case("toleration-key-kubernetes-refuses", "Kubernetes name", stack(server={"tolerations": [{"key": "a b"}]}),
+         ("vllm-serving:server.tolerations[0].key:",)),
+    Case("deploy-name-trailing-newline", "Kubernetes name", stack(model=_model(deployName="m1\n")),
+         ("vllm-serving:model.deployName:",)),
+    Case("sub-path-with-space", "Kubernetes name", stack(model=_model(volume={"subPath": "a b"})),
+         ("vllm-serving:model.volume.subPath:",)),
+    Case("sub-path-with-newline", "Kubernetes name", stack(model=_model(volume={"subPath": "a\nb"})),
+         ("vllm-serving:model.volume.subPath:",)),
+    Case("image-tag-leading-space", "Kubernetes name", stack(image={"tag": " latest"}), ("vllm-serving:image.tag:",)),
+    Case("image-repository-upper-case", "Kubernetes name", stack(image={"repository": "Vllm/VLLM"}),
+         ("vllm-serving:image.repository:",)),
+    Case("download-image-unpinned", "Kubernetes name", stack(download={"image": "alpine/git"}), ("vllm-serving:download.image:",)),
+    Case("replicas-beyond-int32", "int32", stack(replicaCount=3_000_000_000, model=_model(volume={"accessModes": ["ReadWriteMany"]})),
+         ("vllm-serving:replicaCount:",)),
+    Case("startup-timeout-beyond-int32", "int32", stack(server={"startupTimeoutSeconds": 2**31}),
+         ("vllm-serving:server.startupTimeoutSeconds:",)),
+    Case("duration-with-fraction", "duration", stack(httpRoute={"enabled": True, "parentRefs": [{"name": "gw"}],
+                                                                 "requestTimeout": "1.5h"}, allowUnauthenticated=True),
+         ("vllm-serving:httpRoute.requestTimeout:",)),
+    Case("ingress-path-with-regex", "Kubernetes name",
+         stack(ingress={"enabled": True, "host": "llm.example.com", "path": "/v1/(.*)"}, allowUnauthenticated=True),
+         ("vllm-serving:ingress.path:",)),
+    Case("huge-extra-arg", "huge value", stack(server={"extraArgs": ["--x=" + HUGE]}), ("vllm-serving:server.extraArgs[0]:",),
+         (HUGE[:200],)),
+    # --- values a tool reads as an option, or a shell runs ---
+    Case("git-ref-as-option", "injection", stack(model=_model(source="git", git={"url": "https://git.example/x.git",
+                                                                                  "ref": "--upload-pack=touch /tmp/p"})),
+         ("vllm-serving:model.git.ref:",)),
+    Case("git-url-file-scheme", "injection", stack(model=_model(source="git", git={"url": "file:///srv/repo"})),
+         ("vllm-serving:model.git.url:",)),
+    Case("git-url-ext-transport", "injection", stack(model=_model(source="git", git={"url": "ext::sh -c touch% /tmp/p"})),
+         ("vllm-serving:model.git.url:",)),
+    Case("lora-git-url-file-scheme", "injection", stack(lora={"adapters": [{"name": "a", "source": "git", "git": {"url": "file:///etc"}}]}),
+         ("vllm-serving:lora.adapters[0].git.url:",)),
+    Case("lora-git-ref-as-option", "injection", stack(lora={"adapters": [{"name": "a", "source": "git", "git": {
+        "url": "https://git.example/a.git", "ref": "-x"}}]}), ("vllm-serving:lora.adapters[0].git.ref:",)),
+    Case("lora-s3-url-escape", "injection", stack(lora={"adapters": [{"name": "a", "source": "s3", "s3": {
+        "url": "s3://bucket/../other", "existingSecret": "s"}}]}), ("vllm-serving:lora.adapters[0].s3.url:",)),
+    Case("s3-url-double-slash", "injection", stack(model=_model(source="s3", s3={"url": "s3://bucket//x", "existingSecret": "s"})),
+         ("vllm-serving:model.s3.url:",)),
+    Case("s3-bucket-invalid", "injection", stack(model=_model(source="s3", s3={"url": "s3://b/x", "existingSecret": "s"})),
+         ("vllm-serving:model.s3.url:",)),
+    Case("hf-id-path-escape", "injection", stack(model=_model(huggingface={"id": "../../etc"})), ("vllm-serving:model.huggingface.id:",)),
+    Case("hf-revision-as-option", "injection", stack(model=_model(huggingface={"id": "org/m", "revision": "--x"})),
+         ("vllm-serving:model.huggingface.revision:",)),
+    Case("api-key-secret-key-with-shell", "injection", stack(apiKeySecret={"name": "k", "key": "a;touch /tmp/x"}),
+         ("vllm-serving:apiKeySecret.key:",)),
+    Case("git-config-env", "injection", stack(env=[{"name": "GIT_CONFIG_COUNT", "value": "1"}]), ("vllm-serving:env[0].name:",)),
+    Case("git-ssh-command-env", "injection", stack(env=[{"name": "GIT_SSH_COMMAND", "value": "touch /tmp/p"}]),
+         ("vllm-serving:env[0].name:",)),
+    Case("env-value-from-untyped", "injection",
+         stack(env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": {"hostile": 1}}}}]),
+         ("vllm-serving:env[0].valueFrom.fieldRef.fieldPath:",)),
+    Case("env-value-from-unknown-source", "injection", stack(env=[{"name": "A", "valueFrom": {"secretRef": {"name": "s"}}}]),
+         ("vllm-serving:env[0].valueFrom.secretRef:",)),
+    # --- secrets in plain text, flags behind the program's back ---
+    Case("plain-hf-token-env", "secret", stack(env=[{"name": "HF_TOKEN", "value": HF_TOKEN}]), ("vllm-serving:env[0]:",), (HF_TOKEN,)),
+    Case("plain-api-key-env", "secret", stack(env=[{"name": "VLLM_API_KEY", "value": PLAIN_KEY}]), ("vllm-serving:env[0]:",),
+         (PLAIN_KEY,)),
+    Case("env-expands-a-secret", "secret", stack(env=[
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}, {"name": "LEAK", "value": "$(T)"}]),
+         ("vllm-serving:env[1]:",)),
+    Case("git-url-with-credentials", "secret", stack(model=_model(source="git", git={"url": f"https://user:{GIT_TOKEN}@git.example/x.git"})),
+         ("vllm-serving:model.git.url:",), (GIT_TOKEN,)),
+    Case("api-key-wrong-type-echoed", "secret", stack(apiKey={"a": PLAIN_KEY}), ("vllm-serving:apiKey:",), (PLAIN_KEY,)),
+    Case("extra-args-api-key-prefix", "secret", stack(server={"extraArgs": ["--api-ke=" + PLAIN_KEY]}),
+         ("vllm-serving:server.extraArgs[0]:", "--api-key"), (PLAIN_KEY,)),
+    Case("extra-args-api-key-underscore", "secret", stack(server={"extraArgs": ["--api_key", PLAIN_KEY]}),
+         ("vllm-serving:server.extraArgs[0]:",), (PLAIN_KEY,)),
+    Case("extra-args-secret-expansion", "secret", stack(server={"extraArgs": ["--x=$(VLLM_API_KEY)"]}),
+         ("vllm-serving:server.extraArgs[0]:",)),
+    Case("extra-args-served-model-prefix", "flag override", stack(server={"extraArgs": ["--served-model=other"]}),
+         ("vllm-serving:server.extraArgs[0]:", "--served-model-name")),
+    Case("extra-args-port-prefix", "flag override", stack(server={"extraArgs": ["--po=1"]}), ("vllm-serving:server.extraArgs[0]:", "--port")),
+    Case("extra-args-tensor-parallel-prefix", "flag override", stack(server={"extraArgs": ["--tensor-parallel=2"]}),
+         ("vllm-serving:server.extraArgs[0]:", "--tensor-parallel-size")),
+    Case("extra-args-short-tp-prefix", "flag override", stack(server={"extraArgs": ["-t", "2"]}), ("vllm-serving:server.extraArgs[0]:", "-tp")),
+    Case("extra-args-config-file", "flag override", stack(server={"extraArgs": ["--config=/model/flags.yaml"]}),
+         ("vllm-serving:server.extraArgs[0]:",)),
+    # --- exposure without the key ---
+    Case("public-ingress-without-api-key", "exposure", stack(ingress={"enabled": True, "host": "llm.example.com"}),
+         ("vllm-serving:ingress.enabled:", "allowUnauthenticated")),
+    Case("public-route-without-api-key", "exposure", stack(httpRoute={"enabled": True, "parentRefs": [{"name": "gw"}]}),
+         ("vllm-serving:httpRoute.enabled:",)),
+    Case("load-balancer-without-api-key", "exposure", stack(service={"type": "LoadBalancer"}), ("vllm-serving:service.type:",)),
+    Case("request-body-limit-not-a-size", "exposure", stack(ingress={"enabled": True, "host": "llm.example.com",
+                                                                   "maxRequestBodySize": "10 MB"}, allowUnauthenticated=True),
+         ("vllm-serving:ingress.maxRequestBodySize:",)),
 ]

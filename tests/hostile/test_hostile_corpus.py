@@ -13,6 +13,7 @@ from tests.hostile.corpus import CASES, Case
 REQUIRED_KINDS = {
     "not UTF-8", "UTF-16", "YAML tag", "deep nesting", "alias bomb", "duplicate key", "misspelt namespace",
     "huge file", "huge value", "flat structured key", "secret", "config validation",
+    "Kubernetes name", "int32", "duration", "injection", "flag override", "exposure",
 }
 
 
