@@ -526,3 +526,19 @@ def test_markdown_fences_outlast_backticks_in_the_values():
 def test_an_empty_side_is_labelled():
     text = render_text(compare("test", Side("base", {}, {}, absent="gone at base"), Side("working tree", {}, {})))
     assert text == "stack test: base → working tree\nno changes\n(gone at base)\n"
+
+
+def test_a_group_template_change_restarts_the_groups_and_a_replica_change_does_not(repo):
+    def edit(config: dict[str, Any]) -> None:
+        config["vllm-serving:replicaCount"] = 2
+        config["vllm-serving:engine"]["maxModelLen"] = 16384
+
+    edit_stack(repo, "llama-3-1-405b-multinode", edit)
+    code, out, _ = run_diff(repo, "llama-3-1-405b-multinode")
+
+    assert code == 1
+    _, lines = block(out, "~ LeaderWorkerSet llm/llama-3-1-405b ")
+    changed = [line for line in lines if line.startswith("~ ")]
+    assert "~ spec.replicas: 1 → 2" in changed
+    template_lines = [line for line in changed if line.startswith("~ spec.leaderWorkerTemplate.")]
+    assert template_lines and all(line.endswith("[restart]") for line in template_lines)
