@@ -209,6 +209,7 @@ class VllmServing(pulumi.ComponentResource):
                 NetworkPolicyArgs(
                     deploy_name=deploy_name, namespace=namespace, version=version,
                     network_policy=config.networkPolicy,
+                    admit_group_peers=config.multi_node,
                     aliases=[self._formerly_in_disruption("networkpolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy")],
                 ),
                 opts=child,

@@ -10,10 +10,13 @@ from typing import Any
 
 import yaml
 
-from components.config import parse_config
+import pytest
+
+from components.config import ConfigError, parse_config
 from components.config.multinode_rules import fit_report, hub_fit_problems, offline_architecture
 from components.fit import UnknownArchitecture, read_architecture
-from tests.conftest import problems
+from tests.conftest import problems, render_values
+from tests.test_fit_hub import FILES, PREFIX, REPO, hub  # noqa: F401 - hub is the fake Hub fixture
 from tests.test_multinode import example_values
 from vllm_serving.stack_file import PROJECT_ROOT
 
@@ -128,3 +131,18 @@ def test_render_refuses_a_model_that_cannot_fit_with_exit_2(tmp_path: Path):
     assert result.returncode == 2 and result.stdout == ""
     assert "vllm-serving:engine.tensorParallelSize: the weights take" in result.stderr
 
+
+
+def test_the_program_reads_the_hub_when_asked_and_refuses_what_cannot_fit(hub, monkeypatch):
+    server = hub(FILES)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    values = copy.deepcopy(ONE_L4)
+    del values["model"]["architecture"]
+    values["model"]["huggingface"]["id"] = REPO
+    render_values(values)  # not asked: no request
+    assert server.seen == []
+    with pytest.raises(ConfigError) as refused:
+        render_values({**values, "fitCheck": {"readHub": True}})
+    assert "fewer than the context of 131072" in dict(refused.value.problems)["engine.maxModelLen"]
+    assert [path for _, path, _ in server.seen] == [PREFIX + "config.json", PREFIX + "model.safetensors.index.json"]

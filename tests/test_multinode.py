@@ -178,3 +178,11 @@ def test_the_example_stack_renders_a_schema_valid_group_of_two_eight_gpu_pods():
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
     claim = manifest(rendering, "PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_a_network_policy_admits_the_group_pods_to_each_other_on_every_port():
+    policy = manifest(render_values(with_values(TWO_NODES, networkPolicy={"enabled": True})), "NetworkPolicy")
+    peers = [rule for rule in policy["spec"]["ingress"] if "ports" not in rule]
+    assert peers == [{"from": [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "big", "app.kubernetes.io/component": "server",
+    }}}]}]
