@@ -62,7 +62,7 @@ def _autoscaling_single_node(config: ServingConfig) -> list[Problem]:
 
 
 def _launch_flags_in_extra_args(config: ServingConfig) -> list[Problem]:
-    from .rules import canonical_flag
+    from .rules import canonical_flag  # here: rules.py imports this module to list its rules
 
     return [
         (f"server.extraArgs.{index}",
