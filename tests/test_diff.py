@@ -150,9 +150,14 @@ def test_a_replica_change_updates_the_deployment_without_a_restart(repo):
 
     assert code == 1
     assert out.splitlines()[1] == "1 to change"
-    # spec.replicas is outside the pod template: the running pods stay, one more is added.
+    # spec.replicas is outside the pod template: the running pods stay, one more is added. Pulumi
+    # waits longer for a later rollout, which replaces one pod after the other.
     assert blocks(out) == {
-        "~ Deployment llm/llama-3-8b  (pulumi: llama-3-8b-server-deployment)": ["~ spec.replicas: 2 → 3"]
+        "~ Deployment llm/llama-3-8b  (pulumi: llama-3-8b-server-deployment)": [
+            "~ spec.replicas: 2 → 3",
+            '~ options.customTimeouts.create: "112m" → "168m"',
+            '~ options.customTimeouts.update: "112m" → "168m"',
+        ]
     }
 
 
@@ -337,6 +342,16 @@ def test_a_template_update_under_recreate_says_the_pods_stop_first():
 
     text = render_text(compare_edited(edit))
     assert "restarts the server pods: every server pod stops before the new ones start" in text
+
+
+def test_a_template_update_rolling_one_at_a_time_says_so():
+    shared = {**HF_MODEL, "volume": {**HF_MODEL["volume"], "accessModes": ["ReadWriteMany"]}}
+
+    def edit(new):
+        resource(new, "Deployment")["manifest"]["spec"]["template"]["metadata"]["labels"]["tier"] = "gpu"
+
+    text = render_text(compare_edited(edit, rendering({"model": shared, "replicaCount": 2})))
+    assert "restarts the server pods: one at a time, each stopping before its replacement starts" in text
 
 
 @pytest.mark.parametrize("immutable, why", [(True, "immutable: true"), (None, "enableConfigMapMutable")])
@@ -526,6 +541,45 @@ def test_markdown_fences_outlast_backticks_in_the_values():
 def test_an_empty_side_is_labelled():
     text = render_text(compare("test", Side("base", {}, {}, absent="gone at base"), Side("working tree", {}, {})))
     assert text == "stack test: base → working tree\nno changes\n(gone at base)\n"
+
+
+def test_a_rotated_api_key_restarts_the_server_pods_without_showing_the_key(repo):
+    def set_key(ciphertext):
+        return lambda config: config.update({"vllm-serving:apiKey": {"secure": ciphertext}})
+
+    edit_stack(repo, "codellama-7b", set_key("v1:AAAAkeyone"))
+    git(repo, "commit", "-q", "-am", "an API key")
+    edit_stack(repo, "codellama-7b", set_key("v1:BBBBkeytwo"))
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    # Offline the key is unknown: the stack file's ciphertext stands for it, by a checksum. (The
+    # Secret is replaced: pulumi-kubernetes replaces a Secret whose data changes.)
+    assert out.splitlines()[1] == "2 to change (1 replace); server pods restart"
+    _, lines = block(out, "~ Deployment default/codellama-7b ")
+    assert lines[0].startswith("restarts the server pods")
+    assert any("vllm-serving/api-key-checksum" in line and line.endswith("[restart]") for line in lines)
+    assert "v1:AAAAkeyone" not in out and "v1:BBBBkeytwo" not in out
+    _, lines = block(out, "+- Secret default/codellama-7b-api-key ")
+    assert re.fullmatch(r'~ stringData\.apiKey: "\[secret [0-9a-f]{12}\]" → "\[secret [0-9a-f]{12}\]"  \[replace\]', lines[-1])
+
+
+def test_a_changed_secret_env_value_restarts_the_server_pods(repo):
+    def set_proxy(ciphertext):
+        def edit(config):
+            config["vllm-serving:env"][0]["value"] = {"secure": ciphertext}
+        return edit
+
+    edit_stack(repo, "codellama-7b", set_proxy("v1:AAAAproxy"))
+    git(repo, "commit", "-q", "-am", "a secret proxy")
+    edit_stack(repo, "codellama-7b", set_proxy("v1:BBBBproxy"))
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    assert "server pods restart" in out.splitlines()[1]
+    assert "v1:AAAAproxy" not in out and "v1:BBBBproxy" not in out
+    _, lines = block(out, "~ Deployment default/codellama-7b ")
+    assert any("vllm-serving/env-checksum" in line and line.endswith("[restart]") for line in lines)
 
 
 def test_a_group_template_change_restarts_the_groups_and_a_replica_change_does_not(repo):

@@ -116,6 +116,7 @@ def make_version(root: Path, version: str, complete: bool, age: int = 0) -> Path
     directory = root / version
     directory.mkdir(parents=True)
     (directory / "model.safetensors").write_bytes(b"weights")
+    (directory / ".vllm-serving-owner").write_text("stack\n")  # prune removes only its own stack's versions
     if complete:
         marker = directory / ".vllm-serving-complete"
         marker.write_text(version + "\n")
@@ -125,7 +126,7 @@ def make_version(root: Path, version: str, complete: bool, age: int = 0) -> Path
 
 
 def prune(root: Path, current: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current}
+    env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current, "VERSION_OWNER": "stack"}
     return subprocess.run(
         ["sh", str(SCRIPTS_DIR / "prune_versions.sh")], env=env, capture_output=True, text=True, check=True
     )
@@ -161,6 +162,6 @@ def test_job_entry_point_creates_the_directory_downloads_then_prunes(tmp_path):
     make_version(versions, "aaaaaaaaaaaa", complete=True, age=300)
     make_version(versions, "bbbbbbbbbbbb", complete=True, age=200)
     env = {**os.environ, "VERSIONS_DIR": str(versions), "MODEL_DIR": str(versions / "cccccccccccc"),
-           "SOURCE_FINGERPRINT": "cccccccccccc"}
+           "SOURCE_FINGERPRINT": "cccccccccccc", "VERSION_OWNER": "stack"}
     subprocess.run(["sh", str(scripts / "job.sh")], env=env, check=True, capture_output=True)
     assert sorted(p.name for p in versions.iterdir()) == ["bbbbbbbbbbbb", "cccccccccccc"]

@@ -56,9 +56,8 @@ def test_two_nodes_render_a_leader_worker_set_instead_of_a_deployment():
     template = lws["spec"]["leaderWorkerTemplate"]
     assert template["size"] == 2
     assert template["restartPolicy"] == "RecreateGroupOnPodRestart"
-    assert lws["spec"]["rolloutStrategy"] == {
-        "type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": 1, "maxSurge": 0}
-    }
+    # One group: server.rollout auto is recreate, every group down first.
+    assert lws["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"] == {"maxUnavailable": "100%", "maxSurge": 0}
     assert_schema_valid(rendering)
 
 
@@ -102,11 +101,25 @@ def test_the_service_selects_the_leader_only():
     assert service["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
 
 
-def test_pulumi_waits_for_the_available_condition_for_the_startup_budget_plus_margin():
-    lws, _, _ = templates(with_values(TWO_NODES, server__startupTimeoutSeconds=3600))
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_pulumi_waits_for_the_available_condition_as_long_as_for_a_deployment(replicas):
+    values = with_values(TWO_NODES, replicaCount=replicas, server__startupTimeoutSeconds=3600)
+    lws, _, _ = templates(values)
     annotations = lws["metadata"]["annotations"]
     assert annotations["pulumi.com/waitFor"] == "condition=Available"
-    assert annotations["pulumi.com/timeoutSeconds"] == str((60 + 20) * 60)
+    one_node = with_values(values, server__nodes=1)
+    deployment_wait = render_values(one_node).one("Deployment").options["customTimeouts"]["create"]
+    assert f"{int(annotations['pulumi.com/timeoutSeconds']) // 60}m" == deployment_wait
+
+
+@pytest.mark.parametrize(("rollout", "unavailable", "surge"), [
+    ("recreate", "100%", 0), ("oneAtATime", 1, 0), ("surge", 0, 1),
+])
+def test_server_rollout_maps_onto_the_groups(rollout, unavailable, surge):
+    lws, _, _ = templates(with_values(TWO_NODES, replicaCount=2, server__rollout=rollout))
+    assert lws["spec"]["rolloutStrategy"] == {
+        "type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": unavailable, "maxSurge": surge}
+    }
 
 
 def test_no_replicas_skip_the_wait():

@@ -8,18 +8,44 @@ import pytest
 from components.config import ConfigError, parse_config
 from components.storage.secret_check import grouped_needs
 from tests.conftest import HF_MODEL, container, engine_config, render_values
-from vllm_serving.render import render_config
+from vllm_serving.render import render_config, render_until_failure
 
 GATED = {**HF_MODEL, "huggingface": {**HF_MODEL["huggingface"], "existingSecret": "hf-token"}}
 
 
+READ = "urn:pulumi:test::vllm-serving::vllm-serving:index:SecretCheck$kubernetes:core/v1:Secret::codellama-7b-secrets-{}"
+
+
 def test_referenced_secrets_are_read_before_the_job_and_the_server():
     rendering = render_config(engine_config({"model": GATED}), [], existing_secrets={"hf-token": ["token"]})
-    read = "urn:pulumi:test::vllm-serving::vllm-serving:index:SecretCheck$kubernetes:core/v1:Secret::codellama-7b-secrets-hf-token"
-    assert read in rendering.one("Job").dependencies
-    assert read in rendering.one("Deployment").dependencies
+    job = rendering.one("Job")
+    # The Job reads the Secret (an input of its pod's env), the server waits for the Job.
+    assert READ.format("hf-token") in job.dependencies
+    assert job.urn in rendering.one("Deployment").dependencies
+    assert container(rendering, "Job", "download")["env"][-1]["valueFrom"]["secretKeyRef"]["name"] == "hf-token"
     # A read, never a write: no Secret is created.
     assert not rendering.by_kind("Secret")
+
+
+def test_a_missing_key_registers_nothing_that_reads_the_secret_nor_the_server():
+    # What `pulumi up --skip-preview` runs: the check must fail the registration of its readers
+    # (not merely come first), or the Job would sit in CreateContainerConfigError until its deadline.
+    rendering, error = render_until_failure(engine_config({"model": GATED}), [], existing_secrets={"hf-token": ["hf_token"]})
+    assert isinstance(error, ConfigError)
+    assert error.problems[0][0] == "model.huggingface.existingSecret"
+    assert not rendering.by_kind("Job") and not rendering.by_kind("Deployment") and not rendering.by_kind("Service")
+
+
+def test_a_missing_api_key_secret_key_registers_no_server():
+    values = {"model": HF_MODEL, "apiKeySecret": {"name": "llm-keys", "key": "key"}}
+    rendering, error = render_until_failure(engine_config(values), [], existing_secrets={"llm-keys": ["apiKey"]})
+    assert isinstance(error, ConfigError)
+    assert error.problems == [("apiKeySecret.name", "the Secret default/llm-keys has no key key (it has: apiKey)")]
+    assert not rendering.by_kind("Deployment") and not rendering.by_kind("Service")
+    # The public model's download reads no Secret: it may go ahead.
+    assert rendering.by_kind("Job")
+    passing = render_config(engine_config(values), [], existing_secrets={"llm-keys": ["key"]})
+    assert READ.format("llm-keys") in passing.one("Deployment").dependencies
 
 
 def test_a_secret_without_the_key_the_source_needs_is_refused_naming_it():

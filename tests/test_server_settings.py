@@ -51,6 +51,8 @@ def test_unset_engine_settings_add_no_flags():
         "--host=0.0.0.0",
         "--port=8000",
         "--tensor-parallel-size=1",
+        # Not an engine setting: the drain (server.shutdownTimeoutSeconds), on by default.
+        "--shutdown-timeout=300",
     ]
 
 

@@ -1,7 +1,8 @@
-"""The GitHub Actions workflows: lint-clean, shaped as docs/ci.md promises, stack detection run for real.
+"""The GitHub Actions workflows and every shell script: lint-clean, shaped as docs/ci.md promises,
+stack detection run for real.
 
-actionlint (with shellcheck for the `run:` scripts) comes from the test extra; without it this
-file fails rather than skips, since an unchecked workflow only fails once it is on GitHub.
+actionlint and shellcheck come from the test extra; without them this file fails rather than
+skips, since an unchecked workflow only fails once it is on GitHub, and a script in a pod.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ BACKEND_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_P
 def tool(name: str) -> str:
     # The venv's bin is not on PATH when pytest is started by its full path.
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    assert found, f"{name} is not installed: install the test extra (`pip install -e '.[test]'`)"
+    assert found, f"{name} is not installed: run the tests with ./run-tests, which installs requirements-dev.txt"
     return found
 
 
@@ -36,9 +37,9 @@ def load(name: str) -> dict[str, Any]:
     return yaml.safe_load((WORKFLOWS / name).read_text())
 
 
-def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the key `on` as the boolean true.
-    return workflow.get("on", workflow.get(True))
+    return workflow["on"] if "on" in workflow else workflow[True]
 
 
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
@@ -47,10 +48,47 @@ def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 
 def test_every_workflow_passes_actionlint_and_shellcheck():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml"}
+    assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml", "tests.yml"}
     result = subprocess.run(
         [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, files)],
         cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def shell_scripts() -> list[Path]:
+    """Every shell script git tracks: `*.sh`, and any file whose shebang names sh or bash."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    scripts = []
+    for name in filter(None, tracked):
+        path = PROJECT_ROOT / name
+        if not path.is_file():
+            continue
+        with path.open("rb") as file:
+            first_line = file.readline()
+        if name.endswith(".sh") or re.match(rb"#!\s*/\S*(/env\s+)?(ba)?sh\b", first_line):
+            scripts.append(path)
+    return sorted(scripts)
+
+
+def test_the_script_search_finds_every_kind_of_script():
+    found = {str(path.relative_to(PROJECT_ROOT)) for path in shell_scripts()}
+    assert found >= {
+        ".ci/run", "run-tests", "vllm-serving", "lint", "scripts/bootstrap.sh", "scripts/lock.sh",
+        "components/scripts/prune_versions.sh", "components/scripts/job.sh",
+    }
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=lambda path: str(path.relative_to(PROJECT_ROOT)))
+def test_every_shell_script_passes_shellcheck(script):
+    # A script without a shebang or a `shellcheck shell=` directive is run as `sh script`: the
+    # download Job's scripts, in the vLLM image. `-x` follows `source`d files.
+    head = script.read_text().splitlines()[:3]
+    dialect = [] if head[0].startswith("#!") or any("shellcheck shell=" in line for line in head) else ["--shell=sh"]
+    result = subprocess.run(
+        [tool("shellcheck"), "-x", *dialect, script.name], cwd=script.parent, capture_output=True, text=True,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
@@ -72,9 +110,9 @@ def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secret
     assert "secrets." not in json.dumps(offline)
     assert steps_using(offline, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
     scripts = "\n".join(step.get("run", "") for step in offline["steps"])
-    assert 'pip install -e ".[test]"' in scripts
-    assert 'vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
-    assert 'vllm-serving render "$stack" --validate' in scripts
+    assert 'LOCKS="requirements.txt requirements-validate.txt" bash scripts/bootstrap.sh' in scripts
+    assert './vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
+    assert './vllm-serving render "$stack" --validate' in scripts
     assert offline["permissions"]["pull-requests"] == "write"
     assert steps_using(offline, "actions/checkout")[0]["with"]["fetch-depth"] == 0
 
@@ -104,8 +142,53 @@ def test_up_deploys_pushes_to_main_behind_one_environment_per_stack_one_at_a_tim
     assert workflow["jobs"]["changes"]["with"]["base"] == "${{ github.event_name == 'push' && github.event.before || '' }}"
 
 
+def test_tests_run_on_every_pull_request_and_push_to_main_through_ci_run():
+    workflow = load("tests.yml")
+    assert triggers(workflow) == {"pull_request": None, "push": {"branches": ["main"]}}
+    (job,) = workflow["jobs"].values()
+    assert "secrets." not in json.dumps(job)
+    assert steps_using(job, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
+    assert [step["run"] for step in job["steps"] if "run" in step] == [".ci/run"]
+    ci_run = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert "./run-tests -q" in ci_run
+    # The lead's switch: ./lint joins CI when RUN_LINT=true.
+    assert re.search(r"^RUN_LINT=(true|false)$", ci_run, re.M)
+    assert 'if [ "$RUN_LINT" = true ]; then\n  ./lint\n' in ci_run
+
+
+def test_preview_and_up_pass_the_policy_pack_and_install_it_and_the_program_from_the_locks():
+    for name in ("preview.yml", "up.yml"):
+        job = load(name)["jobs"]["preview" if name == "preview.yml" else "up"]
+        (pulumi,) = steps_using(job, "pulumi/actions")
+        assert pulumi["with"]["policyPacks"] == "policy"
+        scripts = "\n".join(step.get("run", "") for step in job["steps"])
+        assert "bash scripts/bootstrap.sh" in scripts
+        assert 'VENV="$PWD/policy/.venv" LOCKS=requirements-policy.txt bash scripts/bootstrap.sh' in scripts
+
+
+def test_no_workflow_installs_anything_but_the_locks():
+    for path in WORKFLOWS.glob("*.yml"):
+        assert "pip install" not in path.read_text(), f"{path.name} installs around the lock files"
+
+
+def test_pulumi_cloud_oidc_replaces_the_stored_token_when_switched_on():
+    for name, job_name in (("preview.yml", "preview"), ("up.yml", "up")):
+        job = load(name)["jobs"][job_name]
+        assert job["permissions"]["id-token"] == "write"
+        (oidc,) = steps_using(job, "pulumi/auth-actions")
+        assert oidc["if"] == "vars.PULUMI_OIDC == 'true'"
+        assert oidc["with"]["organization"] == "${{ vars.PULUMI_ORG }}"
+        # The token reaches only the steps that need it, preferring the short-lived one.
+        token = "${{ steps.pulumi-oidc.outputs.pulumi-access-token || secrets.PULUMI_ACCESS_TOKEN }}"
+        (pulumi,) = steps_using(job, "pulumi/actions")
+        assert pulumi["env"]["PULUMI_ACCESS_TOKEN"] == token
+        assert "PULUMI_ACCESS_TOKEN" not in job["env"]
+
+
 def test_the_pulumi_cli_matches_the_pinned_sdk():
-    pinned = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text()).group(1)
+    match = re.search(r'"pulumi==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text())
+    assert match
+    pinned = match.group(1)
     for name in ("preview.yml", "up.yml"):
         for job in load(name)["jobs"].values():
             for step in steps_using(job, "pulumi/actions"):
@@ -131,7 +214,10 @@ def test_the_fork_commenter_never_checks_out_the_pull_request():
 
 def test_the_docs_cover_environments_backends_and_the_offline_diff():
     docs = DOCS.read_text()
-    for needle in ("s3://", "file://", "PULUMI_CONFIG_PASSPHRASE", "environment", "vllm-serving diff", "[replace]"):
+    for needle in (
+        "s3://", "file://", "PULUMI_CONFIG_PASSPHRASE", "environment", "vllm-serving diff", "[replace]",
+        "policyPacks: policy", "pulumi/auth-actions", "id-token: write", "PULUMI_OIDC", "tests.yml", "RUN_LINT",
+    ):
         assert needle in docs
 
 
@@ -214,7 +300,7 @@ def test_a_deleted_stack_is_not_selected(history):
 @pytest.mark.parametrize("base", ["0" * 40, "", "1234567890abcdef1234567890abcdef12345678"])
 def test_no_usable_base_selects_every_stack(history, base):
     commit, detect = history
-    head = commit(lambda repo: None)
+    head = commit(lambda _repo: None)
     assert detect(head, base=base) == (0, ["alpha", "beta", "gamma"])
 
 

@@ -92,12 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Every failure is exit 2 and a bounded message on stderr; a traceback never reaches the user."""
+    from .failure import bounded, unexpected
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (ConfigError, StackFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
+        print(bounded(f"error: {error}"), file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - the one place where anything unexpected is caught
+        print(bounded(f"error: {unexpected(error)}"), file=sys.stderr)
+    return EXIT_INVALID
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 import yaml
@@ -13,6 +15,14 @@ _TOP_LEVEL_ORDER = ("apiVersion", "kind", "metadata", "spec", "data")
 SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_PLACEHOLDER = "[secret]"
+# What an offline rendering knows of a `secure:` value in a stack file: a checksum of its
+# ciphertext, which is public in that file. Shown even inside a Pulumi secret, so that `diff` sees a
+# changed secret (and what rolls because of it) without anything of its plaintext.
+_OFFLINE_SECRET = re.compile(r"\[secret [0-9a-f]{12}\]")
+
+
+def offline_secret_placeholder(ciphertext: str) -> str:
+    return f"[secret {hashlib.sha256(ciphertext.encode()).hexdigest()[:12]}]"
 
 
 def _masked(value: Any) -> Any:
@@ -20,6 +30,8 @@ def _masked(value: Any) -> Any:
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_masked(item) for item in value]
+    if isinstance(value, str) and _OFFLINE_SECRET.fullmatch(value):
+        return value
     return SECRET_PLACEHOLDER
 
 

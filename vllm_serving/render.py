@@ -79,11 +79,11 @@ class Rendering:
 class _EchoMocks(pulumi.runtime.Mocks):
     """A created resource's state is its inputs, as a server-side apply would return them.
 
-    existing_secrets: for reads of Secrets, name -> the keys it holds; a Secret not in it does
-    not exist.
+    existing_secrets: for reads of Secrets, name -> the keys it holds (or key -> base64 value,
+    for a test that changes a value); a Secret not in it does not exist.
     """
 
-    def __init__(self, existing_secrets: dict[str, list[str]]):
+    def __init__(self, existing_secrets: dict[str, Any]):
         self.existing_secrets = existing_secrets
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -98,6 +98,8 @@ class _EchoMocks(pulumi.runtime.Mocks):
         else:
             # What pulumi-kubernetes answers when the read finds nothing.
             raise Exception(f"resource '{resource_id}' does not exist")
+        if isinstance(keys, dict):
+            return {"data": dict(keys)}
         return {"data": {key: "W3NlY3JldF0=" for key in keys}}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -113,7 +115,7 @@ def _aliases(request: Any) -> dict[str, Any]:
 
 
 class _RecordingMonitor(sdk_internals.MockMonitor):
-    def __init__(self, existing_secrets: dict[str, list[str]]) -> None:
+    def __init__(self, existing_secrets: dict[str, Any]) -> None:
         super().__init__(_EchoMocks(existing_secrets))
         self.registrations: list[RenderedResource] = []
         self.outputs: dict[str, Any] = {}
@@ -180,15 +182,34 @@ def render_config(
     secret_keys: list[str],
     name: str = "test",
     program: Optional[Path] = None,
-    existing_secrets: Optional[dict[str, list[str]]] = None,
+    existing_secrets: Optional[dict[str, Any]] = None,
 ) -> Rendering:
+    rendering, error = render_until_failure(config, secret_keys, name, program, existing_secrets)
+    if error is not None:
+        raise error
+    return rendering
+
+
+def render_until_failure(
+    config: dict[str, str],
+    secret_keys: list[str],
+    name: str = "test",
+    program: Optional[Path] = None,
+    existing_secrets: Optional[dict[str, Any]] = None,
+) -> tuple[Rendering, Optional[Exception]]:
+    """What the engine registered, and the program's error if it failed: what a failed
+    `pulumi up --skip-preview` would have created before it stopped."""
     program = program or PROJECT_ROOT / "__main__.py"
     if existing_secrets is None:
         existing_secrets = _secrets_as_configured(config)
     monitor = _RecordingMonitor(existing_secrets)
-    sdk_internals.run_program(program, monitor, PROJECT, name, config, secret_keys)
+    error: Optional[Exception] = None
+    try:
+        sdk_internals.run_program(program, monitor, PROJECT, name, config, secret_keys)
+    except Exception as failure:  # noqa: BLE001 - handed back to the caller, never swallowed
+        error = failure
     resources = sorted(monitor.registrations, key=_apply_order)
-    return Rendering(stack=name, resources=resources, outputs=monitor.outputs)
+    return Rendering(stack=name, resources=resources, outputs=monitor.outputs), error
 
 
 def rendering_as_json(rendering: Rendering) -> dict[str, Any]:

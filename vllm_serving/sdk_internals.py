@@ -12,6 +12,8 @@ somewhere deep in a rendering.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +108,27 @@ def run_program(
     mocks.set_mocks(monitor.mocks, project=project, stack=stack_name, preview=False, monitor=monitor)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # see INTERNALS: run_in_stack makes the root
     set_all_config(config, secret_keys)
+    _install_exception_handler()
     try:
         _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+    except Exception as error:
+        _unreported_errors.append(error)
+        raise
     finally:
         set_all_config({}, [])
+
+
+# The errors of the last failed runs. A failed run leaves futures holding its error that nothing
+# awaits (the outputs of the resources whose registration it stopped); asyncio reports each one
+# ("Future exception was never retrieved") whenever the garbage collector finds it, in the middle
+# of whatever runs next. The error itself is raised to the caller, so those reports are noise.
+_unreported_errors: collections.deque = collections.deque(maxlen=32)
+
+
+def _quiet_about_failed_runs(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not any(context.get("exception") is error for error in _unreported_errors):
+        loop.default_exception_handler(context)
+
+
+def _install_exception_handler() -> None:
+    asyncio.get_event_loop_policy().get_event_loop().set_exception_handler(_quiet_about_failed_runs)

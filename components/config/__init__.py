@@ -34,7 +34,7 @@ from .features import (
 )
 from .fields import quantity_bytes
 from .parse import parse_config
-from .pulumi_config import decode_engine_config, load_config, read_pulumi_config
+from .pulumi_config import CONFIG_NAMESPACES, decode_engine_config, load_config, read_pulumi_config
 from .rules import PROGRAM_SET_FLAGS, STARTUP_OVERHEAD_SECONDS
 from .server import ENGINE_FLAGS, GPU_TOLERATION, DownloadConfig, EngineConfig, ServerConfig, Toleration
 from .sources import (
@@ -59,5 +59,5 @@ __all__ = [
     "LoraConfig", "MetricsConfig", "ModelConfig", "ModelSource", "MonitorConfig", "NetworkPolicyConfig",
     "ParentRef", "PodDisruptionBudgetConfig", "PodEnv", "ResourceLimits", "ResourcesConfig", "S3Source",
     "ServerConfig", "ServiceConfig", "ServingConfig", "Toleration", "VolumeConfig",
-    "decode_engine_config", "load_config", "parse_config", "quantity_bytes", "read_pulumi_config",
+    "CONFIG_NAMESPACES", "decode_engine_config", "load_config", "parse_config", "quantity_bytes", "read_pulumi_config",
 ]

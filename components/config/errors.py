@@ -23,7 +23,11 @@ class ConfigError(pulumi.RunError):
 
     def render(self) -> str:
         lines = [f"invalid stack config ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  {CONFIG_NAMESPACE}:{path}: {message}" for path, message in self.problems]
+        # A key of another namespace (an unknown one, refused) is printed as it was written.
+        lines += [
+            f"  {path if ':' in path.split('.')[0] else f'{CONFIG_NAMESPACE}:{path}'}: {message}"
+            for path, message in self.problems
+        ]
         return "\n".join(lines)
 
 

@@ -17,25 +17,45 @@ def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) ->
 
     secret_keys: the keys Pulumi holds as secrets; when given, an apiKey that is not one is refused.
     """
-    plain_api_key = []
+    secret_problems = []
     if secret_keys is not None and raw.get("apiKey") and "apiKey" not in secret_keys:
-        plain_api_key = [(
+        secret_problems = [(
             "apiKey",
             "must be a Pulumi secret, or it would sit in plain text in the stack file and the state: "
             "pulumi config set --secret apiKey <key>",
         )]
+    secret_problems += _secrets_that_cannot_stay_secret(raw, secret_keys or set())
     try:
         config = ServingConfig.model_validate(raw)
     except ValidationError as error:
-        problems = plain_api_key + pydantic_problems(error, ServingConfig)
+        problems = secret_problems + pydantic_problems(error, ServingConfig)
         # Cross-field rules need typed fields; check them as far as the valid parts allow,
         # so that one run reports as much as it can.
         problems += _cross_field_problems_best_effort(raw, {path for path, _ in problems})
         raise ConfigError(problems) from None
-    problems = plain_api_key + [(path, message) for path, message, _ in cross_field_problems(config)]
+    problems = secret_problems + [(path, message) for path, message, _ in cross_field_problems(config)]
     if problems:
         raise ConfigError(problems)
+    config._secret_keys = frozenset(key for key in secret_keys or () if key in raw)
     return config
+
+
+# The keys whose values the program keeps Pulumi secrets in every resource; any other key's
+# values go into manifests (names, labels, URLs, arguments) that cannot hold a secret.
+SECRET_CAPABLE_KEYS = ("apiKey", "env")
+
+
+def _secrets_that_cannot_stay_secret(raw: dict[str, Any], secret_keys: set[str]) -> list[tuple[str, str]]:
+    return [
+        (
+            key,
+            "is a Pulumi secret, but its values would be written into the resources in plain text; only "
+            f"{' and '.join(SECRET_CAPABLE_KEYS)} values stay secrets. Keep credentials in a Kubernetes Secret "
+            "(model.*.existingSecret, apiKeySecret, or an env entry's valueFrom.secretKeyRef)",
+        )
+        for key in sorted(secret_keys)
+        if key in raw and key not in SECRET_CAPABLE_KEYS
+    ]
 
 
 def _cross_field_problems_best_effort(raw: dict[str, Any], broken: set[str]) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ PROGRAM_SET_FLAGS = {
     "--host": "the pod network (0.0.0.0)",
     # On the command line the key would be in plain text in the manifest and in Pulumi's state.
     "--api-key": "apiKey (a Pulumi secret) or apiKeySecret",
+    "--shutdown-timeout": "server.shutdownTimeoutSeconds (the pod's grace period is derived from it)",
 }
 
 
@@ -64,6 +65,19 @@ def _replicas_share_the_volume(config: ServingConfig) -> list[Problem]:
         "other nodes could not mount it and would stay Pending. Use 1 replica, or a volume with "
         "ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
         {"replicaCount", "model.volume.accessModes"},
+    )]
+
+
+def _surge_needs_a_shared_volume(config: ServingConfig) -> list[Problem]:
+    volume = config.model.volume
+    if config.rollout != "surge" or not volume.single_node:
+        return []
+    return [(
+        "server.rollout",
+        f"surge starts each new pod while the old one runs, and a {volume.accessModes[0]} model volume "
+        "cannot be mounted by both (the new pod would wait for the old one's volume forever). Use "
+        "oneAtATime or recreate, or a volume with ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
+        {"server.rollout", "model.volume.accessModes"},
     )]
 
 
@@ -252,6 +266,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _replicas_share_the_volume,
     *MULTI_NODE_RULES,
     _read_write_once_pod,
+    _surge_needs_a_shared_volume,
     _model_size,
     _extra_args,
     _parallelism_uses_every_gpu,

@@ -70,6 +70,25 @@ class ServerConfig(StrictModel):
         gt=0,
         description="Weight loading rate (GB/s) assumed when checking startupTimeoutSeconds against model.size.",
     )
+    drainSeconds: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="How long a terminating server pod keeps serving before vLLM is told to stop, so that "
+        "endpoints, kube-proxy and ingress controllers stop sending it new requests first.",
+    )
+    shutdownTimeoutSeconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="--shutdown-timeout: how long vLLM lets in-flight requests finish after SIGTERM; 0 aborts them.",
+    )
+    rollout: Literal["auto", "oneAtATime", "surge", "recreate"] = Field(
+        "auto",
+        description="How a pod template change rolls out: recreate (every pod stops first), oneAtATime "
+        "(maxSurge 0, maxUnavailable 1), surge (maxSurge 1, maxUnavailable 0: needs a spare GPU); auto: "
+        "recreate for one replica, oneAtATime for several.",
+    )
     shmSizeLimit: str = Field(
         "", description="Size limit of the memory-backed /dev/shm; empty for no limit beyond the pod's memory."
     )

@@ -113,12 +113,18 @@ class GitSource(ModelSource):
     url: str = Field("", description="HTTP(S) URL of the git repository holding the model (Git LFS supported).")
     ref: str = Field("", description="Branch, tag or commit; empty for the repository's default branch.")
     existingSecret: str = Field("", description="Secret whose key `token` holds a git token.")
+    files: str = Field(
+        "", description="Comma-separated files or globs whose LFS objects to fetch; empty for what vLLM loads."
+    )
 
     def spec(self) -> dict[str, str]:
-        return {"url": self.url, "ref": self.ref}
+        # `files` joins the spec only when set, so that a stack without it keeps its fingerprint
+        # (and its downloaded directory) across the upgrade that added the key.
+        return {"url": self.url, "ref": self.ref, **({"files": self.files} if self.files else {})}
 
     def pod_env(self, parallelism: int) -> list[PodEnv]:
         env = [PodEnv("GIT_URL", self.url), PodEnv("GIT_REF", self.ref), PodEnv("GIT_LFS_CONCURRENCY", str(parallelism))]
+        env += [PodEnv("GIT_FILES", self.files)] if self.files else []
         return env + ([PodEnv("GIT_TOKEN", secret_key="token")] if self.existingSecret else [])
 
     def required(self) -> list[tuple[str, str]]:
@@ -140,13 +146,17 @@ class S3Source(ModelSource):
         "", description="Secret (T9k s3-env layout) with keys accessKeyID, secretAccessKey, endpoint, region."
     )
 
+    files: str = Field("", description="Comma-separated keys or globs under the prefix to copy; empty for what vLLM loads.")
+
     def spec(self) -> dict[str, str]:
-        return {"url": self.url}
+        # As for git: `files` is in the spec only when set, so existing fingerprints stay.
+        return {"url": self.url, **({"files": self.files} if self.files else {})}
 
     def pod_env(self, parallelism: int) -> list[PodEnv]:
         return [
             PodEnv("S3_URL", self.url),
             PodEnv("S3_CONCURRENCY", str(parallelism)),
+            *([PodEnv("S3_FILES", self.files)] if self.files else []),
             # The keys of the T9k chart's s3-env Secret, so migrated Secrets work unchanged.
             PodEnv("AWS_ACCESS_KEY_ID", secret_key="accessKeyID"),
             PodEnv("AWS_SECRET_ACCESS_KEY", secret_key="secretAccessKey"),

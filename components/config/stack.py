@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from .chart import EnvVar, ImageConfig, ResourcesConfig, ServiceConfig
 from .features import (
@@ -25,6 +25,9 @@ from .features import (
 from .fields import StrictModel, dns1123_label, dns1123_subdomain
 from .server import DownloadConfig, EngineConfig, FitCheckConfig, ServerConfig
 from .sources import ModelConfig
+
+# After the drain and vLLM's shutdown timeout: the engine processes exit and release the GPUs.
+TERMINATION_MARGIN_SECONDS = 30
 
 
 class ServingConfig(StrictModel):
@@ -56,6 +59,8 @@ class ServingConfig(StrictModel):
     podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig, description="A PodDisruptionBudget for drains.")
     networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig, description="A NetworkPolicy admitting only listed namespaces.")
     fitCheck: FitCheckConfig = Field(default_factory=FitCheckConfig, description="Where the fit check reads the model's architecture.")
+    # The top-level keys Pulumi holds as secrets (parse_config sets it); not a config key itself.
+    _secret_keys: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @field_validator("imagePullSecrets")
     @classmethod
@@ -101,6 +106,26 @@ class ServingConfig(StrictModel):
     def max_replicas(self) -> int:
         """The most server pods that can run at once."""
         return self.autoscaling.maxReplicas if self.autoscaling.enabled else self.replicaCount
+
+    @property
+    def env_is_secret(self) -> bool:
+        """A value in `env` was set with `pulumi config set --secret`: every env value stays a secret."""
+        return "env" in self._secret_keys
+
+    @property
+    def rollout(self) -> str:
+        """server.rollout with `auto` resolved: one pod cannot roll without a second GPU, so it is
+        recreated; several (on a shared volume, which rules.py requires) roll one at a time, so the
+        others keep serving without needing a spare GPU."""
+        if self.server.rollout != "auto":
+            return self.server.rollout
+        return "oneAtATime" if self.max_replicas > 1 else "recreate"
+
+    @property
+    def termination_grace_seconds(self) -> int:
+        """The pod's grace period: the preStop drain, then vLLM's own shutdown timeout, plus time
+        to tear down the engine and free the GPUs before the kubelet kills it."""
+        return self.server.drainSeconds + self.server.shutdownTimeoutSeconds + TERMINATION_MARGIN_SECONDS
 
     @property
     def adapter_models(self) -> dict[str, ModelConfig]:

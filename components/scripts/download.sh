@@ -51,6 +51,9 @@ case "$SOURCE" in
         ;;
 esac
 
+# The stack the version belongs to (VERSION_OWNER: its deploy name), for prune_versions.sh,
+# which removes only its own stack's versions.
+printf '%s\n' "${VERSION_OWNER:-}" >"$MODEL_DIR/.vllm-serving-owner"
 # Temp file plus rename: a crash can never leave a truncated marker that a
 # later run would mistake for something.
 printf '%s\n' "$SOURCE_FINGERPRINT" >"$marker.tmp"

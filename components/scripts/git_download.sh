@@ -3,9 +3,15 @@
 # Runs in alpine/git (busybox sh, git, git-lfs), started by download.sh.
 #
 # Environment: GIT_URL, GIT_REF (branch, tag or commit; empty: the remote's
-# default branch), GIT_TOKEN (optional), GIT_USERNAME (optional, for servers that
-# want a real user name with the token), GIT_LFS_CONCURRENCY (default 8),
-# DOWNLOAD_PROGRESS_SECONDS (whole seconds, default 30), MODEL_DIR.
+# default branch), GIT_FILES (comma-separated names or globs; empty: the selection
+# rule of select_files.sh, as for every source), GIT_TOKEN (optional), GIT_USERNAME
+# (optional, for servers that want a real user name with the token),
+# GIT_LFS_CONCURRENCY (default 8), DOWNLOAD_PROGRESS_SECONDS (whole seconds,
+# default 30), MODEL_DIR.
+#
+# Only the LFS objects of the selected files are fetched, and the working tree ends
+# holding exactly the selected files. Every line printed, git's own stderr included,
+# has the token and any URL credentials replaced by ***.
 #
 # The .git directory stays in MODEL_DIR while the download runs, so that a
 # restarted pod resumes (git objects and finished LFS objects are kept), and is
@@ -16,24 +22,45 @@ set -eu
 url=${GIT_URL:-}
 ref=${GIT_REF:-}
 concurrency=${GIT_LFS_CONCURRENCY:-8}
-# Never print credentials someone put into the URL itself.
-shown_url=$(printf '%s' "$url" | sed 's#://[^/@]*@#://#')
-shown_ref=${ref:-"(default branch)"}
+scripts=$(dirname "$0")
 log=$(mktemp)
-trap 'rm -f "$log" "$log.lfs"' EXIT
+trap 'rm -f "$log" "$log.lfs" "$log.paths" "$log.selected"' EXIT
+
+# Every line this script prints passes through here: the token (wherever a server
+# echoes it) and credentials inside any URL become ***. awk reads the token from
+# ENVIRON, which, unlike -v, takes it byte for byte.
+# The HTTP Basic form of the credentials too (a server echoing its Authorization header).
+# printf is the shell's builtin: the token reaches base64 through a pipe, never argv.
+GIT_TOKEN_BASIC=""
+if [ -n "${GIT_TOKEN:-}" ]; then
+    GIT_TOKEN_BASIC=$(printf '%s:%s' "${GIT_USERNAME:-oauth2}" "$GIT_TOKEN" | base64 | tr -d '\n')
+fi
+export GIT_TOKEN_BASIC
+redact() {
+    awk '{
+        for (i = 1; i <= 2; i++) {
+            token = ENVIRON[i == 1 ? "GIT_TOKEN" : "GIT_TOKEN_BASIC"]
+            if (token != "") while (at = index($0, token)) $0 = substr($0, 1, at - 1) "***" substr($0, at + length(token))
+        }
+        gsub(/:\/\/[^\/@ ]*@/, "://***@")
+        print
+    }'
+}
+say() { printf '%s\n' "$*" | redact; }
+shown_ref=${ref:-"(default branch)"}
 
 fail() {
-    echo "download failed: git $shown_url ref $shown_ref: $1" >&2
+    say "download failed: git $url ref $shown_ref: $1" >&2
     exit 1
 }
 
 # Runs git with stderr kept for diagnosis; on failure explains why in one line.
 run_git() {
     if "$@" 2>"$log"; then
-        cat "$log" >&2
+        redact <"$log" >&2
         return 0
     fi
-    cat "$log" >&2
+    redact <"$log" >&2
     explain_git_failure
 }
 
@@ -61,6 +88,21 @@ explain_git_failure() {
 }
 
 [ -n "$url" ] || fail "GIT_URL is empty"
+# Only transports that cannot run commands: no ext::, no fd::, no option-like "-u...".
+case $url in
+    https://?* | http://?* | ssh://?* | git://?* | file:///*) ;;
+    *) fail "GIT_URL must be an https://, http://, ssh://, git:// or file:/// URL" ;;
+esac
+# A ref as git defines one (git check-ref-format, checked under refs/ so that a
+# one-level name is valid), never an option, or a commit hash.
+if [ -n "$ref" ]; then
+    case $ref in
+        -*) fail "GIT_REF must be a branch, tag or commit, not an option" ;;
+    esac
+    printf '%s' "$ref" | grep -qE '^[0-9a-fA-F]{7,64}$' \
+        || git check-ref-format "refs/x/${ref#refs/}" \
+        || fail "GIT_REF is not a valid git ref name (see git check-ref-format)"
+fi
 case $concurrency in '' | *[!0-9]* | 0) fail "GIT_LFS_CONCURRENCY=$concurrency is not a positive integer" ;; esac
 command -v git >/dev/null 2>&1 || fail "git is not installed in the download image"
 git lfs version >/dev/null 2>&1 || fail "git-lfs is not installed in the download image"
@@ -101,10 +143,10 @@ else
     [ ! -e .git ] || rm -rf .git
     git init -q .
 fi
-git config remote.origin.url "$url"
+git config -- remote.origin.url "$url"
 
-echo "git: fetching $shown_url $shown_ref"
-if git fetch -q --depth 1 --no-tags origin "${ref:-HEAD}" 2>"$log"; then
+say "git: fetching $url $shown_ref"
+if git fetch -q --depth 1 --no-tags -- origin "${ref:-HEAD}" 2>"$log"; then
     commit=$(git rev-parse 'FETCH_HEAD^{commit}')
 elif printf '%s' "$ref" | grep -qE '^[0-9a-fA-F]{7,64}$' \
     && grep -qi -e 'unadvertised object' -e 'not our ref' -e "couldn't find remote ref" "$log"; then
@@ -114,21 +156,41 @@ elif printf '%s' "$ref" | grep -qE '^[0-9a-fA-F]{7,64}$' \
     echo "git: the server does not serve $ref directly; fetching all branches and tags to find it"
     deepen=""
     [ ! -f .git/shallow ] || deepen=--unshallow
-    run_git git fetch -q ${deepen:+"$deepen"} --no-tags origin '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
-    commit=$(git rev-parse -q --verify "$ref^{commit}") || fail "commit not found in any branch or tag of the repository"
+    run_git git fetch -q ${deepen:+"$deepen"} --no-tags -- origin '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
+    commit=$(git rev-parse -q --verify --end-of-options "$ref^{commit}") || fail "commit not found in any branch or tag of the repository"
 else
-    cat "$log" >&2
+    redact <"$log" >&2
     explain_git_failure
 fi
-run_git git checkout -q -f --detach "$commit"
-echo "git: checked out $commit; fetching LFS objects with $concurrency parallel transfers"
+run_git git checkout -q -f --detach "$commit" --
+
+# The selection rule every source shares, over the commit's paths (git quotes unusual
+# names, which the rule then refuses as unsafe). The index whose weight_map decides is a
+# plain file of the checkout, or an LFS object fetched first.
+git -c core.quotePath=true ls-files >"$log.paths" || fail "cannot list the repository's files"
+select_files() {
+    FILES=${GIT_FILES:-} SOURCE=git sh "$scripts/select_files.sh" "$@" 2>"$log" || fail "$(sed 's/^select: //' "$log")"
+}
+index=$(select_files index "$log.paths")
+if [ -n "$index" ] && head -c 100 -- "$index" | grep -q '^version https://git-lfs'; then
+    run_git git lfs pull --include="$index" --exclude= origin
+fi
+select_files select "$log.paths" "${index:-/dev/null}" >"$log.selected"
+# git-lfs reads --include as comma-separated gitignore patterns: a selected name that
+# would read as more than itself is refused rather than fetched wrongly.
+if grep -q '[],*?[\!]' "$log.selected"; then
+    fail "a selected file name holds one of , * ? [ ] \\ ! which git-lfs --include cannot name exactly: $(grep -m1 '[],*?[\!]' "$log.selected")"
+fi
+# Anchored at the top ("/name"), so that config.json never also means sub/config.json.
+include=$(sed 's#^#/#' "$log.selected" | paste -s -d, -)
+say "git: checked out $commit; $(wc -l <"$log.selected" | tr -d ' ') files selected; fetching their LFS objects with $concurrency parallel transfers"
 
 # git-lfs shows no progress when its output is not a terminal, and a Job's log is
 # all a user sees of a download that may take an hour: the fetch runs in the
 # background while this loop reports, and nothing outlives it.
 every=${DOWNLOAD_PROGRESS_SECONDS:-30}
 case $every in '' | *[!0-9]* | 0) every=30 ;; esac
-git lfs fetch origin "$commit" 2>"$log" &
+git lfs fetch --include="$include" --exclude= origin "$commit" 2>"$log" &
 fetch_pid=$!
 ticks=0
 while kill -0 "$fetch_pid" 2>/dev/null; do
@@ -136,29 +198,39 @@ while kill -0 "$fetch_pid" 2>/dev/null; do
     ticks=$((ticks + 1))
     if [ $((ticks % (every * 5))) -eq 0 ]; then
         kib=$(du -sk .git/lfs 2>/dev/null | cut -f1)
-        echo "git: progress $((${kib:-0} / 1024)) MiB of LFS objects on disk"
+        say "git: progress $((${kib:-0} / 1024)) MiB of LFS objects on disk"
     fi
 done
 if wait "$fetch_pid"; then
-    cat "$log" >&2
+    redact <"$log" >&2
 else
-    cat "$log" >&2
+    redact <"$log" >&2
     explain_git_failure
 fi
 
-# Replace every pointer file by its object. A hard link costs no space and the
+selected() { grep -qxF -e "$1" -- "$log.selected"; }
+# Replace every selected pointer file by its object. A hard link costs no space and the
 # object store keeps its copy until .git goes, so an interruption here loses nothing.
-git lfs ls-files --long "$commit" >"$log.lfs" || fail "cannot list LFS files: $(cat "$log.lfs")"
+git lfs ls-files --long "$commit" >"$log.lfs" 2>"$log" || fail "cannot list LFS files: $(cat "$log")"
 count=0
 while read -r oid _ path; do
     [ -n "$oid" ] || continue
+    selected "$path" || continue
     rest=${oid#??}
     object=".git/lfs/objects/$(printf '%.2s' "$oid")/$(printf '%.2s' "$rest")/$oid"
     [ -f "$object" ] || fail "LFS object $oid of $path was not downloaded"
-    rm -f "$path"
-    ln "$object" "$path" 2>/dev/null || mv -f "$object" "$path"
+    rm -f -- "$path"
+    ln -- "$object" "$path" 2>/dev/null || mv -f -- "$object" "$path"
     count=$((count + 1))
 done <"$log.lfs"
-rm -f "$log.lfs"
+# The directory ends holding the selection only: no pointer file of an unselected
+# weight that a loader's glob could pick up.
+while IFS= read -r path; do
+    selected "$path" || rm -f -- "$path"
+done <"$log.paths"
+while IFS= read -r path; do
+    [ -f "$path" ] || fail "selected file $path is missing from the checkout"
+done <"$log.selected"
 rm -rf .git
-echo "git: $count LFS files materialized at $commit; .git removed"
+find . -depth -mindepth 1 -type d -exec rmdir {} \; 2>/dev/null || true
+say "git: $count LFS files materialized at $commit; .git removed"

@@ -5,141 +5,69 @@ whose huggingface_hub may be any 0.x, 1.x or later release: only the Python API
 calls that exist across all of them are used (no CLI, whose flags changed).
 
 Environment: HF_MODEL_ID, HF_REVISION (empty: main), HF_FILES (comma-separated
-names or globs; empty: the selection rule below), HF_TOKEN (optional),
+names or globs; empty: the selection rule of select_files.sh), HF_TOKEN (optional),
 HF_MAX_WORKERS (default 8), DOWNLOAD_PROGRESS_SECONDS (default 30), MODEL_DIR;
 huggingface_hub itself reads HF_ENDPOINT, HF_HUB_DISABLE_XET, proxies and timeouts
 from the environment.
 
-The file selection is the pure function `select_files`, importable without
-huggingface_hub so that tests and benchmarks use the same rule.
+The file selection is select_files.sh, the rule every source runs; `select_files` here calls
+it and imports without huggingface_hub, so tests and benchmarks use the same rule. It refuses
+a listing with a path that could resolve outside MODEL_DIR (`../../name`), whatever the
+huggingface_hub release would do with it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from typing import Collection, Iterable, Optional
+from typing import Iterable, Optional
 
-# vLLM's DefaultModelLoader (model_executor/model_loader/default_loader.py) with
-# load format "auto": a repository with consolidated*.safetensors is loaded in the
-# Mistral format from those files only; otherwise the first of these patterns that
-# matches anything wins. Its globs are not recursive: weights live at the top level.
-MISTRAL_WEIGHTS = "consolidated*.safetensors"
-MISTRAL_INDEX = "consolidated.safetensors.index.json"
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-# vLLM's filter_files_not_needed_for_inference drops these from *.bin / *.pt sets.
-NOT_FOR_INFERENCE = {"training_args.bin", "optimizer.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
-
-# Everything vLLM, transformers' config/tokenizer/processor loading and
-# trust-remote-code modules read besides the weights: small files, so a generous
-# rule costs nothing while a missed file would fail the server at start-up.
-METADATA_PATTERNS = (
-    "*.json",  # config, generation_config, tokenizer_config, special_tokens_map, params (Mistral), processor configs
-    "*.txt",  # merges.txt, vocab.txt
-    "*.py",  # trust-remote-code modules
-    "*.model",  # sentencepiece tokenizer.model, spiece.model
-    "*.tiktoken",
-    "*.jinja",
-    "tokenizer*",  # tokenizer.model.v3 and friends
-    "vocab*",
-    "merges*",
-    "chat_template*",
-)
-# Never what the server loads: the original (pre-conversion) checkpoint of Meta repositories.
-IGNORED_DIRS = ("original/",)
+# The selection rule is select_files.sh (one POSIX awk program): the git and S3 downloads run the
+# same file in their alpine images, so every source selects alike. It sits beside this file.
+SELECT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "select_files.sh")
 
 
 class SelectionError(Exception):
-    """The repository holds nothing the selection rule or HF_FILES can pick."""
+    """The repository holds nothing the rule or FILES can pick, or lists an unsafe path."""
 
 
-def parse_files(spec: str) -> list[str]:
-    """HF_FILES / model.huggingface.files: comma-separated names or globs."""
-    return [item.strip() for item in spec.split(",") if item.strip()]
-
-
-def _is_index(path: str) -> bool:
-    return path.endswith(".index.json")
-
-
-def weight_set(paths: Iterable[str]) -> tuple[list[str], Optional[str]]:
-    """The weight files vLLM's `auto` load format reads, and the index that filters them.
-
-    The index is returned only when it exists in the repository; its contents are
-    needed to drop shards it does not list (vLLM's filter_duplicate_safetensors_files).
-    """
+def _run_rule(mode: str, paths: Iterable[str], files: str, index_json: Optional[str]) -> list[str]:
     paths = list(paths)
-    top_level = [p for p in paths if "/" not in p]
-    mistral = [p for p in top_level if fnmatch.fnmatch(p, MISTRAL_WEIGHTS)]
-    if mistral:
-        return sorted(mistral), MISTRAL_INDEX if MISTRAL_INDEX in paths else None
-    for pattern in WEIGHT_PATTERNS:
-        found = [p for p in top_level if fnmatch.fnmatch(p, pattern) and p not in NOT_FOR_INFERENCE]
-        if found:
-            index = SAFETENSORS_INDEX if pattern == "*.safetensors" and SAFETENSORS_INDEX in paths else None
-            return sorted(found), index
-    # vLLM also finds safetensors shards in a subdirectory named by the index.
-    if SAFETENSORS_INDEX in paths:
-        return [], SAFETENSORS_INDEX
-    return [], None
+    for path in paths:
+        if "\n" in path or "\r" in path:
+            # The rule reads one path a line; such a name is refused there as unsafe anyway.
+            raise SelectionError(f"unsafe path in the listing (it could resolve outside the model directory): {path!r}")
+    with tempfile.TemporaryDirectory() as scratch:
+        listing = os.path.join(scratch, "listing")
+        with open(listing, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{path}\n" for path in paths)
+        argv = ["sh", SELECT_SCRIPT, mode, listing]
+        if index_json is not None:
+            argv.append(os.path.join(scratch, "index.json"))
+            with open(argv[-1], "w", encoding="utf-8") as handle:
+                handle.write(index_json)
+        env = {**os.environ, "FILES": files}
+        env.setdefault("SOURCE", "huggingface")
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, encoding="utf-8")
+    if done.returncode != 0:
+        raise SelectionError(done.stderr.strip().removeprefix("select: ") or f"select_files.sh exited {done.returncode}")
+    return [line for line in done.stdout.split("\n") if line]
 
 
-def select_files(
-    paths: Iterable[str],
-    files: str = "",
-    index_weight_map: Optional[Collection[str]] = None,
-) -> list[str]:
-    """The repository paths to download, sorted.
-
-    `files` (HF_FILES) overrides the rule entirely: every name or glob must match
-    at least one path (fnmatch, as huggingface_hub's allow_patterns; `*` also
-    matches `/`). Without it: the weight set vLLM's `auto` load format reads plus
-    the small metadata files beside it, never original/**. `index_weight_map` is
-    the set of file names listed in the chosen safetensors index, when known; shards
-    it does not list are dropped as vLLM drops them.
-    """
-    paths = sorted(set(paths))
-    patterns = parse_files(files)
-    if patterns:
-        selected: set[str] = set()
-        for pattern in patterns:
-            matched = [p for p in paths if p == pattern or fnmatch.fnmatch(p, pattern)]
-            if not matched:
-                raise SelectionError(f"HF_FILES entry {pattern!r} matches no file of the repository")
-            selected.update(matched)
-        return sorted(selected)
-
-    weights, index = weight_set(paths)
-    if index is not None and index_weight_map is not None:
-        listed = set(index_weight_map)
-        weights = [p for p in weights if p in listed] or sorted(p for p in listed if p in paths)
-    if not weights and index is None:
-        raise SelectionError(
-            "no weights vLLM can load (*.safetensors, *.bin or *.pt at the top level of the repository); "
-            "name the files to download in model.huggingface.files"
-        )
-    other_indexes = {p for p in paths if _is_index(p)} - ({index} if index else set())
-    metadata = [
-        p
-        for p in paths
-        if not p.startswith(IGNORED_DIRS)
-        and p not in other_indexes
-        and any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], pattern) for pattern in METADATA_PATTERNS)
-    ]
-    return sorted(set(weights) | set(metadata) | ({index} if index else set()))
+def select_files(paths: Iterable[str], files: str = "", index_json: Optional[str] = None) -> list[str]:
+    """The repository paths to download, sorted (see select_files.sh); `index_json` is the text of
+    the index that index_to_read named, when there is one."""
+    return _run_rule("select", paths, files, index_json)
 
 
 def index_to_read(paths: Iterable[str], files: str = "") -> Optional[str]:
     """The index whose weight_map select_files needs, or None when it cannot change the result."""
-    if parse_files(files):
-        return None
-    weights, index = weight_set(paths)
-    return index if index is not None and len(weights) != 1 else None
+    named = _run_rule("index", paths, files, None)
+    return named[0] if named else None
 
 
 # --- the download ----------------------------------------------------------------------------
@@ -277,12 +205,12 @@ def main() -> int:
         if not sizes:
             sizes = {name: 0 for name in api.list_repo_files(repo_id, revision=commit)}
         index = index_to_read(sizes, files)
-        weight_map = None
+        index_json = None
         if index is not None:
             path = hf_hub_download(repo_id, index, revision=commit, local_dir=model_dir, token=token)
             with open(path, encoding="utf-8") as handle:
-                weight_map = set(json.load(handle).get("weight_map", {}).values())
-        selected = select_files(sizes, files, weight_map)
+                index_json = handle.read()
+        selected = select_files(sizes, files, index_json)
         total = sum(sizes.get(name, 0) for name in selected)
         print(
             f"huggingface: {repo_id} at {commit} (huggingface_hub {huggingface_hub.__version__}): "
@@ -304,6 +232,10 @@ def main() -> int:
         missing = [name for name in selected if not os.path.isfile(os.path.join(model_dir, name))]
         if missing:
             raise SelectionError(f"files missing after the download: {', '.join(missing)}")
+        short = [name for name in selected
+                 if sizes.get(name) and os.path.getsize(os.path.join(model_dir, name)) != sizes[name]]
+        if short:
+            raise SelectionError(f"files of the wrong size after the download: {', '.join(short)}")
     except SelectionError as error:
         print(f"{what}: {error}", file=sys.stderr)
         return 1

@@ -9,9 +9,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
+from ..checksum import secret_checksum
 from ..labels import common_labels
 
 API_KEY_KEY = "apiKey"
+
+
+def api_key_checksum(value: str, namespace: str, deploy_name: str) -> str:
+    """What the server's pod template carries so that a new key rolls the pods (a Secret read
+    through an env var is only read at container start). One-way: it reveals nothing of the key."""
+    return secret_checksum(value, f"api-key/{namespace}/{deploy_name}")
 
 
 @dataclass(frozen=True)

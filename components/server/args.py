@@ -5,10 +5,35 @@ Every flag here comes from one key; config/rules.py refuses the same flag in ser
 
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 from ..config import EngineConfig, LoraConfig, ServingConfig
 from ..labels import MODEL_MOUNT, SERVER_PORT
 
 ADAPTERS_MOUNT = "/adapters"
+# The first vLLM release with --shutdown-timeout (vllm-project/vllm#34730, #36666): older servers
+# refuse the flag, and abort in-flight requests on SIGTERM whatever the pod's grace period.
+SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
+
+
+def image_release(tag: str) -> Optional[tuple[int, int, int]]:
+    """The vLLM release a tag such as v0.33.0 (or 0.33.0, v0.33.0-cu128) names; None for another tag."""
+    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)) if match else None
+
+
+def has_shutdown_timeout(tag: str) -> bool:
+    """Whether the image's vLLM takes --shutdown-timeout; a tag that names no release is taken as current."""
+    release = image_release(tag)
+    return release is None or release >= SHUTDOWN_TIMEOUT_SINCE
+
+
+def _shutdown_args(config: ServingConfig) -> list[str]:
+    seconds = config.server.shutdownTimeoutSeconds
+    if seconds == 0 or not has_shutdown_timeout(config.image.tag):
+        return []  # vLLM's default: abort in-flight requests on SIGTERM
+    return [f"--shutdown-timeout={seconds}"]
 
 
 def _engine_args(engine: EngineConfig) -> list[str]:
@@ -64,5 +89,6 @@ def server_args(config: ServingConfig) -> list[str]:
         *_engine_args(config.engine),
         *_pipeline_args(config),
         *_lora_args(config.lora),
+        *_shutdown_args(config),
         *config.server.extraArgs,
     ]

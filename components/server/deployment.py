@@ -19,6 +19,38 @@ from .args import adapter_mount, server_args
 PROBE_PERIOD_SECONDS = 10
 # Image pull and scheduling come on top of the model load before `pulumi up` may give up.
 ROLLOUT_MARGIN_MINUTES = 20
+# Set on the pod template: a change of the API key (or of the Secret holding it) rolls the pods.
+API_KEY_CHECKSUM_ANNOTATION = "vllm-serving/api-key-checksum"
+ENV_CHECKSUM_ANNOTATION = "vllm-serving/env-checksum"
+
+
+def rollout_step_seconds(config: ServingConfig) -> int:
+    """The longest one step of a rollout may take: an old pod drains and stops, then a new one is
+    scheduled, pulls the image and loads the model. It is the Deployment's progressDeadlineSeconds,
+    so a long load is not reported as ProgressDeadlineExceeded (Kubernetes' default: 600 s)."""
+    return config.termination_grace_seconds + config.server.startupTimeoutSeconds + ROLLOUT_MARGIN_MINUTES * 60
+
+
+def rollout_timeout_minutes(config: ServingConfig) -> int:
+    """How long `pulumi up` waits for the Deployment: one step per pod when they roll one by one."""
+    steps = 1 if config.rollout == "recreate" else max(config.max_replicas, 1)
+    return math.ceil(steps * rollout_step_seconds(config) / 60)
+
+
+def deployment_strategy(rollout: str) -> k8s.apps.v1.DeploymentStrategyArgs:
+    if rollout == "recreate":
+        # The old pods free their GPUs before the new ones start: no spare GPU is needed, and
+        # the server is down meanwhile.
+        return k8s.apps.v1.DeploymentStrategyArgs(type="Recreate")
+    surge = rollout == "surge"
+    return k8s.apps.v1.DeploymentStrategyArgs(
+        type="RollingUpdate",
+        # oneAtATime: stop one old pod, then start its replacement, so the others keep serving and
+        # no spare GPU is needed; surge: start one extra pod first, on a spare GPU.
+        rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+            max_surge=1 if surge else 0, max_unavailable=0 if surge else 1
+        ),
+    )
 
 
 def wait_for_downloads_script(expected: dict[str, str]) -> str:
@@ -45,6 +77,11 @@ class VllmServerArgs:
     adapters: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The Secret and key holding the API key, when the server requires one.
     api_key_secret: Optional[tuple[pulumi.Input[str], str]] = None
+    # A one-way checksum of the key's value (components/server/api_key.py); None when not known.
+    api_key_checksum: Optional[pulumi.Input[str]] = None
+    # When `env` is a Pulumi secret: the EnvSecret its values are read from, and their checksum.
+    env_secret_name: Optional[pulumi.Input[str]] = None
+    env_checksum: Optional[str] = None
 
 
 def _model_mounts(args: VllmServerArgs) -> list[k8s.core.v1.VolumeMountArgs]:
@@ -78,7 +115,7 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
                 ),
             )
         )
-    return [*defaults, *env_var_args(config.env)]
+    return [*defaults, *env_var_args(config.env, args.env_secret_name)]
 
 
 @dataclass(frozen=True)
@@ -90,7 +127,7 @@ class ServerLaunch:
     command: tuple[str, ...] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
     # None: the single-node command line, server_args(config).
     args: Optional[tuple[str, ...]] = None
-    # The OpenAI server's port and /health probes; a headless worker has neither.
+    # The OpenAI server's port, /health probes and the drain; a headless worker has none of them.
     serves_http: bool = True
     env: tuple[k8s.core.v1.EnvVarArgs, ...] = ()
     extra_limits: tuple[tuple[str, str], ...] = ()
@@ -145,6 +182,24 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         volume_mounts=[*_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
         security_context=_security_context(config, launch.add_capabilities),
         **(_health_probes(config) if launch.serves_http else {}),
+        lifecycle=_drain(config) if launch.serves_http else None,
+    )
+
+
+def _drain(config: ServingConfig) -> Optional[k8s.core.v1.LifecycleArgs]:
+    """Keep serving while a terminating pod leaves the Service's endpoints, then let vLLM finish.
+
+    A terminating pod is taken out of the ready endpoints at once, but kube-proxy and ingress
+    controllers learn of it a few seconds later: SIGTERM (which makes vLLM refuse new requests)
+    waits until they have. `exec sleep` because the `sleep` lifecycle action is beta only from
+    Kubernetes 1.30 and the program supports 1.29; the image has `sleep` (coreutils, Ubuntu-based;
+    the wait-for-model init container already runs it from the same image).
+    """
+    seconds = config.server.drainSeconds
+    if seconds == 0:
+        return None
+    return k8s.core.v1.LifecycleArgs(
+        pre_stop=k8s.core.v1.LifecycleHandlerArgs(exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(seconds)]))
     )
 
 
@@ -189,7 +244,7 @@ def pod_spec(
         service_account_name=server.serviceAccountName or None,
         security_context=dict(server.podSecurityContext) or None,
         image_pull_secrets=[{"name": name} for name in config.imagePullSecrets] or None,
-        termination_grace_period_seconds=60,
+        termination_grace_period_seconds=config.termination_grace_seconds,
         volumes=[
             k8s.core.v1.VolumeArgs(
                 name="model",
@@ -207,22 +262,25 @@ def pod_spec(
     )
 
 
+def _pod_annotations(args: VllmServerArgs) -> Optional[pulumi.Input[dict[str, pulumi.Input[str]]]]:
+    config = args.config
+    annotations: dict[str, pulumi.Input[str]] = {**scrape_annotations(config.metrics), **config.server.podAnnotations}
+    if args.api_key_checksum is not None:
+        annotations[API_KEY_CHECKSUM_ANNOTATION] = args.api_key_checksum
+    if args.env_checksum is not None:
+        annotations[ENV_CHECKSUM_ANNOTATION] = args.env_checksum
+    return annotations or None
+
+
 def pod_template(
     args: VllmServerArgs, labels: dict[str, str], spec: k8s.core.v1.PodSpecArgs
 ) -> k8s.core.v1.PodTemplateSpecArgs:
-    config = args.config
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            labels={**labels, **server_placement(config).labels},
-            annotations={**scrape_annotations(config.metrics), **config.server.podAnnotations} or None,
+            labels={**labels, **server_placement(args.config).labels}, annotations=_pod_annotations(args)
         ),
         spec=spec,
     )
-
-
-def rollout_minutes(config: ServingConfig) -> int:
-    """How long `pulumi up` waits for the server: the startup budget plus pulls and scheduling."""
-    return math.ceil(config.server.startupTimeoutSeconds / 60) + ROLLOUT_MARGIN_MINUTES
 
 
 class VllmServer(pulumi.ComponentResource):
@@ -241,7 +299,7 @@ class VllmServer(pulumi.ComponentResource):
         labels = common_labels(deploy_name, "server", config.image.tag)
         if warning := unconstrained_binding_warning(config):
             pulumi.log.warn(warning)
-        minutes = rollout_minutes(config)
+        rollout_minutes = rollout_timeout_minutes(config)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deploy_name, namespace=config.namespace, labels=labels),
@@ -249,16 +307,15 @@ class VllmServer(pulumi.ComponentResource):
                 # KEDA owns the replica count when it scales; Pulumi would reset it on every up.
                 replicas=None if config.autoscaling.enabled else config.replicaCount,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server")),
-                # A rolling update starts the new pod before stopping the old one, and waits forever
-                # for a spare GPU where none exists; Recreate frees the GPUs first.
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                strategy=deployment_strategy(config.rollout),
+                progress_deadline_seconds=rollout_step_seconds(config),
                 template=pod_template(args, labels, pod_spec(args, server_container(args))),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=list(depends_on),
                 # pulumi-kubernetes waits for the rollout; its 10-minute default is shorter than a model load.
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{minutes}m", update=f"{minutes}m"),
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{rollout_minutes}m", update=f"{rollout_minutes}m"),
             ),
         )
         self.register_outputs({"deploymentName": self.deployment.metadata.name})

@@ -26,7 +26,7 @@ from ..config import ServingConfig
 from ..labels import common_labels
 from ..storage.placement import unconstrained_binding_warning
 from .args import server_args
-from .deployment import ServerLaunch, VllmServerArgs, pod_spec, pod_template, rollout_minutes, server_container
+from .deployment import ServerLaunch, VllmServerArgs, pod_spec, pod_template, rollout_timeout_minutes, server_container
 
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
 # LWS labels every pod with its index in the group; the leader's is "0"
@@ -77,22 +77,25 @@ def _template(args: VllmServerArgs, labels: dict[str, str], launch: ServerLaunch
     return pod_template(args, labels, pod_spec(args, server_container(args, launch), host_network=host_network))
 
 
-# One group at a time, and never one more than the replicas: a new group starts only once an old
-# one has freed its nodes' GPUs (spare nodes of eight GPUs are rare), as the Deployment's Recreate
-# does for its pod. (LWS's only strategy type is RollingUpdate; these are also its defaults.)
-ROLLOUT_STRATEGY = {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": 1, "maxSurge": 0}}
+def rollout_strategy(config: ServingConfig) -> dict[str, Any]:
+    """server.rollout for a LeaderWorkerSet, whose only strategy type is RollingUpdate (groups, not
+    pods, are the units): recreate takes every group down first (maxUnavailable 100%); oneAtATime
+    stops one group, then starts its replacement, on the GPUs it freed; surge starts one extra
+    group first, on spare nodes."""
+    unavailable, surge = {"recreate": ("100%", 0), "oneAtATime": (1, 0), "surge": (0, 1)}[config.rollout]
+    return {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": unavailable, "maxSurge": surge}}
 
 
 def await_annotations(config: ServingConfig) -> dict[str, str]:
     """pulumi-kubernetes has no await logic for a LeaderWorkerSet; `pulumi.com/waitFor` makes it
     wait for LWS's Available condition (all groups ready and updated; the controller stamps the
     condition with the generation, so an update does not pass on the old one), for as long as
-    the Deployment's wait. With no replicas there is nothing to wait for."""
+    the Deployment's wait (one rollout step per group when they roll one by one). With no replicas there is nothing to wait for."""
     if config.replicaCount == 0:
         return {"pulumi.com/skipAwait": "true"}
     return {
         "pulumi.com/waitFor": "condition=Available",
-        "pulumi.com/timeoutSeconds": str(rollout_minutes(config) * 60),
+        "pulumi.com/timeoutSeconds": str(rollout_timeout_minutes(config) * 60),
     }
 
 
@@ -111,7 +114,7 @@ def leader_worker_set_spec(args: VllmServerArgs, labels: dict[str, str]) -> dict
             "leaderTemplate": _template(args, labels, leader),
             "workerTemplate": _template(args, labels, worker),
         },
-        "rolloutStrategy": ROLLOUT_STRATEGY,
+        "rolloutStrategy": rollout_strategy(config),
         # Workers start with the leader: their headless engines must join its rendezvous to load.
         "startupPolicy": "LeaderCreated",
     }

@@ -19,9 +19,10 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..checksum import secret_checksum
 from ..config import DownloadConfig, EnvVar, ImageConfig, ModelConfig, ModelSource
 from ..env import env_var_args
-from ..labels import common_labels
+from ..labels import VERSION_LABEL, common_labels
 from .placement import PodPlacement
 
 # The pod-side payload stays in components/scripts/ (one level up from this package).
@@ -44,14 +45,19 @@ def download_scripts() -> dict[str, str]:
     }
 
 
-def source_env(source: ModelSource, parallelism: int) -> list[k8s.core.v1.EnvVarArgs]:
-    """The source's pod environment as Kubernetes EnvVars; Secret keys by reference only."""
+def source_env(
+    source: ModelSource, parallelism: int, secret_name: Optional[pulumi.Input[str]] = None
+) -> list[k8s.core.v1.EnvVarArgs]:
+    """The source's pod environment as Kubernetes EnvVars; Secret keys by reference only.
+
+    secret_name: the source's Secret as the SecretCheck hands it out (resolving only once its keys
+    were checked); the plain name from config without a check."""
     return [
         k8s.core.v1.EnvVarArgs(
             name=env.name,
             value_from=k8s.core.v1.EnvVarSourceArgs(
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                    name=source.secret_name, key=env.secret_key, optional=env.optional or None
+                    name=secret_name or source.secret_name, key=env.secret_key, optional=env.optional or None
                 )
             ),
         )
@@ -77,6 +83,10 @@ class ModelDownloadArgs:
     name_prefix: str = ""
     # Where the Job's pod may run (placement.py, download_placement).
     placement: PodPlacement = field(default_factory=PodPlacement)
+    # The source's Secret name, gated on the SecretCheck (None: read it from config unchecked).
+    checked_secret_name: Optional[pulumi.Input[str]] = None
+    # When `env` is a Pulumi secret: the EnvSecret its values are read from.
+    env_secret_name: Optional[pulumi.Input[str]] = None
 
     @property
     def source(self) -> ModelSource:
@@ -97,6 +107,12 @@ class ModelDownloadArgs:
     def labels(self) -> dict[str, str]:
         return common_labels(self.deploy_name, "download", self.server_image.tag)
 
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """The pod template's labels, without the server's version: the template is immutable, so a
+        label that changes with image.tag would replace a Job whose image did not change."""
+        return {key: value for key, value in self.labels.items() if key != VERSION_LABEL}
+
 
 def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.ContainerArgs:
     model, download = args.model, args.download
@@ -105,8 +121,11 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         k8s.core.v1.EnvVarArgs(name="MODEL_DIR", value=_in_volume(model.model_dir)),
         k8s.core.v1.EnvVarArgs(name="VERSIONS_DIR", value=_in_volume(model.volume.subPath)),
         k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=fingerprint),
+        # Whose versions prune_versions.sh may remove: this download's (model or adapter, in this
+        # namespace) only, so stacks sharing a claim and a sub-path never prune each other's.
+        k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=f"{args.namespace}/{args.prefix}"),
         k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-        *source_env(args.source, download.parallelism),
+        *source_env(args.source, download.parallelism, args.checked_secret_name),
     ]
     # The stack's env (proxies, mirrors) reaches the Job too, but never in place of the Job's own
     # variables: an HF_HOME meant for the server's cache would point the download at a read-only path.
@@ -116,7 +135,7 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         image=args.image,
         image_pull_policy=args.server_image.pullPolicy,
         command=["sh", f"{SCRIPTS_MOUNT}/job.sh"],
-        env=[*own_env, *env_var_args([var for var in args.env if var.name not in own_names])],
+        env=[*own_env, *env_var_args([var for var in args.env if var.name not in own_names], args.env_secret_name)],
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": download.cpu, "memory": download.memory},
             limits={"memory": download.memory},
@@ -144,7 +163,7 @@ def _job_spec(
         # Stop the pod when `pulumi up` stops waiting, so nothing downloads unobserved.
         active_deadline_seconds=download.timeoutMinutes * 60,
         template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels={**args.labels, **args.placement.labels}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels={**args.pod_labels, **args.placement.labels}),
             spec=k8s.core.v1.PodSpecArgs(
                 restart_policy="Never",
                 node_selector=args.placement.node_selector or None,
@@ -178,6 +197,15 @@ def _job_spec(
     )
 
 
+def _hashable_env(var: EnvVar, secret: bool) -> dict:
+    """An env entry as the Job's name hash sees it: a secret value only through a one-way checksum,
+    since the name is in plain text everywhere."""
+    entry = var.model_dump(mode="json")
+    if secret and var.value is not None:
+        entry["value"] = secret_checksum(var.value, f"env/{var.name}")
+    return entry
+
+
 def _job_hash(args: ModelDownloadArgs, fingerprint: str, scripts_hash: str) -> str:
     """The Job's pod template is immutable, so any change replaces the Job. Naming it from its
     inputs gives the replacement a fresh name: Pulumi creates it before deleting the old one."""
@@ -187,7 +215,7 @@ def _job_hash(args: ModelDownloadArgs, fingerprint: str, scripts_hash: str) -> s
         "image": args.image,
         "pullPolicy": args.server_image.pullPolicy,
         "download": args.download.model_dump(mode="json"),
-        "env": [var.model_dump(mode="json") for var in args.env],
+        "env": [_hashable_env(var, args.env_secret_name is not None) for var in args.env],
         "secret": args.model.secret_name,
         "imagePullSecrets": args.image_pull_secrets,
         "volume": [args.claim_name_in_config, args.model.model_dir],

@@ -2,8 +2,8 @@
 
 `Secret.get` is a Pulumi read: at `pulumi preview` it asks the cluster for the Secret, and a
 Secret that does not exist fails the preview with the provider's "not found". Present but
-without the key the source needs, it fails here with the key named. The values are never
-looked at, only the key names.
+without the key the source needs, it fails here with the key named. Only the key names are
+looked at here; the server takes a one-way checksum of its API key's value from `data`.
 """
 
 from __future__ import annotations
@@ -62,18 +62,32 @@ def _missing_keys(need: SecretNeed, namespace: str, data: Optional[dict]) -> Non
 
 
 class SecretCheck(pulumi.ComponentResource):
-    """`checked`: resources that exist only once every referenced Secret was read; depend on them."""
+    """Reads each referenced Secret and checks its keys.
 
-    checked: list[pulumi.Resource]
+    `gate(secret)`: the Secret's name as an Output that resolves only once every check passed.
+    Whatever reads a Secret takes its name from here, so the engine cannot register it before
+    the check: when a key is missing, the check's error fails those resources' registration too,
+    and `pulumi up --skip-preview` stops with nothing that reads a Secret created (a Job whose pod
+    cannot start never fails, it would wait for its deadline). `data(secret)`: what was read.
+    """
 
     def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:SecretCheck", name, None, opts)
-        self.checked = []
         namespace = config.namespace
+        self._data: dict[str, pulumi.Output[dict]] = {}
+        checks = []
         for need in grouped_needs(config):
             secret = k8s.core.v1.Secret.get(
                 f"{name}-{need.secret}", f"{namespace}/{need.secret}", opts=pulumi.ResourceOptions(parent=self)
             )
-            secret.data.apply(lambda data, need=need: _missing_keys(need, namespace, data))
-            self.checked.append(secret)
+            self._data[need.secret] = secret.data
+            checks.append(secret.data.apply(lambda data, need=need: _missing_keys(need, namespace, data)))
+        self._passed = pulumi.Output.all(*checks)
         self.register_outputs({})
+
+    def gate(self, secret: str) -> pulumi.Output[str]:
+        # The name comes from config, not from the read: it is no secret even where the data is.
+        return pulumi.Output.unsecret(self._passed.apply(lambda _: secret))
+
+    def data(self, secret: str) -> pulumi.Output[dict]:
+        return self._data[secret]

@@ -68,10 +68,15 @@ class GitStore:
 
 class GitServer(RecordingServer):
     def __init__(self, store: GitStore, token: Optional[str] = None, protocol_v2: bool = True,
-                 allow_sha_in_want: bool = True):
+                 allow_sha_in_want: bool = True, echo_token: bool = False):
         super().__init__(_GitHandler)
         self.store = store
         self.token = token
+        # A hostile LFS server that puts the credentials it was sent into its error messages.
+        self.echo_token = echo_token
+        # Where the batch API sends clients for the objects: this server, or a faster one serving
+        # the store's lfs/ directory at /lfs/objects/ (the throughput benchmark's nginx).
+        self.object_url: Optional[str] = None
         # Protocol v0 without allowReachableSHA1InWant refuses to serve commits no ref points
         # at, as older servers do; GitHub and GitLab serve any reachable commit.
         self.protocol_v2 = protocol_v2
@@ -196,13 +201,18 @@ class _GitHandler(RecordingHandler):
     def lfs_batch(self, body: bytes) -> None:
         request = json.loads(body)
         objects = []
+        echoed = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:] or b"").decode()
         for item in request.get("objects", []):
             oid = item["oid"]
-            if oid in self.server.store.objects:
+            if self.server.echo_token:
+                objects.append({"oid": oid, "size": item["size"],
+                                "error": {"code": 404, "message": f"Object does not exist for {echoed} "
+                                                         f"({self.headers.get('Authorization', '')})"}})
+            elif oid in self.server.store.objects:
                 objects.append({
                     "oid": oid, "size": item["size"], "authenticated": True,
                     "actions": {"download": {
-                        "href": f"{self.server.url}/lfs/objects/{oid}",
+                        "href": f"{self.server.object_url or self.server.url}/lfs/objects/{oid}",
                         "header": {"Authorization": f"RemoteAuth {self.server.object_auth}"},
                         "expires_in": 3600,
                     }},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class RecordingServer(ThreadingHTTPServer):
         self.completed: list[str] = []  # names of files sent in full
         self.sent: dict[str, int] = {}  # bytes sent per name, over all requests
         self.stalls: dict[str, Stall] = {}
+        # name -> bytes after which every response for it is cut: the connection is closed mid-file.
+        self.cuts: dict[str, int] = {}
         self.lock = threading.Lock()
         # A short poll interval: stop() waits for the loop to notice, once per test.
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -150,10 +153,18 @@ class RecordingHandler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         stall = self.server.stalls.get(name)
+        cut = self.server.cuts.get(name)
         with path.open("rb") as handle:
             offset, remaining = start, end - start + 1
             while remaining > 0:
                 count = min(CHUNK if stall else 64 * CHUNK, remaining)
+                if cut is not None and offset + count > cut:
+                    if cut > offset:
+                        self.connection.sendfile(handle, offset, cut - offset)
+                    # A server that goes away mid-file: the client sees fewer bytes than announced.
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if stall and offset + count > stall.after >= offset:
                     count = max(stall.after - offset, 0)
                     if count == 0:

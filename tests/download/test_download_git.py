@@ -270,3 +270,72 @@ def test_nothing_outlives_the_run(server, busybox_downloader):
         if session == process.pid:
             leftovers.append(stat)
     assert leftovers == []
+
+
+@pytest.fixture(scope="module")
+def full_repo(tmp_path_factory):
+    """A repository shaped like a Meta one: safetensors shards with their index, a .bin copy,
+    the original/ checkpoint and a nested checkpoint, all in LFS."""
+    require_tool("git", "git-lfs")
+    import json
+
+    from .git_fake import GitStore, RepoBuilder
+
+    root = tmp_path_factory.mktemp("git-full")
+    numbers = iter(range(100, 1000))
+
+    def make(size: int) -> Path:
+        number = next(numbers)
+        return write_random(root / "sources" / str(number), size, number)
+
+    index = root / "sources" / "index.json"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    files = {
+        "config.json": make(300), "tokenizer.json": make(20_000), "README.md": make(500),
+        "model-00001-of-00002.safetensors": make(MiB), "model-00002-of-00002.safetensors": make(MiB),
+        "model.safetensors.index.json": index, "pytorch_model.bin": make(2 * MiB),
+        "original/consolidated.00.pth": make(2 * MiB), "original/params.json": make(100),
+        "checkpoint-500/model-00001-of-00002.safetensors": make(MiB),
+    }
+    store = GitStore(root / "store")
+    RepoBuilder(store, "full", lfs_patterns=("*.safetensors", "*.bin", "*.pth")).commit(files, "all")
+    return store, files
+
+
+SELECTED = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json", "tokenizer.json"]
+
+
+def test_only_the_selected_lfs_objects_are_fetched(full_repo, git_server_factory, busybox_downloader):
+    """The rule every source shares: the .bin copy, original/ and the nested checkpoint's objects are
+    never requested (config.json anchored at the top does not pull checkpoint-500/ either), and the
+    directory holds exactly the selection, no pointer file of an unselected weight."""
+    store, files = full_repo
+    server = git_server_factory(store)
+    result = busybox_downloader.run(**git_env(server.repo_url("full")))
+    assert result.returncode == 0, result.output
+    assert model_files(busybox_downloader) == Repo.checksums({name: files[name] for name in SELECTED})
+    fetched = {r.path.rsplit("/", 1)[-1] for r in server.object_requests()}
+    assert fetched == {oid(files[name]) for name in SELECTED if name.endswith(".safetensors")}
+    assert "5 files selected" in result.stdout
+
+
+def test_git_files_override_the_rule(full_repo, git_server_factory, busybox_downloader):
+    store, files = full_repo
+    server = git_server_factory(store)
+    result = busybox_downloader.run(**git_env(server.repo_url("full"), GIT_FILES="config.json,original/*"))
+    assert result.returncode == 0, result.output
+    chosen = ["config.json", "original/consolidated.00.pth", "original/params.json"]
+    assert model_files(busybox_downloader) == Repo.checksums({name: files[name] for name in chosen})
+    assert {r.path.rsplit("/", 1)[-1] for r in server.object_requests()} == {oid(files["original/consolidated.00.pth"])}
+
+
+def test_git_files_matching_nothing_fails_naming_the_setting(full_repo, git_server_factory, busybox_downloader):
+    store, _ = full_repo
+    server = git_server_factory(store)
+    result = busybox_downloader.run(**git_env(server.repo_url("full"), GIT_FILES="*.gguf"))
+    assert result.returncode != 0
+    assert result.last_error_line.endswith("FILES entry '*.gguf' matches no file of the repository (model.git.files)")
+    assert server.object_requests() == []

@@ -40,7 +40,7 @@ def model_files(downloader):
     return {k: v for k, v in tree_checksums(downloader.model_dir).items() if not k.startswith(".vllm-serving")}
 
 
-def test_copies_every_object_under_the_prefix(s3_server, bucket, busybox_downloader):
+def test_copies_the_selected_objects_under_the_prefix(s3_server, bucket, busybox_downloader):
     expected, key, secret = bucket
     result = busybox_downloader.run(**s3_env(s3_server, key, secret))
     assert result.returncode == 0, result.output
@@ -131,3 +131,44 @@ def test_invalid_concurrency_is_refused(s3_server, bucket, busybox_downloader):
     result = busybox_downloader.run(**s3_env(s3_server, key, secret, S3_CONCURRENCY="0"))
     assert result.returncode != 0
     assert "S3_CONCURRENCY=0 is not a positive integer" in result.last_error_line
+
+
+@pytest.fixture
+def full_bucket(s3_server, random_file):
+    """A prefix holding a whole Hub-style repository: safetensors and a .bin copy, original/."""
+    import json
+
+    index = random_file("index", 1)
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    files = {
+        "config.json": random_file("config.json", 500), "tokenizer.json": random_file("tok", 20_000),
+        "README.md": random_file("readme", 300),
+        "model-00001-of-00002.safetensors": random_file("w1", MiB),
+        "model-00002-of-00002.safetensors": random_file("w2", MiB),
+        "model-stale.safetensors": random_file("stale", MiB),  # not in the index: vLLM drops it
+        "model.safetensors.index.json": index, "pytorch_model.bin": random_file("bin", 2 * MiB),
+        "original/consolidated.00.pth": random_file("pth", 2 * MiB), "original/params.json": random_file("p", 100),
+    }
+    s3_server.upload("models", "full", files)
+    s3_server.clear()
+    return files
+
+
+def test_only_the_selected_keys_are_copied(s3_server, full_bucket, busybox_downloader):
+    """The rule every source shares, the index's weight_map included."""
+    result = busybox_downloader.run(**s3_env(s3_server, s3_server.access_key, s3_server.secret_key,
+                                             url="s3://models/full"))
+    assert result.returncode == 0, result.output
+    chosen = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+              "model.safetensors.index.json", "tokenizer.json"]
+    assert model_files(busybox_downloader) == {name: sha256_file(full_bucket[name]) for name in chosen}
+    assert {r.path.split("/", 3)[3] for r in s3_server.object_gets()} == set(chosen)
+    assert "5 of 10 objects selected" in result.stdout
+
+
+def test_s3_files_override_the_rule(s3_server, full_bucket, busybox_downloader):
+    result = busybox_downloader.run(**s3_env(s3_server, s3_server.access_key, s3_server.secret_key,
+                                             url="s3://models/full", S3_FILES="original/*"))
+    assert result.returncode == 0, result.output
+    assert sorted(model_files(busybox_downloader)) == ["original/consolidated.00.pth", "original/params.json"]

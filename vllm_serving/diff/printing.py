@@ -83,8 +83,12 @@ def _consequence(change: ResourceChange) -> list[str]:
             # Both workloads exist for a while: the new pods need GPUs beside the old ones.
             lines.append("restarts the server pods: the new pods start while the old ones still hold their GPUs")
     elif change.restarts and change.action == "update":
-        strategy = (((change.new or {}).get("manifest") or {}).get("spec", {}).get("strategy") or {}).get("type")
-        detail = ": every server pod stops before the new ones start" if strategy == "Recreate" else ""
+        strategy = ((change.new or {}).get("manifest") or {}).get("spec", {}).get("strategy") or {}
+        detail = ""
+        if strategy.get("type") == "Recreate":
+            detail = ": every server pod stops before the new ones start"
+        elif (strategy.get("rollingUpdate") or {}).get("maxSurge") == 0:
+            detail = ": one at a time, each stopping before its replacement starts"
         lines.append(f"restarts the server pods{detail}")
     if change.has(REFUSED):
         lines.append("Kubernetes will refuse this update: " + "; ".join(sorted({

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerate the lock files from pyproject.toml after changing a pin there. Every install path
+# (scripts/bootstrap.sh, `pulumi install` through Pulumi.yaml, .ci/run, the workflows) installs
+# from these files with pip's hash checking, so what runs is exactly what was locked.
+#
+#   requirements-dev.txt       every extra (tests and lint): the one resolution the others follow
+#   requirements.txt           rendering and `pulumi up`; the file Pulumi's pip toolchain reads
+#   requirements-verify.txt    requirements.txt + `vllm-serving verify` (openai)
+#   requirements-validate.txt  requirements.txt + `render --validate` (kubernetes-validate)
+#   requirements-policy.txt    the policy pack's own venv (policy/.venv), from policy/requirements.txt
+#   requirements-uv.txt        the installer itself: scripts/bootstrap.sh installs uv from it
+#
+# To move to another uv release, edit its pin in requirements-uv.txt and run this script.
+#
+# The smaller locks are resolved under the constraints of requirements-dev.txt, so a package has
+# the same version in every file and installing one lock over another never changes a version.
+# Resolution is universal (every platform's wheels are hashed) for Python >= 3.11.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UV_VERSION="$(sed -n 's/^uv==\([^ ]*\).*/\1/p' "$ROOT/requirements-uv.txt")"
+
+uv="$(command -v uv || true)"
+if [ -z "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  tools="${TMPDIR:-/tmp}/vllm-serving-lock-uv-$UV_VERSION"
+  [ -x "$tools/bin/uv" ] || { python3 -m venv "$tools" && "$tools/bin/python" -m pip install -q "uv==$UV_VERSION"; }
+  uv="$tools/bin/uv"
+fi
+
+cd "$ROOT"
+# pip is locked too: bootstrap.sh creates .venv without running ensurepip (~20 s on a busy 2-core
+# machine) and installs this pip, which Pulumi's pip toolchain needs in the venv.
+compile() {
+  local source="$1" output="$2"
+  shift 2
+  echo "locking $output" >&2
+  echo pip | "$uv" pip compile "$source" - --quiet --universal --python-version 3.11 --generate-hashes \
+    --no-emit-package vllm-serving --custom-compile-command scripts/lock.sh --output-file "$output" "$@"
+}
+compile pyproject.toml requirements-dev.txt --extra lint
+compile pyproject.toml requirements.txt --constraint requirements-dev.txt
+compile pyproject.toml requirements-verify.txt --constraint requirements-dev.txt --extra verify
+compile pyproject.toml requirements-validate.txt --constraint requirements-dev.txt --extra validate
+compile policy/requirements.txt requirements-policy.txt --constraint requirements-dev.txt
+echo "locking requirements-uv.txt" >&2
+echo "uv==$UV_VERSION" | "$uv" pip compile - --quiet --universal --python-version 3.11 --generate-hashes \
+  --custom-compile-command scripts/lock.sh --output-file requirements-uv.txt
