@@ -30,7 +30,8 @@ from .storage.volume import ModelVolume, ModelVolumeArgs
 
 class VllmServing(pulumi.ComponentResource):
     """Outputs: `endpoint`, `openai_base_url`, `served_model_name`, `verify_commands`,
-    `external_base_url` (empty when the model is not exposed outside the cluster)."""
+    `external_base_url` (empty when the model is not exposed outside the cluster),
+    `download_logs_command` (empty when the model is not downloaded)."""
 
     def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("vllm-serving:index:VllmServing", name, None, opts)
@@ -277,7 +278,14 @@ class VllmServing(pulumi.ComponentResource):
         self.verify_commands = pulumi.Output.all(self.openai_base_url, key_ref).apply(
             lambda values: verify_commands(values[0], deploy_name, namespace, values[1])
         )
+        # The Job's name is a hash of its inputs; this saves looking it up. Empty without a download.
+        self.download_logs_command: pulumi.Input[str] = (
+            self.download.job.metadata.name.apply(lambda job: f"kubectl logs -n {namespace} -f job/{job}")
+            if self.download
+            else ""
+        )
         self.register_outputs({
+            "downloadLogsCommand": self.download_logs_command,
             "endpoint": self.endpoint,
             "openaiBaseUrl": self.openai_base_url,
             "servedModelName": self.served_model_name,

@@ -139,7 +139,7 @@ def test_pod_monitor_selects_the_server_pods():
 
 def test_monitor_interval_must_be_a_duration():
     found = problems({"model": HF_MODEL, "metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}})
-    assert "'often' is not a duration" in found["metrics.serviceMonitor.interval"]
+    assert "'often' is not a Prometheus duration" in found["metrics.serviceMonitor.interval"]
 
 
 def test_scrape_annotations_on_the_server_pods():
@@ -237,7 +237,7 @@ def test_network_policy_with_no_list_admits_its_own_namespace():
 
 def test_network_policy_namespaces_must_be_namespace_names():
     found = problems({"model": HF_MODEL, "networkPolicy": {"enabled": True, "allowedNamespaces": ["ok", "Not_OK"]}})
-    assert found["networkPolicy.allowedNamespaces.1"] == "'Not_OK' is not a namespace name"
+    assert found["networkPolicy.allowedNamespaces[1]"] == "'Not_OK' is not a namespace name"
 
 
 # --- the CRD schemas refuse what the cluster would ------------------------------------------------

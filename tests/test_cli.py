@@ -23,9 +23,10 @@ def test_render_prints_every_resource_as_multi_document_yaml():
     result = run_cli("render", "codellama-7b")
     assert result.returncode == 0, result.stderr
     documents = list(yaml.safe_load_all(result.stdout))
-    assert [d["kind"] for d in documents] == ["ConfigMap", "PersistentVolumeClaim", "Job", "Deployment", "Service"]
+    # In reading order: what serves and how it is reached first, the download scripts last.
+    assert [d["kind"] for d in documents] == ["Deployment", "Service", "PersistentVolumeClaim", "Job", "ConfigMap"]
     # Kubernetes' own field names, not the Python SDK's.
-    assert "apiVersion" in documents[1] and "accessModes" in documents[1]["spec"]
+    assert "apiVersion" in documents[2] and "accessModes" in documents[2]["spec"]
     assert "api_version" not in result.stdout and "access_modes" not in result.stdout
 
 
@@ -35,8 +36,9 @@ def test_render_accepts_a_path_and_writes_one_file_per_resource(tmp_path):
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert len(files) == 5
-    assert files[1].startswith("02-persistentvolumeclaim-mistral-7b-model")
-    assert yaml.safe_load((tmp_path / "out" / files[-1]).read_text())["kind"] == "Service"
+    assert files[0].startswith("01-deployment-mistral-7b")
+    assert files[2].startswith("03-persistentvolumeclaim-mistral-7b-model")
+    assert yaml.safe_load((tmp_path / "out" / files[-1]).read_text())["kind"] == "ConfigMap"
 
 
 def test_render_validate_passes_for_the_example():

@@ -153,17 +153,17 @@ def test_pull_policy_from_the_kubernetes_set():
 
 def test_at_least_one_gpu():
     found, _ = problems(with_changes(resources={"limits": {"nvidia.com/gpu": 0}}))
-    assert "at least 1" in found["resources.limits.nvidia.com/gpu"]
+    assert "at least 1" in found['resources.limits["nvidia.com/gpu"]']
 
 
 def test_env_needs_a_value_or_a_reference():
     found, _ = problems(with_changes(env=[{"name": "HTTP_PROXY"}]))
-    assert "exactly one of value or valueFrom" in found["env.0"]
+    assert "exactly one of value or valueFrom" in found["env[0]"]
 
 
 def test_env_name_must_be_valid():
     found, _ = problems(with_changes(env=[{"name": "1 BAD", "value": "x"}]))
-    assert "not a valid environment variable name" in found["env.0.name"]
+    assert "not a valid environment variable name" in found["env[0].name"]
 
 
 def test_sub_path_stays_inside_the_volume():

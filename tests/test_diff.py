@@ -124,7 +124,7 @@ def test_a_model_change_replaces_the_download_job_and_restarts_the_server(repo):
     code, out, _ = run_diff(repo, "codellama-7b")
 
     assert code == 1
-    assert out.splitlines()[1] == "2 to change (1 replace); server pods restart"
+    assert out.splitlines()[1] == "2 to change (1 replace); server pods restart; outputs change"
     heading, lines = block(out, "+- Job ")
     # One Pulumi resource whose Kubernetes name, derived from its inputs, changes: a replacement.
     names = re.fullmatch(
@@ -133,6 +133,7 @@ def test_a_model_change_replaces_the_download_job_and_restarts_the_server(repo):
         heading,
     )
     assert names and names.group(1) != names.group(2)
+    # The new Job's name changes downloadLogsCommand, hence "outputs change".
     assert lines[0] == "replace: create the new Job, then delete the old one"
     assert (
         '~ spec.template.spec.containers[download].env[HF_MODEL_ID].value: '
@@ -169,7 +170,7 @@ def test_a_volume_access_mode_and_storage_class_change_replaces_the_claim(repo):
     assert code == 1
     # The Job and the server pods lose the single-node volume's pod affinity (components/storage/placement.py):
     # the Job, whose template is immutable, gets a new name, and the server pods restart.
-    assert out.splitlines()[1] == "3 to change (2 replace); server pods restart"
+    assert out.splitlines()[1] == "3 to change (2 replace); server pods restart; outputs change"
     _, lines = block(out, "+- PersistentVolumeClaim default/codellama-7b-model ")
     # Same name, same namespace: the old claim has to go before the new one can exist.
     assert lines[0] == "replace: delete the old PersistentVolumeClaim first, then create the new one"

@@ -106,7 +106,7 @@ def test_a_faster_stated_load_rate_makes_the_budget_enough():
 )
 def test_extra_args_cannot_override_what_the_program_sets(argument, key):
     found = problems({"model": HF_MODEL, "server": {"extraArgs": ["--max-model-len=8192", argument]}})
-    assert key in found["server.extraArgs.1"]
+    assert key in found["server.extraArgs[1]"]
 
 
 # --- the pruning of superseded versions, run for real -----------------------------------------

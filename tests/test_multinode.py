@@ -169,8 +169,8 @@ def test_launch_flags_and_autoscaling_are_refused_with_several_nodes():
         TWO_NODES, server__extraArgs=["--nnodes=4", "--master_port=1234"],
         autoscaling={"enabled": True, "prometheusAddress": "http://prometheus:9090"},
     ))
-    assert found["server.extraArgs.0"].startswith("--nnodes is set by this program for a multi-node group")
-    assert found["server.extraArgs.1"].startswith("--master-port is set by this program")
+    assert found["server.extraArgs[0]"].startswith("--nnodes is set by this program for a multi-node group")
+    assert found["server.extraArgs[1]"].startswith("--master-port is set by this program")
     assert "LeaderWorkerSet" in found["autoscaling.enabled"]
 
 

@@ -88,7 +88,7 @@ def test_a_placement_change_renames_the_job():
 def test_download_tolerations_are_checked_like_the_servers():
     with pytest.raises(ConfigError) as error:
         render_values(with_volume(["ReadWriteOnce"], download={"tolerations": [{"key": "x", "efect": "NoSchedule"}]}))
-    assert "vllm-serving:download.tolerations.0.efect: unknown key" in str(error.value)
+    assert "vllm-serving:download.tolerations[0].efect: unknown key" in str(error.value)
 
 
 def test_read_write_once_pod_cannot_be_combined_with_other_modes():

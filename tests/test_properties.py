@@ -628,7 +628,7 @@ def _replicas_on_single_node_volume(draw, values):
 
 def _bad_gpu_count(draw, values):
     values["resources"]["limits"]["nvidia.com/gpu"] = draw(st.sampled_from([0, -1, "0.5", "one", 1.5]))
-    return "resources.limits.nvidia.com/gpu"
+    return 'resources.limits["nvidia.com/gpu"]'
 
 
 def _unpinned_tag(draw, values):
@@ -673,12 +673,12 @@ def _bad_env(draw, values):
     kind = draw(st.sampled_from(["name", "both", "neither"]))
     if kind == "name":
         env.append({"name": draw(st.sampled_from(["1X", "A B", "", "X=Y"])), "value": "1"})
-        return f"env.{index}.name"
+        return f"env[{index}].name"
     if kind == "both":
         env.append({"name": "X_BOTH", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}})
     else:
         env.append({"name": "X_NEITHER"})
-    return f"env.{index}"
+    return f"env[{index}]"
 
 
 def _out_of_range(draw, values):
@@ -696,7 +696,7 @@ def _out_of_range(draw, values):
 
 def _bad_toleration(draw, values):
     _set(values, "server.tolerations", [{"key": "x", "operator": draw(st.sampled_from(["Sometimes", "exists"]))}])
-    return "server.tolerations.0.operator"
+    return "server.tolerations[0].operator"
 
 
 def _extra_args_override(draw, values):
@@ -709,7 +709,7 @@ def _extra_args_override(draw, values):
     extra = values.setdefault("server", {}).setdefault("extraArgs", [])
     index = draw(st.integers(0, len(extra)))
     extra[index:index] = override
-    return f"server.extraArgs.{index}"
+    return f"server.extraArgs[{index}]"
 
 
 def _plain_api_key(draw, values):
@@ -814,7 +814,7 @@ def test_extra_args_cannot_change_the_tensor_parallel_size_by_another_spelling()
     try:
         rendering = render_values(values)
     except ConfigError as error:
-        assert "server.extraArgs.0" in str(error)
+        assert "server.extraArgs[0]" in str(error)
         return
     server = named(pod_spec(rendering.one("Deployment").inputs)["containers"], "vllm")
     assert tensor_parallel_size(server) == "1"

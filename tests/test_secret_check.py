@@ -106,4 +106,4 @@ def test_an_adapter_secret_is_checked_like_the_model_one():
     values = {"model": HF_MODEL, "lora": {"adapters": [adapter]}}
     with pytest.raises(ConfigError) as caught:
         render_config(engine_config(values), [], existing_secrets={"git-token": []})
-    assert caught.value.problems[0][0] == "lora.adapters.0.git.existingSecret"
+    assert caught.value.problems[0][0] == "lora.adapters[0].git.existingSecret"

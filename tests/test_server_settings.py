@@ -81,7 +81,10 @@ def test_tensor_times_pipeline_must_equal_the_gpus():
 def test_a_flag_both_typed_and_in_extra_args_names_both_keys():
     raw = {"model": HF_MODEL, "engine": {"maxModelLen": 4096}, "server": {"extraArgs": ["--max-model-len=8192"]}}
     found = problems(raw)
-    assert found["server.extraArgs.0"] == "--max-model-len is also given by engine.maxModelLen; set it in one place (the typed key)"
+    assert found["server.extraArgs[0]"] == (
+        "--max-model-len is also set by engine.maxModelLen, the typed key for it; "
+        "remove it from server.extraArgs and keep engine.maxModelLen"
+    )
 
 
 def test_an_untyped_flag_in_extra_args_alone_is_fine():
@@ -91,7 +94,7 @@ def test_an_untyped_flag_in_extra_args_alone_is_fine():
 
 def test_api_key_on_the_command_line_is_refused():
     found = problems({"model": HF_MODEL, "server": {"extraArgs": ["--api-key=abc"]}})
-    assert "apiKey" in found["server.extraArgs.0"]
+    assert "apiKey" in found["server.extraArgs[0]"]
 
 
 LORA = {
@@ -130,16 +133,16 @@ def test_lora_adapter_rules():
         {"name": "codellama-7b", "source": "git", "git": {"url": "https://g/x.git"}},
     ]}
     found = problems({"model": HF_MODEL, "lora": lora})
-    assert found["lora.adapters.0.huggingface.id"] == 'required when source is "huggingface"'
-    assert "used twice" in found["lora.adapters.1.name"]
-    assert found["lora.adapters.1.s3.existingSecret"] == 'required when source is "s3"'
-    assert "adapter and model names must differ" in found["lora.adapters.2.name"]
+    assert found["lora.adapters[0].huggingface.id"] == 'required when source is "huggingface"'
+    assert "used twice" in found["lora.adapters[1].name"]
+    assert found["lora.adapters[1].s3.existingSecret"] == 'required when source is "s3"'
+    assert "adapter and model names must differ" in found["lora.adapters[2].name"]
 
 
 def test_lora_adapter_name_must_be_short_and_dns_safe():
     lora = {"adapters": [{"name": "Bad_Name", "source": "git", "git": {"url": "https://g/x.git"}}]}
     found = problems({"model": HF_MODEL, "lora": lora})
-    assert "not a valid adapter name" in found["lora.adapters.0.name"]
+    assert "not a valid adapter name" in found["lora.adapters[0].name"]
 
 
 def test_api_key_from_a_pulumi_secret_is_stored_in_a_secret_never_in_plain_text():

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from components.config import ConfigError
 
-from .manifests import file_name, normalize, ordered, to_yaml
+from .manifests import SelectionError, file_name, in_reading_order, normalize, ordered, select, to_yaml
 from .render import render, rendering_as_json
 from .stack_file import StackFileError, stack_path
 
@@ -22,14 +22,17 @@ def _render_command(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(rendering_as_json(rendering), indent=2) + "\n")
         return 0
-    manifests = [ordered(normalize(m)) for m in rendering.manifests]
+    every = [ordered(normalize(m)) for m in rendering.manifests]
+    manifests = select(in_reading_order(every), args.kind, args.name)
     if args.validate:
-        from .validate import validate_manifests
+        from .validate import validate_manifests, validation_summary
 
-        failures = validate_manifests(manifests)
+        # Every manifest of the stack, whatever is printed: a filter must not hide a broken one.
+        failures = validate_manifests(every)
         if failures:
             print("\n".join(failures), file=sys.stderr)
             return 1
+        print(validation_summary(every), file=sys.stderr)
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
@@ -59,6 +62,14 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
         "e.g. __main__.py in a project made from templates/vllm-serving",
     )
     render_parser.add_argument("-o", "--output", metavar="DIR", help="write one file per resource into DIR")
+    render_parser.add_argument(
+        "--kind", action="append", default=[], metavar="KIND",
+        help="only manifests of this kind (e.g. Deployment; case ignored); repeat for several",
+    )
+    render_parser.add_argument(
+        "--name", action="append", default=[], metavar="NAME",
+        help="only manifests with this metadata.name; repeat for several; with --kind, both must match",
+    )
     render_parser.add_argument(
         "--validate",
         action="store_true",
@@ -98,7 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, StackFileError) as error:
+    except (ConfigError, StackFileError, SelectionError) as error:
         print(bounded(f"error: {error}"), file=sys.stderr)
     except Exception as error:  # noqa: BLE001 - the one place where anything unexpected is caught
         print(bounded(f"error: {unexpected(error)}"), file=sys.stderr)

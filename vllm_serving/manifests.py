@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -92,3 +92,43 @@ def file_name(manifest: dict[str, Any], index: int) -> str:
     kind = manifest.get("kind", "Resource").lower()
     name = manifest.get("metadata", {}).get("name", f"resource-{index}")
     return f"{index:02d}-{kind}-{name}.yaml"
+
+
+# What a reviewer reads first: the workload and how it is reached, then its storage and download,
+# then the optional features; the download scripts' ConfigMap, most of the output's lines, last.
+READING_ORDER = (
+    "Deployment", "Service", "PersistentVolumeClaim", "Job", "Ingress", "HTTPRoute", "ScaledObject",
+    "ServiceMonitor", "PodMonitor", "PodDisruptionBudget", "NetworkPolicy", "Secret", "ConfigMap",
+)
+
+
+def in_reading_order(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manifests sorted by READING_ORDER of their kind (other kinds just before the ConfigMaps),
+    each kind in the order the program created them."""
+    other = READING_ORDER.index("ConfigMap")
+    rank = {kind: index for index, kind in enumerate(READING_ORDER)}
+    return sorted(manifests, key=lambda manifest: rank.get(manifest.get("kind", ""), other - 0.5))
+
+
+class SelectionError(Exception):
+    """A --kind or --name that matches no manifest: most likely a typo, so it is refused by name."""
+
+
+def select(manifests: list[dict[str, Any]], kinds: Sequence[str] = (), names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The manifests of any of `kinds` (case ignored) and any of `names`; an empty filter selects all."""
+    _check_each_matches("kind", kinds, {m.get("kind", "") for m in manifests}, str.lower)
+    _check_each_matches("name", names, {m.get("metadata", {}).get("name", "") for m in manifests}, str)
+    wanted_kinds = {kind.lower() for kind in kinds}
+    return [
+        manifest for manifest in manifests
+        if (not kinds or manifest.get("kind", "").lower() in wanted_kinds)
+        and (not names or manifest.get("metadata", {}).get("name", "") in names)
+    ]
+
+
+def _check_each_matches(what: str, wanted: Sequence[str], present: set[str], fold: Callable[[str], str]) -> None:
+    missing = [value for value in wanted if fold(value) not in {fold(item) for item in present}]
+    if missing:
+        raise SelectionError(
+            f"no manifest with {what} {', '.join(missing)}; {what}s here: {', '.join(sorted(present))}"
+        )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import CONFIG_NAMESPACE, CONFIG_NAMESPACES
+from components.config.errors import key_path
 
 from . import safe_yaml
 from .manifests import offline_secret_placeholder
@@ -75,10 +76,10 @@ def _unsecure(value: Any) -> Any:
 
 
 def _key_path(path: tuple) -> str:
-    """A problem's place as the user names it: `vllm-serving:model.volume.size`, `secretsprovider`."""
-    if len(path) >= 2 and path[0] == "config":
-        return ".".join(_shorten(str(part)) for part in path[1:])
-    return ".".join(_shorten(str(part)) for part in path) or "(the whole file)"
+    """A problem's place as the user names it, in `pulumi config set --path` syntax, as the config's
+    own messages write it: `vllm-serving:env[0].name`, `secretsprovider`."""
+    parts = path[1:] if len(path) >= 2 and path[0] == "config" else path
+    return key_path([part if isinstance(part, int) else _shorten(str(part)) for part in parts]) or "(the whole file)"
 
 
 def _shorten(text: str, limit: int = MESSAGE_VALUE_LIMIT) -> str:

@@ -6,12 +6,20 @@ Names, meanings and defaults are the chart's (`image.*`, `resources.limits.*`,
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from .fields import CpuQuantity, MemoryQuantity, StrictModel, dns1123_subdomain, env_name, quantity
+from .fields import (
+    CpuQuantity,
+    KubernetesString,
+    MemoryQuantity,
+    StrictModel,
+    dns1123_subdomain,
+    env_name,
+    kubernetes_string,
+    quantity,
+)
 
 # The vLLM release this project was built and documented against (PyPI `vllm`
 # 0.33.0, November 2026). The chart's own default, v0.3.3, predates the
@@ -140,10 +148,10 @@ class EnvVar(StrictModel):
     @field_validator("value", mode="before")
     @classmethod
     def _stringify(cls, value: Any) -> Any:
-        # YAML turns `value: 1` or `value: true` into numbers and booleans; Kubernetes wants strings.
-        return json.dumps(value) if isinstance(value, (bool, int, float)) else value
+        # YAML and `pulumi config set --path` turn `1` or `true` into numbers and booleans.
+        return kubernetes_string(value)
 
 
 class ServiceConfig(StrictModel):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the Service.")
+    annotations: dict[str, KubernetesString] = Field(default_factory=dict, description="Annotations on the Service.")

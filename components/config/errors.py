@@ -1,13 +1,27 @@
-"""ConfigError, and pydantic's errors as (key path, message) in the words of a stack file."""
+"""ConfigError, and pydantic's errors as (key path, message) in the words of a stack file.
+
+Every key path is printed in the syntax `pulumi config set --path` accepts (its help:
+`'names[0]'`, `'["parent.name"]["nested.name"]'`), so that a path can be pasted back:
+`env[0].name`, `resources.limits["nvidia.com/gpu"]`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+import json
+import re
+from typing import Any, Optional, Sequence
 
 import pulumi
 from pydantic import BaseModel, ValidationError
 
 CONFIG_NAMESPACE = "vllm-serving"
+
+# A map key that needs `["..."]` in a --path: Pulumi's path parser splits on `.` and `[`; a key of
+# digits is quoted too, so that it never reads as a list index.
+_NEEDS_QUOTES = re.compile(r'[.\[\]"]|^\d*$')
+# A list index written the dotted way (`env.0`), as some rules name their key.
+_DOTTED_INDEX = re.compile(r"\.(\d+)(?=[.\[]|$)")
 
 
 class ConfigError(pulumi.RunError):
@@ -18,33 +32,118 @@ class ConfigError(pulumi.RunError):
     """
 
     def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
+        # Rules and checks name list items the dotted way (`env.0`); users read and paste --path syntax.
+        self.problems = [(pulumi_path_syntax(path), message) for path, message in problems]
         super().__init__(self.render())
 
     def render(self) -> str:
         lines = [f"invalid stack config ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        # A key of another namespace (an unknown one, refused) is printed as it was written.
-        lines += [
-            f"  {path if ':' in path.split('.')[0] else f'{CONFIG_NAMESPACE}:{path}'}: {message}"
-            for path, message in self.problems
-        ]
+        lines += [f"  {_qualified(path)}: {message}" for path, message in self.problems]
         return "\n".join(lines)
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys allowed at the parent of loc, to tell a misspelt key what it may have meant."""
+def _qualified(path: str) -> str:
+    """The key as the stack file spells it; a key already naming its own namespace is left as it is."""
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    return path if ":" in top else f"{CONFIG_NAMESPACE}:{path}"
+
+
+def key_path(loc: Sequence[Any]) -> str:
+    """A location (keys and list indices) in `--path` syntax. The first part is the config key itself,
+    as the stack file spells it; each later key is quoted when it holds a `.` or a bracket."""
+    text = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif index == 0:
+            text = str(part)
+        elif _NEEDS_QUOTES.search(str(part)):
+            text += "[" + json.dumps(str(part)) + "]"
+        else:
+            text += f".{part}"
+    return text
+
+
+def pulumi_path_syntax(path: str) -> str:
+    """A rule's dotted key (`server.extraArgs.0`) in `--path` syntax (`server.extraArgs[0]`)."""
+    return _DOTTED_INDEX.sub(r"[\1]", path)
+
+
+# --- which model a location is in, and what it allows ----------------------------------------
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> Optional[type[BaseModel]]:
+    """The model that holds the last key of loc, or None where loc leaves the models (a free mapping)."""
     current: Any = model
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
         field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
         annotation = getattr(field, "annotation", None)
-        args = getattr(annotation, "__args__", ()) or ()
-        candidates = [annotation, *args]
+        candidates = [annotation, *_type_args(annotation)]
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if current is None:
-            return []
-    return [f.alias or n for n, f in current.model_fields.items()]
+            return None
+    return current
+
+
+def _type_args(annotation: Any) -> list[Any]:
+    """Every type inside an annotation: Optional[list[X]] gives list[X] and X."""
+    found = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found += [arg, *_type_args(arg)]
+    return found
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    holder = _model_at(model, loc)
+    return [f.alias or n for n, f in holder.model_fields.items()] if holder else []
+
+
+def _did_you_mean(key: str, allowed: list[str]) -> Optional[str]:
+    """The allowed key closest to a misspelt one (difflib), case ignored; None when none is close."""
+    by_lower = {name.lower(): name for name in allowed}
+    if key.lower() in by_lower:
+        return by_lower[key.lower()]
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    if not close and len(key) >= 4:
+        # A truncated key (`replicas` for `replicaCount`) or one with a word added.
+        close = [name for name in by_lower if name.startswith(key.lower()) or key.lower().startswith(name)][:1]
+    return by_lower[close[0]] if close else None
+
+
+def _unknown_key(root: type[BaseModel], loc: Sequence[Any]) -> str:
+    key = str(loc[-1])
+    if len(loc) == 1 and ":" in key:
+        namespace, rest = key.split(":", 1)
+        return f"unknown namespace {namespace!r}, so no program would read this key; did you mean {CONFIG_NAMESPACE}:{rest}?"
+    allowed = _allowed_keys(root, loc)
+    if len(loc) == 1 and "." in key and key.split(".", 1)[0] in allowed:
+        return (
+            "unknown key: a nested key set without --path (the engine passes it as one flat key). "
+            f"Run `pulumi config rm {key}` and `pulumi config set --path {key} <value>`, "
+            f"or write it nested under {CONFIG_NAMESPACE}:{key.split('.', 1)[0]} in the stack file"
+        )
+    suggestion = _did_you_mean(key, allowed)
+    message = "unknown key" + (f"; did you mean {key_path([*loc[:-1], suggestion])}?" if suggestion else "")
+    return message + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
+
+
+def _json_text_hint(item: dict[str, Any], loc: Sequence[Any]) -> str:
+    """A mapping or list given as JSON text: what `pulumi config set --path KEY '{...}'` stores."""
+    value = item.get("input")
+    if not isinstance(value, str) or value.lstrip()[:1] not in ("{", "["):
+        return ""
+    try:
+        json.loads(value)
+    except json.JSONDecodeError:
+        return ""
+    path = key_path(loc)
+    each = f"'{path}[0]'" if item["type"] == "list_type" else f"'{path}.KEY'"
+    return (
+        f"; this is JSON text, which `pulumi config set --path` stores as a string: set each item with "
+        f"`pulumi config set --path {each} VALUE`, or write the value as YAML in the stack file"
+    )
 
 
 def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
@@ -52,11 +151,9 @@ def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tup
     problems = []
     for item in error.errors():
         loc = item["loc"]
-        path = ".".join(str(part) for part in loc)
         kind = item["type"]
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(root, loc)
-            message = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            message = _unknown_key(root, loc)
         elif kind == "missing":
             message = "required"
         elif kind == "value_error":
@@ -64,6 +161,6 @@ def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tup
         elif kind == "literal_error":
             message = f"{item['input']!r} not allowed; allowed: {item['ctx']['expected']}"
         else:
-            message = f"{item['msg']} (got {item['input']!r})"
-        problems.append((path, message))
+            message = f"{item['msg']} (got {item['input']!r})" + _json_text_hint(item, loc)
+        problems.append((key_path(loc), message))
     return problems

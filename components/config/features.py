@@ -9,7 +9,7 @@ from typing import Optional
 
 from pydantic import Field, field_validator
 
-from .fields import StrictModel, dns1123_subdomain, duration
+from .fields import GATEWAY_DURATION, PROMETHEUS_DURATION, KubernetesString, StrictModel, dns1123_subdomain, duration
 from .sources import GitSource, HuggingFaceSource, S3Source, SourceName, Sourced
 
 
@@ -64,7 +64,7 @@ class IngressConfig(StrictModel):
     host: str = Field("", description="Host name; required when enabled.")
     path: str = Field("/", description="Path prefix routed to the server.")
     tlsSecret: str = Field("", description="Secret with the TLS certificate for host; empty for plain HTTP.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Extra Ingress annotations.")
+    annotations: dict[str, KubernetesString] = Field(default_factory=dict, description="Extra Ingress annotations.")
 
     @field_validator("host")
     @classmethod
@@ -87,7 +87,9 @@ class HttpRouteConfig(StrictModel):
     @field_validator("requestTimeout")
     @classmethod
     def _duration(cls, value: str) -> str:
-        return duration(value, "Gateway API duration such as 300s, 60m or 1h")
+        return duration(
+            value, GATEWAY_DURATION, "Gateway API duration: whole numbers with h, m, s or ms, e.g. 300s, 90m, 1h30m (not 1.5h)"
+        )
 
 
 # --- autoscaling and metrics --------------------------------------------------------------------
@@ -106,12 +108,14 @@ class AutoscalingConfig(StrictModel):
 class MonitorConfig(StrictModel):
     enabled: bool = Field(False, description="Create the Prometheus Operator resource.")
     interval: str = Field("30s", description="Scrape interval.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels the Prometheus selects monitors by.")
+    labels: dict[str, KubernetesString] = Field(default_factory=dict, description="Labels the Prometheus selects monitors by.")
 
     @field_validator("interval")
     @classmethod
     def _duration(cls, value: str) -> str:
-        return duration(value, "duration such as 15s or 1m")
+        return duration(
+            value, PROMETHEUS_DURATION, "Prometheus duration: whole numbers with y, w, d, h, m, s or ms, e.g. 15s, 1m30s (not 1.5m)"
+        )
 
 
 class MetricsConfig(StrictModel):

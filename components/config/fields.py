@@ -7,6 +7,7 @@ a value that ends in a newline, which Kubernetes then refuses at apply time.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -108,13 +109,18 @@ def dns1123_subdomain(value: str, what: str) -> str:
 
 # --- other fields -------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"\d+(\.\d+)?(ms|s|m|h)")
+# The custom resources' own duration patterns (vllm_serving/crd_schemas/), so that `render` refuses
+# exactly what the API server and `render --validate` would: whole numbers only, units combined.
+GATEWAY_DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")  # HTTPRoute rules[].timeouts
+PROMETHEUS_DURATION = re.compile(  # ServiceMonitor and PodMonitor endpoints' interval
+    r"0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?"
+)
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
-def duration(value: str, example: str) -> str:
-    """A Prometheus or Gateway API duration such as 30s; `example` completes the message."""
-    if not _DURATION.fullmatch(value):
+def duration(value: str, pattern: re.Pattern[str], example: str) -> str:
+    """A duration the custom resource's `pattern` accepts; `example` completes the message."""
+    if not value or not pattern.fullmatch(value):
         raise ValueError(f"{value!r} is not a {example}")
     return value
 
@@ -127,3 +133,14 @@ def env_name(value: str) -> str:
 
 def is_http_url(value: str) -> bool:
     return re.match(r"https?://", value) is not None
+
+
+def kubernetes_string(value: Any) -> Any:
+    """A number or boolean where Kubernetes wants a string (label, annotation, selector, env value),
+    as its string form: `pulumi config set --path` stores `3` and `true` as a number and a boolean
+    (its help: "integers are treated as numbers"), and YAML reads `tier: 3` the same way."""
+    return json.dumps(value) if isinstance(value, (bool, int, float)) else value
+
+
+# A label, annotation or node selector value.
+KubernetesString = Annotated[str, BeforeValidator(kubernetes_string)]

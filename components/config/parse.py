@@ -31,7 +31,7 @@ def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) ->
         problems = secret_problems + pydantic_problems(error, ServingConfig)
         # Cross-field rules need typed fields; check them as far as the valid parts allow,
         # so that one run reports as much as it can.
-        problems += _cross_field_problems_best_effort(raw, {path for path, _ in problems})
+        problems += _cross_field_problems_best_effort(raw, [item["loc"] for item in error.errors()])
         raise ConfigError(problems) from None
     problems = secret_problems + [(path, message) for path, message, _ in cross_field_problems(config)]
     if problems:
@@ -58,15 +58,17 @@ def _secrets_that_cannot_stay_secret(raw: dict[str, Any], secret_keys: set[str])
     ]
 
 
-def _cross_field_problems_best_effort(raw: dict[str, Any], broken: set[str]) -> list[tuple[str, str]]:
+def _cross_field_problems_best_effort(raw: dict[str, Any], broken_locs: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
     """The cross-field rules, with each broken key put back to its default."""
     patched = json.loads(json.dumps(raw, default=str))
-    for path in broken:
-        node, parts = patched, path.split(".")
+    for loc in broken_locs:
+        node, parts = patched, list(loc)
         # Drop the deepest dict key on the path: the value below it (list item or scalar) is what failed.
         while len(parts) > 1 and isinstance(node.get(parts[0]), dict):
             node, parts = node[parts[0]], parts[1:]
         node.pop(parts[0], None)
+    # The rules' keys are dotted (`resources.limits`), as are the broken ones here.
+    broken = {".".join(str(part) for part in loc) for loc in broken_locs}
     if "model.deployName" in broken and isinstance(patched.get("model"), dict):
         patched["model"]["deployName"] = "placeholder"
     try:

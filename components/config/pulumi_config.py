@@ -115,3 +115,4 @@ def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
             value = _decoded(name, value)
         raw[name] = value
     return raw
+

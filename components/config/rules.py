@@ -136,9 +136,20 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
             problems.append((path, message, {"server.extraArgs"}))
         elif ENGINE_FLAGS.get(flag) in typed:
             key = ENGINE_FLAGS[flag]
-            message = f"{flag} is also given by {key}; set it in one place (the typed key)"
-            problems.append((path, message, {"server.extraArgs", key.split(" ")[0]}))
+            problems.append((path, _typed_flag_clash(config, flag, key), {"server.extraArgs", key.split(" ")[0]}))
     return problems
+
+
+def _typed_flag_clash(config: ServingConfig, flag: str, key: str) -> str:
+    """Blame the argument the user wrote, and name the typed key to use instead."""
+    if key == "engine.tensorParallelSize" and config.engine.tensorParallelSize is None:
+        return (
+            f"{flag} is already on the command line: this program derives it from the GPUs per pod "
+            f'(resources.limits["nvidia.com/gpu"] = {config.resources.limits.gpu}, divided by '
+            "engine.pipelineParallelSize); remove it from server.extraArgs, and set engine.tensorParallelSize "
+            "to choose another value"
+        )
+    return f"{flag} is also set by {key}, the typed key for it; remove it from server.extraArgs and keep {key}"
 
 
 def _parallelism_uses_every_gpu(config: ServingConfig) -> list[Problem]:

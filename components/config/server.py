@@ -9,13 +9,13 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator
 
 from ..fit.gpus import GPU_TABLE
-from .fields import CpuQuantity, MemoryQuantity, StrictModel, dns1123_subdomain, quantity
+from .fields import CpuQuantity, KubernetesString, MemoryQuantity, StrictModel, dns1123_subdomain, quantity
 
 
 class Toleration(StrictModel):
     key: str = Field("", description="Taint key to tolerate; empty with Exists for every taint.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists, or Equal to value.")
-    value: str = Field("", description="Taint value, with operator Equal.")
+    value: KubernetesString = Field("", description="Taint value, with operator Equal.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
         "", description="Taint effect to tolerate; empty for every effect."
     )
@@ -92,12 +92,12 @@ class ServerConfig(StrictModel):
     shmSizeLimit: str = Field(
         "", description="Size limit of the memory-backed /dev/shm; empty for no limit beyond the pod's memory."
     )
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node labels the server pods require.")
+    nodeSelector: dict[str, KubernetesString] = Field(default_factory=dict, description="Node labels the server pods require.")
     tolerations: list[Toleration] = Field(
         default_factory=lambda: [GPU_TOLERATION],
         description="Tolerations of the server pods; by default the nvidia.com/gpu taint.",
     )
-    podAnnotations: dict[str, str] = Field(default_factory=dict, description="Annotations on the server pods.")
+    podAnnotations: dict[str, KubernetesString] = Field(default_factory=dict, description="Annotations on the server pods.")
     affinity: dict[str, Any] = Field(default_factory=dict, description="Kubernetes affinity of the server pods.")
     runtimeClassName: str = Field("", description="RuntimeClass of the server pods, e.g. nvidia.")
     priorityClassName: str = Field("", description="PriorityClass of the server pods.")
@@ -174,7 +174,7 @@ class DownloadConfig(StrictModel):
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
     memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")
     # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/storage/placement.py).
-    nodeSelector: Optional[dict[str, str]] = Field(
+    nodeSelector: Optional[dict[str, KubernetesString]] = Field(
         None, description="Node labels the download pods require; unset for server.nodeSelector."
     )
     tolerations: Optional[list[Toleration]] = Field(

@@ -135,6 +135,10 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         image=args.image,
         image_pull_policy=args.server_image.pullPolicy,
         command=["sh", f"{SCRIPTS_MOUNT}/job.sh"],
+        # The scripts end a failure with one `download failed: ...` line; with this policy the kubelet
+        # copies the log's end into the container's termination message, which pulumi-kubernetes'
+        # Job awaiter puts into the failed update's error (provider/pkg/await/checker/pod/check.go).
+        termination_message_policy="FallbackToLogsOnError",
         env=[*own_env, *env_var_args([var for var in args.env if var.name not in own_names], args.env_secret_name)],
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": download.cpu, "memory": download.memory},

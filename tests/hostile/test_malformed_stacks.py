@@ -58,7 +58,10 @@ def stack_text(values: dict[str, Any]) -> str:
 
 
 def key_name(path: KeyPath) -> str:
-    return "vllm-serving:" + ".".join(str(part) for part in path)
+    """The key in `pulumi config set --path` syntax, as every message names it."""
+    from components.config.errors import key_path
+
+    return "vllm-serving:" + key_path(list(path))
 
 
 # Fragments of YAML flow syntax that no stack may hold, whatever the key.
