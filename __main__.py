@@ -2,9 +2,10 @@
 
 import pulumi
 
-from components import VllmServing, load_config
+from components import VllmServing, load_config, refuse_rename
 
 config = load_config()
+refuse_rename(config)
 serving = VllmServing(config.model.deployName, config)
 
 pulumi.export("endpoint", serving.endpoint)

@@ -38,14 +38,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.download.git_fake import GitServer, GitStore, RepoBuilder  # noqa: E402
-from tests.download.hub_fake import FakeHub  # noqa: E402
+from tests.download.git_fake import GitServer, GitStore, RepoBuilder  # noqa: E402 (needs the sys.path line above)
+from tests.download.http_util import RecordingServer  # noqa: E402 (needs the sys.path line above)
+from tests.download.hub_fake import FakeHub  # noqa: E402 (needs the sys.path line above)
 
 SCRIPTS = ROOT / "components" / "scripts"
 MiB = 1 << 20
@@ -144,10 +145,13 @@ def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str) -> dict[st
         (bin_dir / "rclone").symlink_to(rclone)
         applets = work / "busybox"
         applets.mkdir()
+        busybox_binary = shutil.which("busybox")
+        if busybox_binary is None:
+            raise SystemExit("busybox is not on PATH: the git and S3 Jobs run under its applets")
         for applet in subprocess.run(["busybox", "--list"], capture_output=True, text=True).stdout.split():
-            (applets / applet).symlink_to(shutil.which("busybox"))
+            (applets / applet).symlink_to(busybox_binary)
     path = [str(bin_dir)] + ([str(work / "busybox")] if busybox else [])
-    return {"PATH": ":".join(path + ["/usr/bin", "/bin"]), "HOME": str(work), "TMPDIR": str(work),
+    return {"PATH": ":".join([*path, "/usr/bin", "/bin"]), "HOME": str(work), "TMPDIR": str(work),
             "NO_PROXY": "127.0.0.1,localhost", "MODEL_DIR": str(model_dir), "SOURCE_FINGERPRINT": "0123456789ab",
             "VERSION_OWNER": "benchmark"}
 
@@ -203,7 +207,7 @@ def main() -> None:
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="download-throughput-", dir=os.environ.get("BENCH_DIR")))
     processes: list[subprocess.Popen] = []
-    servers = []
+    servers: list[RecordingServer] = []
     try:
         # The S3 server serves <root>/<bucket>/<prefix>/...: the model is generated right there.
         s3_root = work / "s3-root"
@@ -257,6 +261,12 @@ def main() -> None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    report(args, total, rclone_version, load_before, seconds=seconds, cpu=cpu)
+
+
+def report(args: argparse.Namespace, total: int, rclone_version: str, load_before: str, *,
+           seconds: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """One line per source: throughput and its ratio to the parallel-curl bound, round by round."""
     bound = seconds["bound (nginx -> parallel curl)"]
     print(f"\n{total} bytes ({args.files} x {args.file_mib} MiB + config.json), {args.rounds} rounds, "
           f"{os.cpu_count()} CPUs shared by servers and clients; rclone: {rclone_version}; "
@@ -267,7 +277,7 @@ def main() -> None:
                 "s3": f"S3_CONCURRENCY={args.s3_concurrency}"}
     for name, times in seconds.items():
         rates = [total / t / 1e6 for t in times]
-        ratios = [b / t for b, t in zip(bound, times)]
+        ratios = [b / t for b, t in zip(bound, times, strict=True)]
         print(f"{name:32} {settings.get(name, 'one curl per file'):24} {min(rates):>9.0f} {statistics.median(rates):>9.0f} "
               f"{min(ratios):>10.2f} {statistics.median(ratios):>10.2f} "
               f"{statistics.median(cpu[name]) / (total / 1e9):>16.2f}")

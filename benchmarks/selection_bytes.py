@@ -37,6 +37,8 @@ SCRIPT = ROOT / "components" / "scripts" / "select_files.sh"
 
 def load_hf_download():
     spec = importlib.util.spec_from_file_location("hf_download", ROOT / "components" / "scripts" / "hf_download.py")
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load components/scripts/hf_download.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

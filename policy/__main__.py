@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
@@ -20,7 +21,7 @@ try:
 except ImportError:
     # Run by the analyzer (`python -m pulumi.policy <engine> <pack dir>`), which runs this
     # directory's __main__ with the directory itself on sys.path and no parent package.
-    import rules  # type: ignore[no-redef]
+    import rules  # type: ignore[no-redef, import-not-found]  # mypy sees only the package form above
 
 PACK_NAME = "vllm-serving"
 
@@ -33,7 +34,7 @@ def _validator(check: rules.Check):
     return validate
 
 
-def build_policies() -> list[ResourceValidationPolicy]:
+def build_policies() -> list[Policy]:
     return [
         ResourceValidationPolicy(
             name=rule.name,

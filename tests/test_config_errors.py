@@ -36,7 +36,7 @@ def test_a_misspelt_nested_model_key_is_suggested_too():
     found = problems({"model": {**HF_MODEL, "volume": {"sise": "1Gi"}}})
     assert found["model.volume.sise"] == (
         "unknown key; did you mean model.volume.size? "
-        "(allowed here: storageClass, size, accessModes, existingClaim, subPath, protect)"
+        "(allowed here: storageClass, size, accessModes, existingClaim, subPath, retainOnDelete, protect, keepPreviousVersions)"
     )
 
 

@@ -176,6 +176,19 @@ def test_a_volume_access_mode_and_storage_class_change_replaces_the_claim(repo):
     assert lines[0] == "replace: delete the old PersistentVolumeClaim first, then create the new one"
     assert '~ spec.accessModes[0]: "ReadWriteOnce" → "ReadWriteMany"  [replace]' in lines
     assert '+ spec.storageClassName: "fast-ssd"  [replace]' in lines
+    # retainOnDelete: the old claim is not deleted, and its name is taken.
+    assert ("retained: Pulumi leaves the old one in the cluster, so creating the new one fails "
+            "(`already exists`) until the old one is deleted by hand") in lines
+
+
+def test_moving_to_the_claim_as_an_existing_one_keeps_it_in_the_cluster(repo):
+    # The second step of a rename, or serving from a claim other stacks share: no claim to manage.
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:model"]["volume"].update(existingClaim="codellama-7b-model"))
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    _, lines = block(out, "- PersistentVolumeClaim default/codellama-7b-model")
+    assert "retained: Pulumi drops it from the stack's state and leaves it in the cluster" in lines
 
 
 def test_a_stack_new_since_the_base_is_all_added(repo):
@@ -207,6 +220,17 @@ def test_invalid_config_in_the_working_tree_is_an_error(repo):
     assert (code, out) == (2, "")
     assert err.startswith("error: in the working tree: invalid stack config")
     assert "vllm-serving:replicaCount:" in err
+
+
+def test_a_rename_is_the_error_pulumi_preview_will_give(repo):
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:model"].update(deployName="codellama-instruct"))
+    code, out, err = run_diff(repo, "codellama-7b")
+
+    assert (code, out) == (2, "")
+    assert err.startswith("error: in the working tree: invalid stack config (1 problem):\n"
+                          "  vllm-serving:model.deployName: 'codellama-instruct' renames the model this stack "
+                          "deployed as 'codellama-7b'")
+    assert "rename in two steps: `pulumi destroy`" in err
 
 
 def test_invalid_config_at_the_base_is_an_error(repo):
@@ -568,7 +592,8 @@ def test_a_rotated_api_key_restarts_the_server_pods_without_showing_the_key(repo
 def test_a_changed_secret_env_value_restarts_the_server_pods(repo):
     def set_proxy(ciphertext):
         def edit(config):
-            config["vllm-serving:env"][0]["value"] = {"secure": ciphertext}
+            # The example sets no env (its proxy is a comment): give it a secret one.
+            config["vllm-serving:env"] = [{"name": "HTTPS_PROXY", "value": {"secure": ciphertext}}]
         return edit
 
     edit_stack(repo, "codellama-7b", set_proxy("v1:AAAAproxy"))

@@ -8,8 +8,15 @@ import pytest
 import yaml
 
 from components.fit import (
-    GIB, GPU_TABLE, Architecture, UnknownArchitecture, WeightBytes, check_fit, gpu_spec,
-    read_architecture, stage_layer_counts,
+    GIB,
+    GPU_TABLE,
+    Architecture,
+    UnknownArchitecture,
+    WeightBytes,
+    check_fit,
+    gpu_spec,
+    read_architecture,
+    stage_layer_counts,
 )
 
 FIXTURES = yaml.safe_load((Path(__file__).parent / "fixtures" / "model_architectures.yaml").read_text())["models"]
@@ -28,7 +35,7 @@ def arch(model_id: str, with_index: bool = True) -> Architecture:
 def test_fixtures_name_their_source_and_cover_dense_and_moe():
     assert len(FIXTURES) >= 6
     assert all(model["source"].startswith("https://huggingface.co/" + model["id"]) for model in FIXTURES)
-    kinds = {read_architecture(model["config"]).num_experts > 0 for model in FIXTURES}
+    kinds = {arch(model["id"], with_index=False).num_experts > 0 for model in FIXTURES}
     assert kinds == {True, False}
 
 
@@ -47,7 +54,7 @@ def test_deepseek_checkpoint_counts_the_mtp_module_vllm_does_not_load():
 
 
 @pytest.mark.parametrize(
-    "model_id, published_bytes",
+    ("model_id", "published_bytes"),
     [
         ("meta-llama/Llama-3.1-8B-Instruct", 16060522496),  # safetensors index total_size
         ("meta-llama/Llama-3.1-70B-Instruct", 141125877760),  # 70,562,938,880 params x 2 (Meta params.json)
@@ -58,12 +65,12 @@ def test_deepseek_checkpoint_counts_the_mtp_module_vllm_does_not_load():
     ],
 )
 def test_weights_on_one_gpu_match_the_published_size(model_id, published_bytes):
-    report = check_fit(arch(model_id, with_index=False), gpu_spec(memory_bytes=4096 * GIB), 1, 1, 0.9)
+    report = check_fit(arch(model_id, with_index=False), gpu_spec(memory_bytes=4096 * GIB), 1, 1, gpu_memory_utilization=0.9)
     assert report.weight_bytes_per_gpu == pytest.approx(published_bytes, rel=0.02)
 
 
 def test_declared_bytes_are_split_exactly():
-    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), H100, 1, 1, 0.9)
+    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), H100, 1, 1, gpu_memory_utilization=0.9)
     assert abs(report.weight_bytes_per_gpu - 16060522496) < 1024
     assert "index" in report.weights_source
 
@@ -116,8 +123,8 @@ def test_embeddings_on_first_stage_lm_head_on_last():
 
 def test_405b_fits_two_nodes_of_eight_h100_and_not_one():
     llama = arch("meta-llama/Llama-3.1-405B-Instruct")
-    assert check_fit(llama, H100, 8, 2, 0.9, 131072).problems() == []
-    one_node = check_fit(llama, H100, 8, 1, 0.9, 131072).problems()
+    assert check_fit(llama, H100, 8, 2, gpu_memory_utilization=0.9, max_model_len=131072).problems() == []
+    one_node = check_fit(llama, H100, 8, 1, gpu_memory_utilization=0.9, max_model_len=131072).problems()
     assert len(one_node) == 1 and one_node[0].key == "engine.tensorParallelSize"
     message = one_node[0].message
     assert "94.5 GiB per GPU" in message and "69.0 GiB usable" in message
@@ -127,13 +134,13 @@ def test_405b_fits_two_nodes_of_eight_h100_and_not_one():
 
 def test_fp8_quantization_halves_the_linear_weights():
     llama = arch("meta-llama/Llama-3.1-405B-Instruct")
-    report = check_fit(llama, H100, 8, 1, 0.9, 16384, quantization="fp8")
+    report = check_fit(llama, H100, 8, 1, gpu_memory_utilization=0.9, max_model_len=16384, quantization="fp8")
     assert report.weight_bytes_per_gpu == pytest.approx(405.85e9 / 8 + llama.embedding_params / 8, rel=0.01)
     assert report.problems() == []
 
 
 def test_context_that_does_not_fit_suggests_lower_len_fp8_kv_and_more_gpus():
-    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, 0.9, None)
+    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, gpu_memory_utilization=0.9, max_model_len=None)
     assert report.context_length == 131072 and "maxModelLen unset" in report.context_source
     (problem,) = report.problems()
     assert problem.key == "engine.maxModelLen"
@@ -142,7 +149,7 @@ def test_context_that_does_not_fit_suggests_lower_len_fp8_kv_and_more_gpus():
     assert f"holds {tokens} tokens, fewer than the context of 131072" in problem.message
     assert f"lower engine.maxModelLen to {tokens // 1024 * 1024} or less" in problem.message
     assert "engine.kvCacheDtype fp8" in problem.message and "more GPUs" in problem.message
-    assert check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, 0.9, 16384).problems() == []
+    assert check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, gpu_memory_utilization=0.9, max_model_len=16384).problems() == []
 
 
 def test_heads_not_divisible_by_tp():
@@ -169,7 +176,7 @@ def test_pipeline_larger_than_layers():
 
 
 def test_max_model_len_beyond_the_model():
-    problems = check_fit(arch("Qwen/Qwen3-235B-A22B"), H100, 8, 1, 0.9, 65536).problems()
+    problems = check_fit(arch("Qwen/Qwen3-235B-A22B"), H100, 8, 1, gpu_memory_utilization=0.9, max_model_len=65536).problems()
     assert any(p.key == "engine.maxModelLen" and "exceeds the model's maximum context of 40960" in p.message
                for p in problems)
     # yarn rope scaling: DeepSeek-V3's maximum is 4096 x 40.
@@ -188,12 +195,13 @@ def test_unknown_architecture_is_skipped_not_guessed():
     unknown = read_architecture({"model_type": "gemma3", "num_hidden_layers": 62})
     assert isinstance(unknown, UnknownArchitecture) and "'gemma3'" in unknown.reason
     report = check_fit(unknown, H100, 8, 1)
-    assert report.skipped.startswith("architecture unknown offline: model_type 'gemma3'")
+    assert report.skipped is not None and report.skipped.startswith("architecture unknown offline: model_type 'gemma3'")
     assert report.problems() == [] and report.summary().startswith("fit check skipped:")
     missing = read_architecture({"model_type": "llama", "hidden_size": 4096})
     assert missing == UnknownArchitecture("config.json lacks num_hidden_layers, num_attention_heads, vocab_size")
     odd_dtype = dict(MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"], torch_dtype="float8_e4m3fn")
-    assert read_architecture(odd_dtype).reason.startswith("torch_dtype 'float8_e4m3fn' is not one")
+    odd = read_architecture(odd_dtype)
+    assert isinstance(odd, UnknownArchitecture) and odd.reason.startswith("torch_dtype 'float8_e4m3fn' is not one")
     compressed = dict(MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"], quantization_config={"quant_method": "compressed-tensors"})
     assert isinstance(read_architecture(compressed), UnknownArchitecture)
     assert isinstance(read_architecture(compressed, WeightBytes.declared(8 * 10**9)), Architecture)
@@ -207,15 +215,16 @@ def test_no_gpu_is_skipped():
 def test_gpu_table_names_sources_and_refuses_unknown_types():
     for name in ("H100-80GB", "A100-80GB", "A100-40GB", "H200", "L40S", "L4", "A10G", "B200", "MI300X"):
         assert GPU_TABLE[name].source and GPU_TABLE[name].memory_bytes > 16 * GIB
-    assert gpu_spec("H200").memory_bytes == 141 * GIB
-    assert gpu_spec("H100-80GB", memory_bytes=81559 * 2**20).memory_bytes == 81559 * 2**20
+    h200, measured = gpu_spec("H200"), gpu_spec("H100-80GB", memory_bytes=81559 * 2**20)
+    assert h200 is not None and h200.memory_bytes == 141 * GIB
+    assert measured is not None and measured.memory_bytes == 81559 * 2**20
     with pytest.raises(ValueError, match="unknown GPU type 'H100'; known types: H100-80GB"):
         gpu_spec("H100")
 
 
 def test_weight_bytes_from_index_and_file_list():
     assert WeightBytes.from_safetensors_index({"metadata": {"total_size": 5}}).total == 5
-    with pytest.raises(ValueError, match="no integer metadata.total_size"):
+    with pytest.raises(ValueError, match=r"no integer metadata\.total_size"):
         WeightBytes.from_safetensors_index({"weight_map": {}})
     # Mistral-7B-Instruct-v0.3's layout (hf-repo-file-lists.yaml): consolidated + sharded copies.
     files = [
@@ -226,16 +235,20 @@ def test_weight_bytes_from_index_and_file_list():
         {"path": "original/consolidated.00.pth", "size": 16060617592},
         {"path": "tokenizer.json", "size": 1961548},
     ]
-    from_files = WeightBytes.from_file_list(files).total
+    from_list = WeightBytes.from_file_list(files)
+    assert from_list is not None
+    from_files = from_list.total
     assert from_files == 4949453792 + 4999819336 + 4546807800
     assert from_files == pytest.approx(14496047104, rel=1e-5)  # its index total_size: headers aside
-    assert WeightBytes.from_file_list([{"path": "pytorch_model.bin", "size": 250540281}]).total == 250540281
+    only_bin = WeightBytes.from_file_list([{"path": "pytorch_model.bin", "size": 250540281}])
+    assert only_bin is not None and only_bin.total == 250540281
     assert WeightBytes.from_file_list([{"path": "model.safetensors", "size": "2.2 GB"}]) is None
 
 
 def test_tied_embeddings_are_held_once_on_one_stage_and_on_both_ends_with_pp():
     config = dict(MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"], tie_word_embeddings=True)
     tied = read_architecture(config)
+    assert isinstance(tied, Architecture)
     embedding = tied.embedding_params * 2
     one = check_fit(tied, H100, 1, 1).stages[0]
     untied = check_fit(arch("Qwen/Qwen2.5-7B-Instruct", with_index=False), H100, 1, 1).stages[0]
@@ -254,42 +267,42 @@ def test_sliding_window_is_counted_as_full_attention_and_said():
 
 
 def test_low_utilization_is_offered_as_a_fix():
-    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, 0.8, 32768)
+    report = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, gpu_memory_utilization=0.8, max_model_len=32768)
     (problem,) = report.problems()
     assert "raise engine.gpuMemoryUtilization from 0.8" in problem.message
-    (problem,) = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, 0.95, 131072).problems()
+    (problem,) = check_fit(arch("meta-llama/Llama-3.1-8B-Instruct"), gpu_spec("L4"), 1, 1, gpu_memory_utilization=0.95, max_model_len=131072).problems()
     assert "gpuMemoryUtilization from" not in problem.message
 
 
 def test_kv_room_is_utilization_times_memory_less_weights_and_reserve():
-    report = check_fit(arch("meta-llama/Llama-3.1-70B-Instruct"), H100, 4, 1, 0.9, 8192)
+    report = check_fit(arch("meta-llama/Llama-3.1-70B-Instruct"), H100, 4, 1, gpu_memory_utilization=0.9, max_model_len=8192)
     usable = int(0.9 * 80 * GIB) - 3 * GIB
     assert report.kv_room_bytes_per_gpu == usable - report.weight_bytes_per_gpu
     assert report.tokens == report.kv_room_bytes_per_gpu // (2 * 80 * 2 * 128 * 2)
-    reserved = check_fit(arch("meta-llama/Llama-3.1-70B-Instruct"), H100, 4, 1, 0.9, 8192, runtime_reserve_bytes=GIB)
+    reserved = check_fit(arch("meta-llama/Llama-3.1-70B-Instruct"), H100, 4, 1, gpu_memory_utilization=0.9, max_model_len=8192, runtime_reserve_bytes=GIB)
     assert reserved.kv_room_bytes_per_gpu - report.kv_room_bytes_per_gpu == 2 * GIB
 
 
 # SGLang's DeepSeek V3/V3.1/R1 usage page (docs.sglang.ai, basic_usage/deepseek_v3) lists the
 # hardware each precision runs on; vLLM's DeepSeek-V3 recipe (docs.vllm.ai/projects/recipes)
 # likewise serves the FP8 checkpoint on 8 x H200 with --tensor-parallel-size 8.
-@pytest.mark.parametrize("gpu, tp, pp", [("H200", 8, 1), ("B200", 8, 1), ("MI300X", 8, 1), ("H100-80GB", 8, 2)])
+@pytest.mark.parametrize(("gpu", "tp", "pp"), [("H200", 8, 1), ("B200", 8, 1), ("MI300X", 8, 1), ("H100-80GB", 8, 2)])
 def test_deepseek_v3_fp8_fits_the_published_hardware(gpu, tp, pp):
-    assert check_fit(arch("deepseek-ai/DeepSeek-V3"), gpu_spec(gpu), tp, pp, 0.9).problems() == []
+    assert check_fit(arch("deepseek-ai/DeepSeek-V3"), gpu_spec(gpu), tp, pp, gpu_memory_utilization=0.9).problems() == []
 
 
-@pytest.mark.parametrize("gpu, tp, pp", [("H200", 8, 2), ("MI300X", 8, 2), ("H100-80GB", 8, 4), ("A100-80GB", 8, 4)])
+@pytest.mark.parametrize(("gpu", "tp", "pp"), [("H200", 8, 2), ("MI300X", 8, 2), ("H100-80GB", 8, 4), ("A100-80GB", 8, 4)])
 def test_deepseek_v3_bf16_fits_the_published_hardware(gpu, tp, pp):
     bf16 = {k: v for k, v in MODELS["deepseek-ai/DeepSeek-V3"]["config"].items() if k != "quantization_config"}
-    assert check_fit(read_architecture(bf16), gpu_spec(gpu), tp, pp, 0.9).problems() == []
+    assert check_fit(read_architecture(bf16), gpu_spec(gpu), tp, pp, gpu_memory_utilization=0.9).problems() == []
 
 
-@pytest.mark.parametrize("precision, gpu, tp, pp", [("fp8", "H100-80GB", 8, 1), ("bf16", "H200", 8, 1), ("bf16", "H100-80GB", 8, 2)])
+@pytest.mark.parametrize(("precision", "gpu", "tp", "pp"), [("fp8", "H100-80GB", 8, 1), ("bf16", "H200", 8, 1), ("bf16", "H100-80GB", 8, 2)])
 def test_deepseek_v3_is_refused_one_step_below_the_published_hardware(precision, gpu, tp, pp):
     config = dict(MODELS["deepseek-ai/DeepSeek-V3"]["config"])
     if precision == "bf16":
         del config["quantization_config"]
-    (problem,) = check_fit(read_architecture(config), gpu_spec(gpu), tp, pp, 0.9).problems()
+    (problem,) = check_fit(read_architecture(config), gpu_spec(gpu), tp, pp, gpu_memory_utilization=0.9).problems()
     assert problem.key == "engine.tensorParallelSize" and "for the weights alone" in problem.message
 
 
@@ -299,7 +312,7 @@ def test_a_split_that_still_does_not_fit_suggests_more_than_it_has():
     assert "at least 16 GPUs" in problem.message
     # DeepSeek-V3 on 16 GPUs of 40 GiB: 626.7 GiB would fit 16 by the total, but stage 0 holds
     # 31 of the 61 layers (40.8 GiB per GPU): the suggestion is the next step up, 32.
-    report = check_fit(arch("deepseek-ai/DeepSeek-V3"), gpu_spec(memory_bytes=40 * GIB), 8, 2, 1.0, runtime_reserve_bytes=0)
+    report = check_fit(arch("deepseek-ai/DeepSeek-V3"), gpu_spec(memory_bytes=40 * GIB), 8, 2, gpu_memory_utilization=1.0, runtime_reserve_bytes=0)
     (problem,) = report.problems()
     assert report.total_weight_bytes < 16 * 40 * GIB < report.weight_bytes_per_gpu * 16
     assert "at least 32 GPUs" in problem.message and "engine.pipelineParallelSize 4 (server.nodes 4" in problem.message

@@ -66,7 +66,9 @@ def test_codellama_fixture_is_the_chart_readmes_example_verbatim():
     if not CHART_README.is_file():
         pytest.skip(f"no chart README at {CHART_README}")
     text = CHART_README.read_text()
-    example = re.search(r"## Example: serve CodeLlama.*?```yaml\n(.*?)```", text, re.S).group(1)
+    found = re.search(r"## Example: serve CodeLlama.*?```yaml\n(.*?)```", text, re.S)
+    assert found is not None, f"{CHART_README} has no CodeLlama example"
+    example = found.group(1)
     assert (FIXTURES / "codellama.yaml").read_text() == example
 
 
@@ -220,7 +222,7 @@ def test_console_script_reports_invalid_values_without_a_traceback(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, message",
+    ("content", "message"),
     [
         ("model: [unclosed\n", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping of chart values, got list"),

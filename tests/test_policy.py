@@ -10,7 +10,6 @@ import copy
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,10 +88,12 @@ def check(rule: str, resource_type: str, props: dict[str, Any]) -> list[str]:
     return next(r for r in rules.RULES if r.name == rule).check(resource_type, props)
 
 
-def pvc(storage: Any = "40Gi", model_bytes: Any = None) -> dict[str, Any]:
+def pvc(storage: Any = "40Gi", model_bytes: Any = None, copies: Any = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": "m-model"}
     if model_bytes is not None:
         metadata["annotations"] = {rules.MODEL_BYTES_ANNOTATION: model_bytes}
+    if copies is not None:
+        metadata.setdefault("annotations", {})[rules.MODEL_COPIES_ANNOTATION] = copies
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
     if storage is not None:
         spec["resources"] = {"requests": {"storage": storage}}
@@ -529,6 +530,24 @@ def test_a_claim_smaller_than_its_model_is_refused(storage, model_bytes, expecte
     assert len(found) == 1 and expected in found[0]
 
 
+@pytest.mark.parametrize(
+    ("storage", "copies", "expected"),
+    [
+        # CodeLlama's 13.5 GB: one copy fits the chart's 24Gi, the two of a model change do not.
+        ("24Gi", "2", ["the claim requests '24Gi' = 24.0Gi (25769803776 bytes), less than the 2 copies × 12.6Gi"]),
+        ("32Gi", "2", []),
+        ("32Gi", "3", ["less than the 3 copies × "]),
+        ("24Gi", "1", []),
+        ("40Gi", "two", ["annotation vllm-serving/model-copies is 'two'; it must be a whole number"]),
+    ],
+)
+def test_a_claim_holds_every_copy_its_annotation_counts(storage, copies, expected):
+    found = check("model-volume-fits-model", PVC, pvc(storage, "13500000000", copies))
+    assert len(found) == len(expected)
+    for message, start in zip(found, expected):
+        assert start in message
+
+
 def test_only_claims_are_size_checked():
     annotated = deployment(server())
     annotated["metadata"]["annotations"] = {rules.MODEL_BYTES_ANNOTATION: "10"}
@@ -594,10 +613,15 @@ def test_a_broken_rendered_deployment_fails_only_the_rule_it_breaks(rendered_sta
 
 def test_a_rendered_claim_fails_once_annotated_with_a_larger_model(rendered_stacks):
     props = copy.deepcopy(rendered_stacks["Pulumi.codellama-7b.yaml"].one("PersistentVolumeClaim").inputs)
-    props["metadata"]["annotations"] = {rules.MODEL_BYTES_ANNOTATION: str(30 * 2**30)}
-    assert list(rules.violations(PVC, props)) == ["model-volume-fits-model"]
-    props["metadata"]["annotations"] = {rules.MODEL_BYTES_ANNOTATION: str(13_500_000_000)}
+    # As rendered: 13.5 GB, two copies at once, on 32Gi.
+    assert props["metadata"]["annotations"] == {
+        rules.MODEL_BYTES_ANNOTATION: str(13_500_000_000), rules.MODEL_COPIES_ANNOTATION: "2"}
     assert rules.violations(PVC, props) == {}
+    props["metadata"]["annotations"][rules.MODEL_BYTES_ANNOTATION] = str(20 * 2**30)
+    assert list(rules.violations(PVC, props)) == ["model-volume-fits-model"]
+    # Three copies of the real size (keepPreviousVersions 2) do not fit either.
+    props["metadata"]["annotations"] = {rules.MODEL_BYTES_ANNOTATION: str(13_500_000_000), rules.MODEL_COPIES_ANNOTATION: "3"}
+    assert list(rules.violations(PVC, props)) == ["model-volume-fits-model"]
 
 
 # --- the pack, as pulumi_policy runs it -------------------------------------------------------
@@ -627,7 +651,7 @@ def run_policy(policy, resource_type: str, props: Any) -> list[str]:
 
     reported: list[str] = []
     args = validation_args(pulumi_policy, resource_type, props)
-    policy.validate(args, lambda message, urn=None: reported.append(message))
+    policy.validate(args, lambda message, _urn=None: reported.append(message))
     return reported
 
 
@@ -697,9 +721,11 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it(pulumi_policy, rendered_stack
         stderr=subprocess.PIPE,
         text=True,
     )
+    stdout, stderr = process.stdout, process.stderr
+    assert stdout is not None and stderr is not None  # both are pipes
     try:
-        port = process.stdout.readline().strip()
-        assert port.isdigit(), process.stderr.read() if process.poll() is not None else port
+        port = stdout.readline().strip()
+        assert port.isdigit(), stderr.read() if process.poll() is not None else port
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             analyzer = analyzer_pb2_grpc.AnalyzerStub(channel)
             info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
@@ -723,8 +749,8 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it(pulumi_policy, rendered_stack
     finally:
         process.kill()
         process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
+        stdout.close()
+        stderr.close()
 
 
 def test_a_group_leader_needs_probes_and_only_a_headless_worker_goes_without(rendered_stacks):

@@ -207,8 +207,12 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
             "existingSecret": draw(resource_names),
         }
     if "existingClaim" not in volume and draw(st.booleans()):
-        # Up to the whole new volume; the program annotates its claim with it (the policy's size check).
-        volume_bytes = rules.parse_quantity(str(volume["size"]))
+        # Up to what the new volume holds at the peak of a model change, when the new download sits
+        # beside the served and kept versions; the program annotates its claim with the size and the
+        # copies (the policy's size check).
+        keep = draw(st.integers(0, 3))
+        volume["keepPreviousVersions"] = keep
+        volume_bytes = rules.parse_quantity(str(volume["size"])) / (max(keep, 1) + 1)
         model["size"] = str(int(volume_bytes * draw(st.integers(1, 10)) / 10))
     gpus = draw(st.integers(1, 8))
     values: dict[str, Any] = {
@@ -418,6 +422,8 @@ def check_model_before_server(values: dict[str, Any], rendering: Rendering, by_k
         annotations = pvc["metadata"].get("annotations", {})
         if values["model"].get("size"):
             assert int(annotations[rules.MODEL_BYTES_ANNOTATION]) == int(values["model"]["size"])
+            keep = values["model"]["volume"]["keepPreviousVersions"]
+            assert int(annotations[rules.MODEL_COPIES_ANNOTATION]) == max(keep, 1) + 1
         else:
             assert rules.MODEL_BYTES_ANNOTATION not in annotations
     deployment_resource = next(r for t, _, r in resources if t == "kubernetes:apps/v1:Deployment")

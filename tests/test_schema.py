@@ -87,7 +87,7 @@ def test_defaults_and_allowed_values_reach_the_editor():
     defs = SCHEMA["$defs"]
     assert config["vllm-serving:replicaCount"]["default"] == 1
     assert defs["ImageConfig"]["properties"]["pullPolicy"]["enum"] == ["Always", "IfNotPresent", "Never"]
-    assert defs["ImageConfig"]["properties"]["tag"]["default"] == ServingConfig.model_fields["image"].default_factory().tag
+    assert defs["ImageConfig"]["properties"]["tag"]["default"] == ServingConfig.model_fields["image"].get_default(call_default_factory=True).tag
     # Defaults made by a factory are shown too.
     assert defs["VolumeConfig"]["properties"]["accessModes"]["default"] == ["ReadWriteOnce"]
     assert defs["DownloadConfig"]["properties"]["parallelism"]["maximum"] == 256

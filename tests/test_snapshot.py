@@ -83,8 +83,9 @@ def test_every_snapshot_belongs_to_a_stack():
     assert not orphans, f"snapshots without a stack file (remove them with the stack): {orphans}"
 
 
-def test_the_protected_volume_keeps_its_urn():
-    """Above all the claim: its URN in each example that creates one, spelled out here as well."""
+def test_the_retained_volume_keeps_its_urn():
+    """Above all the claim: its URN in each example that creates one, spelled out here as well,
+    and retainOnDelete, so that `pulumi destroy` leaves it (and the weights) in the cluster."""
     claims = 0
     for stack_file in STACK_FILES:
         rendering = rendering_as_json(render(stack_file))
@@ -93,7 +94,7 @@ def test_the_protected_volume_keeps_its_urn():
             if claim["type"] != "kubernetes:core/v1:PersistentVolumeClaim":
                 continue
             claims += 1
-            assert claim["options"]["protect"] is True
+            assert claim["options"]["retainOnDelete"] is True
             deploy = claim["manifest"]["metadata"]["name"].removesuffix("-model")
             assert urns[claim["urn"]] == (
                 f"urn:pulumi:{rendering['stack']}::vllm-serving::vllm-serving:index:VllmServing$"

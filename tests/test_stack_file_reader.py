@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -63,8 +64,10 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 
 
 def test_provider_and_engine_namespaces_are_accepted_and_secrets_stay_placeholders(tmp_path):
-    text = "config:\n" + MODEL + "  kubernetes:context: prod\n  pulumi:tags: {team: llm}\n" \
-           "  vllm-serving:apiKey:\n    secure: v1:c2FsdA==:Y2lwaGVy\n"
+    text = "config:\n" + MODEL + (
+        "  kubernetes:context: prod\n  pulumi:tags: {team: llm}\n"
+        "  vllm-serving:apiKey:\n    secure: v1:c2FsdA==:Y2lwaGVy\n"
+    )
     config, secret_keys = load_engine_config(write(tmp_path, text))
     assert config["kubernetes:context"] == "prod" and secret_keys == ["vllm-serving:apiKey"]
     assert config["vllm-serving:apiKey"] == offline_secret_placeholder("v1:c2FsdA==:Y2lwaGVy")
@@ -145,9 +148,10 @@ def _parser_with(handler):
     def build():
         parser = original()
         parser.set_defaults(handler=handler)
-        for action in parser._subparsers._group_actions:
-            for sub in action.choices.values():
-                sub.set_defaults(handler=handler)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    sub.set_defaults(handler=handler)
         return parser
 
     return build

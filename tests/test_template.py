@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -60,7 +59,8 @@ def test_the_public_api_is_importable():
     import components.config
 
     assert hasattr(components, "VllmServing"), "components/__init__.py must export VllmServing (docs/public-api.md)"
-    assert callable(components.config.load_config) and components.config.ServingConfig
+    assert callable(components.config.load_config) and isinstance(components.config.ServingConfig, type)
+    assert callable(components.refuse_rename)
 
 
 def test_the_template_is_a_pulumi_template(project):

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -26,7 +26,7 @@ MODEL = "codellama-7b"
 class Behaviour:
     models: list[str] = field(default_factory=lambda: [MODEL])
     # When set, every /v1 route wants `Authorization: Bearer <key>`, as vLLM's --api-key does.
-    api_key: Optional[str] = None
+    api_key: str | None = None
     # ok | no_usage | reject_stream_options | fail_500 | empty | error_midstream | drop_midstream
     # | reasoning | not_openai
     completion: str = "ok"
@@ -72,7 +72,7 @@ class FakeOpenAI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self.thread.start()
         return self
 
@@ -93,17 +93,26 @@ class FakeOpenAI:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def handle(self, handler: BaseHTTPRequestHandler, body: Optional[dict[str, Any]]) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any] | None) -> None:
         b = self.behaviour
         self.requests.append(
             {"path": handler.path, "auth": handler.headers.get("Authorization"), "body": body}
         )
         if b.hang:
             self.release.wait(10)
-            return
-        if b.api_key is not None and handler.headers.get("Authorization") != f"Bearer {b.api_key}":
-            return self._json(handler, 401, {"error": "Unauthorized"})
-        if handler.path == "/v1/models" and b.completion == "not_openai":
+        elif b.api_key is not None and handler.headers.get("Authorization") != f"Bearer {b.api_key}":
+            self._json(handler, 401, {"error": "Unauthorized"})
+        elif handler.path == "/v1/models":
+            self._models(handler)
+        elif handler.path != "/v1/chat/completions":
+            self._json(handler, 404, {"detail": "Not Found"})
+        else:
+            assert body is not None, "chat completions are POSTed with a JSON body"
+            self._chat(handler, body)
+
+    def _models(self, handler: BaseHTTPRequestHandler) -> None:
+        b = self.behaviour
+        if b.completion == "not_openai":
             page = b"<html><body>Sign in</body></html>"
             handler.send_response(200)
             handler.send_header("Content-Type", "text/html")
@@ -111,21 +120,23 @@ class FakeOpenAI:
             handler.end_headers()
             handler.wfile.write(page)
             return
-        if handler.path == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm"} for m in b.models]
-            return self._json(handler, 200, {"object": "list", "data": data})
-        if handler.path != "/v1/chat/completions":
-            return self._json(handler, 404, {"detail": "Not Found"})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm"} for m in b.models]
+        self._json(handler, 200, {"object": "list", "data": data})
+
+    def _chat(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        b = self.behaviour
         if b.completion == "reject_stream_options" and "stream_options" in body:
             message = "[{'type': 'extra_forbidden', 'loc': ('body', 'stream_options'), 'msg': 'Extra inputs are not permitted'}]"
-            return self._json(handler, 400, {"object": "error", "message": message, "type": "BadRequestError", "code": 400})
+            self._json(handler, 400, {"object": "error", "message": message, "type": "BadRequestError", "code": 400})
+            return
         if b.completion == "fail_500":
-            return self._json(
+            self._json(
                 handler, 500,
                 {"object": "error", "message": "CUDA out of memory", "type": "InternalServerError", "code": 500},
             )
+            return
 
-        def chunk(delta: dict[str, Any], finish: Optional[str] = None) -> dict[str, Any]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {
                 "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
@@ -274,7 +285,7 @@ def test_url_without_a_path_means_the_v1_api(serve, capsys):
 
 def test_default_model_is_the_first_listed(serve, capsys):
     server = serve(models=["first-model", "second-model"])
-    code, out, err = run(capsys, "--url", server.url)
+    code, _out, err = run(capsys, "--url", server.url)
     assert code == 0, err
     assert server.chat_requests()[0]["model"] == "first-model"
 
@@ -313,7 +324,7 @@ def test_vllm_api_key_wins_over_openai_api_key(serve, capsys, monkeypatch):
 
 def test_401_without_a_key_says_to_pass_one(serve, capsys):
     server = serve(api_key="s3cret")
-    code, out, err = run(capsys, "--url", server.url)
+    code, _out, err = run(capsys, "--url", server.url)
     assert code == 1
     line = one_error_line(err)
     assert "HTTP 401" in line and "requires an API key" in line and "--api-key" in line
@@ -454,7 +465,7 @@ def test_console_script_fails_without_a_traceback():
 # --- --stack --------------------------------------------------------------------------------------
 
 
-def fake_pulumi(bin_dir: Path, outputs: dict[str, str], fail: Optional[str] = None) -> Path:
+def fake_pulumi(bin_dir: Path, outputs: dict[str, str], fail: str | None = None) -> Path:
     """A `pulumi` on PATH that answers `pulumi stack output NAME --stack STACK` and logs its arguments."""
     log = bin_dir / "pulumi.log"
     cases = "\n".join(f"  {name}) echo '{value}' ;;" for name, value in outputs.items())
@@ -478,7 +489,7 @@ def test_stack_gives_url_and_served_model_name(serve, capsys, monkeypatch, tmp_p
     server = serve(models=["other-model", MODEL])
     log = fake_pulumi(tmp_path, {"openaiBaseUrl": server.url, "servedModelName": MODEL})
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    code, out, err = run(capsys, "--stack", "prod")
+    code, _out, err = run(capsys, "--stack", "prod")
     assert code == 0, err
     assert server.chat_requests()[0]["model"] == MODEL
     assert log.read_text().splitlines() == [

@@ -80,11 +80,14 @@ class _EchoMocks(pulumi.runtime.Mocks):
     """A created resource's state is its inputs, as a server-side apply would return them.
 
     existing_secrets: for reads of Secrets, name -> the keys it holds (or key -> base64 value,
-    for a test that changes a value); a Secret not in it does not exist.
+    for a test that changes a value); a Secret not in it does not exist. previous_outputs: the
+    stack's outputs from its last update, as the engine's readStackOutputs answers them (none:
+    a new stack).
     """
 
-    def __init__(self, existing_secrets: dict[str, Any]):
+    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: Optional[dict[str, Any]] = None):
         self.existing_secrets = existing_secrets
+        self.previous_outputs = previous_outputs or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.resource_id and args.typ == "kubernetes:core/v1:Secret":
@@ -103,6 +106,8 @@ class _EchoMocks(pulumi.runtime.Mocks):
         return {"data": {key: "W3NlY3JldF0=" for key in keys}}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            return {"name": args.args["name"], "outputs": self.previous_outputs, "secretOutputNames": []}
         return {}
 
 
@@ -115,8 +120,8 @@ def _aliases(request: Any) -> dict[str, Any]:
 
 
 class _RecordingMonitor(sdk_internals.MockMonitor):
-    def __init__(self, existing_secrets: dict[str, Any]) -> None:
-        super().__init__(_EchoMocks(existing_secrets))
+    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(_EchoMocks(existing_secrets, previous_outputs))
         self.registrations: list[RenderedResource] = []
         self.outputs: dict[str, Any] = {}
 
@@ -159,11 +164,14 @@ class _RecordingMonitor(sdk_internals.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def render(stack_file: Path, program: Optional[Path] = None) -> Rendering:
-    """Render one stack config file; raises the program's own errors (e.g. ConfigError)."""
+def render(
+    stack_file: Path, program: Optional[Path] = None, previous_outputs: Optional[dict[str, Any]] = None
+) -> Rendering:
+    """Render one stack config file; raises the program's own errors (e.g. ConfigError).
+    previous_outputs: the stack's outputs from its last update (the rename guard reads them)."""
     config, secret_keys = load_engine_config(stack_file)
     name = stack_name(stack_file)
-    return render_config(config, secret_keys, name, program)
+    return render_config(config, secret_keys, name, program, previous_outputs=previous_outputs)
 
 
 def _secrets_as_configured(config: dict[str, str]) -> dict[str, list[str]]:
@@ -183,8 +191,9 @@ def render_config(
     name: str = "test",
     program: Optional[Path] = None,
     existing_secrets: Optional[dict[str, Any]] = None,
+    previous_outputs: Optional[dict[str, Any]] = None,
 ) -> Rendering:
-    rendering, error = render_until_failure(config, secret_keys, name, program, existing_secrets)
+    rendering, error = render_until_failure(config, secret_keys, name, program, existing_secrets, previous_outputs)
     if error is not None:
         raise error
     return rendering
@@ -196,13 +205,14 @@ def render_until_failure(
     name: str = "test",
     program: Optional[Path] = None,
     existing_secrets: Optional[dict[str, Any]] = None,
+    previous_outputs: Optional[dict[str, Any]] = None,
 ) -> tuple[Rendering, Optional[Exception]]:
     """What the engine registered, and the program's error if it failed: what a failed
     `pulumi up --skip-preview` would have created before it stopped."""
     program = program or PROJECT_ROOT / "__main__.py"
     if existing_secrets is None:
         existing_secrets = _secrets_as_configured(config)
-    monitor = _RecordingMonitor(existing_secrets)
+    monitor = _RecordingMonitor(existing_secrets, previous_outputs)
     error: Optional[Exception] = None
     try:
         sdk_internals.run_program(program, monitor, PROJECT, name, config, secret_keys)

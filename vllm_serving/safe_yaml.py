@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -41,7 +42,7 @@ MAX_NUMBER_CHARS = 40
 MAX_PROBLEMS = 20
 INT64 = 1 << 63
 
-Path_ = tuple[Union[str, int], ...]
+Path_ = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
@@ -70,7 +71,9 @@ class YamlRefused(Exception):
         super().__init__("; ".join(problem.message for problem in problems))
 
 
-def _short_tag(tag: str) -> str:
+def _short_tag(tag: str | None) -> str:
+    if tag is None:
+        return "(none)"
     return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
 
 
@@ -103,8 +106,8 @@ def read_utf8(path: Path) -> str:
         )]) from None
     unprintable = _NON_PRINTABLE.search(text)
     if unprintable:
-        before = text[:unprintable.start()]
-        line, column = before.count("\n") + 1, unprintable.start() - (before.rfind("\n") + 1) + 1
+        text_before = text[:unprintable.start()]
+        line, column = text_before.count("\n") + 1, unprintable.start() - (text_before.rfind("\n") + 1) + 1
         raise YamlRefused([Problem((), (
             f"control character U+{ord(unprintable[0]):04X} at line {line}, column {column}: YAML allows none; "
             "write it as an escape inside double quotes"
@@ -124,7 +127,7 @@ def _syntax_error(error: yaml.YAMLError) -> YamlRefused:
 @dataclass
 class _Collection:
     path: Path_
-    value: Union[dict, list]
+    value: dict | list
     key: Any = None  # for a mapping: the key whose value comes next, or None when a key comes next
     key_lines: dict[str, int] = field(default_factory=dict)
 
@@ -140,7 +143,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self.document: Any = None
         self.documents = 0
-        self.aliases: set[str] = set()
+        self.aliases: set[str | None] = set()
 
     def refuse(self, path: Path_, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -199,14 +202,16 @@ class _Builder:
         if tag in (_TAG + "int", _TAG + "float") and len(text) > MAX_NUMBER_CHARS:
             self.refuse(path, f"a number of more than {MAX_NUMBER_CHARS} characters (line {_line(event)})")
             return None
-        node = ScalarNode(tag, text, event.start_mark, event.end_mark)
+        # types-PyYAML types the C parser's marks as yaml._yaml.Mark, not yaml.error.Mark; the node only stores them.
+        node = ScalarNode(tag, text, event.start_mark, event.end_mark)  # type: ignore[arg-type]  # see above
+        constructors: dict[str, Callable[[ScalarNode], object]] = {
+            _TAG + "int": _CONSTRUCTOR.construct_yaml_int,
+            _TAG + "float": _CONSTRUCTOR.construct_yaml_float,
+            _TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
+            _TAG + "null": _CONSTRUCTOR.construct_yaml_null,
+        }
         try:
-            value = {
-                _TAG + "int": _CONSTRUCTOR.construct_yaml_int,
-                _TAG + "float": _CONSTRUCTOR.construct_yaml_float,
-                _TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
-                _TAG + "null": _CONSTRUCTOR.construct_yaml_null,
-            }[tag](node)
+            value = constructors[tag](node)
         except (ValueError, KeyError, yaml.YAMLError):
             self.refuse(path, f"not a valid {_short_tag(tag)} (line {_line(event)})")
             return None
@@ -216,7 +221,7 @@ class _Builder:
             self.refuse(path, f"not a finite number (line {_line(event)}); JSON has no .inf or .nan")
         return value
 
-    def start(self, event: Union[yaml.MappingStartEvent, yaml.SequenceStartEvent], mapping: bool) -> None:
+    def start(self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent, mapping: bool) -> None:
         if self.expects_key():
             self.stop(self.stack[-1].path, f"a {'mapping' if mapping else 'list'} used as a key (line {_line(event)}); "
                                            "keys must be strings")

@@ -11,7 +11,7 @@ come from the models, then shaped as a stack file holds them:
 - a value that may be a secret (`apiKey`, which must be; `env[].value`) may be `{secure: ...}`;
 - a string whose validator converts YAML numbers (quantities such as `cpu: 4`) accepts numbers.
 
-Rules across keys (e.g. tensor × pipeline parallel = GPUs, replicas on a ReadWriteOnce volume)
+Rules across keys (e.g. tensor x pipeline parallel = GPUs, replicas on a ReadWriteOnce volume)
 and rules that live in validators rather than in the field types (quantity syntax, DNS names, a
 pinned image tag) are not in the schema; `vllm-serving render` checks them all.
 """
@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import SchemaValidator, core_schema
+from typing_extensions import override
 
 from components.config import CONFIG_NAMESPACE, ServingConfig
 
@@ -39,7 +41,7 @@ SECURE = {
     "additionalProperties": False,
 }
 # The string forms Pulumi writes for a top-level value set without --path.
-_STRING_FORMS = {
+_STRING_FORMS: dict[str, dict[str, Any]] = {
     "integer": {"type": "string", "pattern": r"^-?[0-9]+$"},
     "number": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
     "boolean": {"type": "string", "enum": ["true", "false"]},
@@ -49,13 +51,16 @@ _STRING_FORMS = {
 class _ModelSchema(GenerateJsonSchema):
     """Pydantic's schema, plus what a before-validator lets through where the type says string."""
 
+    @override
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False  # pydantic's titles ("Replicacount") only add noise to an editor's hover
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> dict[str, Any]:
         # Pydantic leaves out a default made by a factory; editors should show it like any other.
         if "default_factory" in schema and not schema.get("default_factory_takes_data"):
-            schema = {**schema, "default": schema["default_factory"]()}
+            # Without default_factory_takes_data the factory takes no arguments.
+            make_default = cast(Callable[[], Any], schema["default_factory"])
+            schema = {**schema, "default": make_default()}
             del schema["default_factory"]
         return super().default_schema(schema)
 
@@ -106,7 +111,7 @@ def _allow_extra(node: dict[str, Any], extra: list[dict[str, Any]]) -> dict[str,
 
 def _env_value_secure(defs: dict[str, Any]) -> None:
     """Environment values may be secrets (a proxy URL with a password, a token)."""
-    env_items = ServingConfig.model_fields["env"].annotation.__args__[0]
+    (env_items,) = get_args(ServingConfig.model_fields["env"].annotation)  # list[EnvVar]
     value = defs[env_items.__name__]["properties"]["value"]
     defs[env_items.__name__]["properties"]["value"] = _allow_extra(value, [SECURE_REF])
 

@@ -94,7 +94,7 @@ def deserialize_properties(struct: Any) -> Any:
     return rpc.deserialize_properties(struct)
 
 
-def run_program(
+def run_program(  # noqa: PLR0917 -- render.py, outside this change, passes all six by position
     program: Path,
     monitor: MockMonitor,
     project: str,
@@ -110,7 +110,7 @@ def run_program(
     set_all_config(config, secret_keys)
     _install_exception_handler()
     try:
-        _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+        _sync_await(stack.run_in_stack(lambda: _run_as_main(program)))
     except Exception as error:
         _unreported_errors.append(error)
         raise
@@ -123,6 +123,11 @@ def run_program(
 # ("Future exception was never retrieved") whenever the garbage collector finds it, in the middle
 # of whatever runs next. The error itself is raised to the caller, so those reports are noise.
 _unreported_errors: collections.deque = collections.deque(maxlen=32)
+
+
+def _run_as_main(program: Path) -> None:
+    # run_in_stack takes a function returning None or an awaitable; run_path returns the module's globals.
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def _quiet_about_failed_runs(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

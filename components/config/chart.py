@@ -93,10 +93,22 @@ class VolumeConfig(StrictModel):
     )
     existingClaim: str = Field("", description="An existing PersistentVolumeClaim holding (or to hold) the model.")
     subPath: str = Field("", description="Directory of the volume that holds the model files.")
-    protect: bool = Field(
+    retainOnDelete: bool = Field(
         True,
-        description="Protect a new volume from deletion and replacement (Pulumi `protect`); "
-        "set false to delete or replace it on purpose.",
+        description="Keep a new volume, and the weights on it, in the cluster when Pulumi deletes it "
+        "(`pulumi destroy`, a replacement): Pulumi's `retainOnDelete`. Set false, and `pulumi up`, "
+        "before a `pulumi destroy` that should delete the weights too.",
+    )
+    protect: bool = Field(
+        False,
+        description="Also mark a new volume with Pulumi's `protect`: then `pulumi destroy` stops with an "
+        "error before deleting anything, and so does any change that would replace the claim.",
+    )
+    keepPreviousVersions: int = Field(
+        1,
+        ge=0,
+        description="Model versions kept on the volume besides the current one, for a rollback without "
+        "a download; 0 deletes the previous one once the new one is complete.",
     )
 
     @field_validator("size", mode="before")
@@ -126,6 +138,13 @@ class VolumeConfig(StrictModel):
         if value.startswith("/") or ".." in parts:
             raise ValueError(f"{value!r} must be a relative path inside the volume (no leading '/', no '..')")
         return value.strip("/")
+
+    @property
+    def copies_during_change(self) -> int:
+        """Copies of the weights on the volume at the peak of a source change: the Job first prunes
+        down to the served version and the kept ones (the served one stays even with
+        keepPreviousVersions 0), then downloads the new copy beside them (components/scripts/job.sh)."""
+        return max(self.keepPreviousVersions, 1) + 1
 
     @property
     def single_node(self) -> bool:

@@ -7,6 +7,7 @@ see the problems in.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes
@@ -87,12 +88,9 @@ def _model_size(config: ServingConfig) -> list[Problem]:
         return []
     problems = []
     size = quantity_bytes(model.size)
-    if not model.volume.existingClaim and size > quantity_bytes(model.volume.size):
-        problems.append((
-            "model.size",
-            f"{model.size} of weights do not fit model.volume.size {model.volume.size}",
-            {"model.size", "model.volume.size", "model.volume.existingClaim"},
-        ))
+    # An existing claim's size is not known before anything is applied: nothing to compare it with.
+    if not model.volume.existingClaim:
+        problems += _volume_holds_every_copy(config, size)
     needed = size / 1e9 / server.assumedLoadRateGBps + STARTUP_OVERHEAD_SECONDS
     if needed > server.startupTimeoutSeconds:
         problems.append((
@@ -104,6 +102,27 @@ def _model_size(config: ServingConfig) -> list[Problem]:
             {"server.startupTimeoutSeconds", "server.assumedLoadRateGBps", "model.size"},
         ))
     return problems
+
+
+def _volume_holds_every_copy(config: ServingConfig, model_bytes: float) -> list[Problem]:
+    """A source change downloads a full copy beside those kept: all of them must fit at once."""
+    volume, model_size = config.model.volume, config.model.size
+    copies, capacity = volume.copies_during_change, quantity_bytes(volume.size)
+    needed = copies * model_bytes
+    if needed <= capacity:
+        return []
+    older = copies - 2  # kept besides the served version and the new download
+    kept = f" and {older} older version{'s' if older > 1 else ''}" if older else ""
+    fewer = ", or keep fewer versions (model.volume.keepPreviousVersions)" if older else ""
+    return [(
+        "model.volume.size",
+        f"{volume.size} ({capacity / 1e9:.1f} GB) cannot hold the {copies} copies of the weights that "
+        f"coexist during a model change: the new download beside the served version{kept} "
+        f"(model.volume.keepPreviousVersions {volume.keepPreviousVersions}), {copies} × model.size "
+        f"{model_size} ({model_bytes / 1e9:.1f} GB) = {needed / 1e9:.1f} GB. Raise model.volume.size to at "
+        f"least {math.ceil(needed / 2**30)}Gi{fewer}",
+        {"model.size", "model.volume.size", "model.volume.keepPreviousVersions", "model.volume.existingClaim"},
+    )]
 
 
 def canonical_flag(argument: str) -> str:

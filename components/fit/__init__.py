@@ -15,7 +15,19 @@ from .problems import FitProblem
 from .weights import WeightBytes
 
 __all__ = [
-    "Architecture", "DEFAULT_RUNTIME_RESERVE_BYTES", "FitProblem", "FitReport", "GIB", "GPU_TABLE", "GpuSpec",
-    "LayerParams", "StageFit", "UnknownArchitecture", "WeightBytes", "check_fit", "gpu_spec",
-    "read_architecture", "stage_layer_counts",
+    "DEFAULT_RUNTIME_RESERVE_BYTES",
+    "GIB",
+    "GPU_TABLE",
+    "Architecture",
+    "FitProblem",
+    "FitReport",
+    "GpuSpec",
+    "LayerParams",
+    "StageFit",
+    "UnknownArchitecture",
+    "WeightBytes",
+    "check_fit",
+    "gpu_spec",
+    "read_architecture",
+    "stage_layer_counts",
 ]

@@ -15,8 +15,9 @@ rank). Norm weights are counted as replicated; biases with their projection.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 from .weights import WeightBytes
 
@@ -62,22 +63,29 @@ class Architecture:
     head_dim: int
     vocab_size: int
     tie_word_embeddings: bool
-    max_position_embeddings: Optional[int]
+    max_position_embeddings: int | None
     # The longest context the model allows, as vLLM derives it (rope scaling applied).
-    max_context: Optional[int]
+    max_context: int | None
     dtype: str  # the checkpoint's torch_dtype
     layers: tuple[LayerParams, ...]
     # Parameters in the checkpoint that vLLM does not load by default (DeepSeek's MTP module).
     unloaded_params: int = 0
     # Multi-head latent attention (DeepSeek): the cache holds kv_lora_rank + qk_rope_head_dim.
-    kv_lora_rank: Optional[int] = None
-    qk_rope_head_dim: Optional[int] = None
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int | None = None
     num_experts: int = 0
-    sliding_window: Optional[int] = None
+    sliding_window: int | None = None
     # A pre-quantized checkpoint's method and bytes per linear-layer parameter (None: 16/32-bit).
-    checkpoint_quantization: Optional[str] = None
-    checkpoint_linear_bytes: Optional[float] = None
-    weight_bytes: Optional[WeightBytes] = None
+    checkpoint_quantization: str | None = None
+    checkpoint_linear_bytes: float | None = None
+    weight_bytes: WeightBytes | None = None
+
+    @property
+    def mla_latent_width(self) -> int | None:
+        """Values a token's MLA cache holds per layer (kv_lora_rank + qk_rope_head_dim); None without MLA."""
+        if self.kv_lora_rank is None or self.qk_rope_head_dim is None:
+            return None
+        return self.kv_lora_rank + self.qk_rope_head_dim
 
     @property
     def uses_mla(self) -> bool:
@@ -142,15 +150,15 @@ def _mlp_params(c: Mapping[str, Any], index: int) -> tuple[LayerParams, int]:
             shared = gated * _get(c, "shared_expert_intermediate_size", 0)
             router = hidden * experts + (hidden if shared else 0)
             return LayerParams(experts * gated * c["moe_intermediate_size"] + shared, router), experts
-    if model_type in MLA_TYPES and c.get("n_routed_experts"):
-        if index >= _get(c, "first_k_dense_replace", 0) and index % _get(c, "moe_layer_freq", 1) == 0:
+    if (model_type in MLA_TYPES and c.get("n_routed_experts")
+            and index >= _get(c, "first_k_dense_replace", 0) and index % _get(c, "moe_layer_freq", 1) == 0):
             experts = c["n_routed_experts"]
             units = experts + _get(c, "n_shared_experts", 0)
             return LayerParams(units * gated * c["moe_intermediate_size"], hidden * experts), experts
     return LayerParams(gated * c["intermediate_size"], 0), 0
 
 
-def _checkpoint_quantization(c: Mapping[str, Any]) -> tuple[Optional[str], Optional[float], Optional[str]]:
+def _checkpoint_quantization(c: Mapping[str, Any]) -> tuple[str | None, float | None, str | None]:
     """(method, bytes per linear parameter, reason it cannot be sized) of a pre-quantized checkpoint."""
     quant = c.get("quantization_config")
     if not quant:
@@ -163,7 +171,7 @@ def _checkpoint_quantization(c: Mapping[str, Any]) -> tuple[Optional[str], Optio
     return method, None, f"its quantization_config (quant_method {method!r}) is not modelled offline"
 
 
-def _max_context(c: Mapping[str, Any]) -> Optional[int]:
+def _max_context(c: Mapping[str, Any]) -> int | None:
     """vLLM's derived maximum length: max_position_embeddings times a rope scaling factor.
 
     As vLLM's `_get_and_verify_max_len`: no factor for `su`, `longrope` and `llama3` rope
@@ -181,14 +189,14 @@ def _max_context(c: Mapping[str, Any]) -> Optional[int]:
     return int(max_positions * factor)
 
 
-def _required(c: Mapping[str, Any], keys: tuple[str, ...]) -> Optional[str]:
+def _required(c: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
     missing = [key for key in keys if c.get(key) is None]
     return f"config.json lacks {', '.join(missing)}" if missing else None
 
 
 def read_architecture(
-    config: Mapping[str, Any], weight_bytes: Optional[WeightBytes] = None
-) -> Union[Architecture, UnknownArchitecture]:
+    config: Mapping[str, Any], weight_bytes: WeightBytes | None = None
+) -> Architecture | UnknownArchitecture:
     """The architecture of a Hugging Face `config.json` dict, or why it cannot be sized offline."""
     model_type = str(config.get("model_type", ""))
     if model_type not in SUPPORTED_MODEL_TYPES:
@@ -209,17 +217,14 @@ def read_architecture(
 
 
 def _build(
-    c: Mapping[str, Any], weight_bytes: Optional[WeightBytes], method: Optional[str], linear_bytes: Optional[float]
+    c: Mapping[str, Any], weight_bytes: WeightBytes | None, method: str | None, linear_bytes: float | None
 ) -> Architecture:
     heads = c["num_attention_heads"]
     kv_heads = _get(c, "num_key_value_heads", heads)
     head_dim = _get(c, "head_dim", c["hidden_size"] // heads)
     layers, experts = [], 0
     for index in range(c["num_hidden_layers"]):
-        if c["model_type"] in MLA_TYPES:
-            attention = _mla_params(c)
-        else:
-            attention = _attention_params(c, heads, kv_heads, head_dim)
+        attention = _mla_params(c) if c["model_type"] in MLA_TYPES else _attention_params(c, heads, kv_heads, head_dim)
         mlp, layer_experts = _mlp_params(c, index)
         experts = max(experts, layer_experts)
         layers.append(LayerParams(attention.sharded + mlp.sharded, attention.replicated + mlp.replicated))

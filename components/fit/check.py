@@ -30,7 +30,6 @@ LoRA adapters, context parallelism, and vLLM's vocabulary padding (to a multiple
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional, Union
 
 from .architecture import DTYPE_BYTES, Architecture, UnknownArchitecture
 from .gpus import GIB, GpuSpec, gib
@@ -63,13 +62,13 @@ class FitReport:
     When `skipped` says why there are none, the figures are 0 and there are no problems.
     """
 
-    skipped: Optional[str] = None
-    gpu: Optional[GpuSpec] = None
+    skipped: str | None = None
+    gpu: GpuSpec | None = None
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     gpu_memory_utilization: float = 0.9
     runtime_reserve_bytes: int = DEFAULT_RUNTIME_RESERVE_BYTES
-    context_length: Optional[int] = None
+    context_length: int | None = None
     context_source: str = ""
     kv_cache_dtype_bytes: int = 2
     weights_source: str = ""
@@ -96,8 +95,15 @@ class FitReport:
         return min((stage.tokens for stage in self.stages), default=0)
 
     @property
+    def measured_gpu(self) -> GpuSpec:
+        """The GPU of a report that was not skipped (a skipped one may have none)."""
+        if self.gpu is None:
+            raise ValueError(f"a skipped fit report has no GPU figures: {self.skipped}")
+        return self.gpu
+
+    @property
     def usable_bytes_per_gpu(self) -> int:
-        return int(self.gpu_memory_utilization * self.gpu.memory_bytes) - self.runtime_reserve_bytes
+        return int(self.gpu_memory_utilization * self.measured_gpu.memory_bytes) - self.runtime_reserve_bytes
 
     def problems(self) -> list[FitProblem]:
         return list(self.found)
@@ -107,8 +113,8 @@ class FitReport:
             return f"fit check skipped: {self.skipped}"
         context = f"{self.context_length} ({self.context_source})" if self.context_length else "unset"
         return (
-            f"fit on {self.tensor_parallel * self.pipeline_parallel} x {self.gpu.name} "
-            f"({gib(self.gpu.memory_bytes)}; TP {self.tensor_parallel} x PP {self.pipeline_parallel}): "
+            f"fit on {self.tensor_parallel * self.pipeline_parallel} x {self.measured_gpu.name} "
+            f"({gib(self.measured_gpu.memory_bytes)}; TP {self.tensor_parallel} x PP {self.pipeline_parallel}): "
             f"weights {gib(self.weight_bytes_per_gpu)} per GPU of {gib(self.total_weight_bytes)} "
             f"({self.weights_source}); KV room {gib(self.kv_room_bytes_per_gpu)} per GPU at "
             f"gpuMemoryUtilization {self.gpu_memory_utilization} after a {gib(self.runtime_reserve_bytes)} "
@@ -132,7 +138,7 @@ class _BytesPerParam:
     source: str
 
 
-def _compute_bytes(arch: Architecture, dtype: Optional[str]) -> int:
+def _compute_bytes(arch: Architecture, dtype: str | None) -> int:
     name = arch.dtype if dtype in (None, "auto") else dtype
     if name not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {name!r}; known: auto, {', '.join(DTYPE_BYTES)}")
@@ -140,7 +146,7 @@ def _compute_bytes(arch: Architecture, dtype: Optional[str]) -> int:
     return 2 if dtype in (None, "auto") and DTYPE_BYTES[name] == 4 else DTYPE_BYTES[name]
 
 
-def _bytes_per_param(arch: Architecture, dtype: Optional[str], quantization: Optional[str]) -> _BytesPerParam:
+def _bytes_per_param(arch: Architecture, dtype: str | None, quantization: str | None) -> _BytesPerParam:
     compute = _compute_bytes(arch, dtype)
     if arch.checkpoint_quantization:
         layers, how = arch.checkpoint_linear_bytes or compute, f"{arch.checkpoint_quantization} checkpoint"
@@ -166,7 +172,7 @@ def _checkpoint_estimate(arch: Architecture, per: _BytesPerParam) -> float:
 
 
 def _stage_fits(
-    arch: Architecture, per: _BytesPerParam, tp: int, pp: int, usable: int, kv_bytes: int
+    arch: Architecture, per: _BytesPerParam, tp: int, pp: int, *, usable: int, kv_bytes: int
 ) -> tuple[StageFit, ...]:
     stages, start = [], 0
     counts = stage_layer_counts(arch.num_layers, pp)
@@ -181,15 +187,16 @@ def _stage_fits(
         if index == pp - 1:
             replicated += arch.hidden_size  # the final norm
         weight = (sharded / tp + replicated) * per.layers + embeddings / tp * per.embeddings
-        if arch.uses_mla:
-            kv_per_token = count * (arch.kv_lora_rank + arch.qk_rope_head_dim) * kv_bytes
+        latent = arch.mla_latent_width
+        if latent is not None:
+            kv_per_token = count * latent * kv_bytes
         else:
             kv_per_token = 2 * count * max(1, arch.num_kv_heads // tp) * arch.head_dim * kv_bytes
         stages.append(StageFit(index, count, int(weight), kv_per_token, usable - int(weight)))
     return tuple(stages)
 
 
-def _kv_dtype_bytes(kv_cache_dtype: Optional[str], compute_bytes: int) -> int:
+def _kv_dtype_bytes(kv_cache_dtype: str | None, compute_bytes: int) -> int:
     if kv_cache_dtype in (None, "auto"):
         return compute_bytes
     if kv_cache_dtype not in KV_DTYPE_BYTES:
@@ -198,15 +205,16 @@ def _kv_dtype_bytes(kv_cache_dtype: Optional[str], compute_bytes: int) -> int:
 
 
 def check_fit(
-    architecture: Union[Architecture, UnknownArchitecture],
-    gpu: Optional[GpuSpec],
+    architecture: Architecture | UnknownArchitecture,
+    gpu: GpuSpec | None,
     tensor_parallel: int = 1,
     pipeline_parallel: int = 1,
-    gpu_memory_utilization: Optional[float] = None,
-    max_model_len: Optional[int] = None,
-    kv_cache_dtype: Optional[str] = None,
-    quantization: Optional[str] = None,
-    dtype: Optional[str] = None,
+    *,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
+    kv_cache_dtype: str | None = None,
+    quantization: str | None = None,
+    dtype: str | None = None,
     runtime_reserve_bytes: int = DEFAULT_RUNTIME_RESERVE_BYTES,
 ) -> FitReport:
     """The fit of `architecture` on `tensor_parallel` x `pipeline_parallel` GPUs like `gpu`.
@@ -226,7 +234,8 @@ def check_fit(
     kv_bytes = _kv_dtype_bytes(kv_cache_dtype, _compute_bytes(architecture, dtype))
     usable = int(utilization * gpu.memory_bytes) - runtime_reserve_bytes
     pp_fits = pipeline_parallel <= architecture.num_layers
-    stages = _stage_fits(architecture, per, tensor_parallel, pipeline_parallel if pp_fits else 1, usable, kv_bytes)
+    stages = _stage_fits(architecture, per, tensor_parallel, pipeline_parallel if pp_fits else 1,
+                         usable=usable, kv_bytes=kv_bytes)
     context, context_source = max_model_len, KEY_LEN
     if context is None:
         context, context_source = architecture.max_context, "the model's maximum; maxModelLen unset"

@@ -10,7 +10,6 @@ memory in bytes instead of a type name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 GIB = 1 << 30
 
@@ -33,7 +32,7 @@ class GpuSpec:
             raise ValueError(f"GPU memory must be positive, got {self.memory_bytes}")
 
     @classmethod
-    def with_memory(cls, memory_bytes: int, name: str = "GPU") -> "GpuSpec":
+    def with_memory(cls, memory_bytes: int, name: str = "GPU") -> GpuSpec:
         return cls(name, int(memory_bytes), "server.gpuMemory")
 
 
@@ -58,7 +57,7 @@ GPU_TABLE: dict[str, GpuSpec] = {
 }
 
 
-def gpu_spec(gpu_type: Optional[str] = None, memory_bytes: Optional[int] = None) -> Optional[GpuSpec]:
+def gpu_spec(gpu_type: str | None = None, memory_bytes: int | None = None) -> GpuSpec | None:
     """The GPU for a `server.gpuType` name or a `server.gpuMemory` figure (the figure wins).
 
     None when neither is given. An unknown type name raises ValueError listing the known ones.

@@ -13,8 +13,12 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from http.client import HTTPMessage
+from typing import IO, Any
+
+from typing_extensions import override
 
 from .architecture import Architecture, UnknownArchitecture, read_architecture
 from .weights import WeightBytes
@@ -32,13 +36,16 @@ class HubReadError(Exception):
 @dataclass(frozen=True)
 class HubModelFiles:
     config: Mapping[str, Any]
-    weight_bytes: Optional[WeightBytes]
+    weight_bytes: WeightBytes | None
 
 
 class _KeepTokenOnHost(urllib.request.HTTPRedirectHandler):
     """Follows redirects (a renamed repository), but never carries the token to another host."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    @override
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: HTTPMessage, newurl: str
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
             new.remove_header("Authorization")
@@ -49,7 +56,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """For HEAD: the Hub answers a weight file with a redirect to its CDN that already carries
     X-Linked-Size, so there is nothing to follow (huggingface_hub reads it the same way)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    @override
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: HTTPMessage, newurl: str
+    ) -> urllib.request.Request | None:
         return None
 
 
@@ -58,7 +68,7 @@ _HEAD = urllib.request.build_opener(_NoRedirect)
 
 
 class _Reader:
-    def __init__(self, repo_id: str, revision: str, token: Optional[str], endpoint: Optional[str], timeout: float):
+    def __init__(self, repo_id: str, revision: str, token: str | None, endpoint: str | None, timeout: float):
         base = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         quoted = urllib.parse.quote(revision, safe="")
         self.prefix = f"{base}/{repo_id}/resolve/{quoted}/"
@@ -67,7 +77,7 @@ class _Reader:
             self.headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
 
-    def request(self, name: str, method: str = "GET") -> Optional[tuple[bytes, Mapping[str, str]]]:
+    def request(self, name: str, method: str = "GET") -> tuple[bytes, Mapping[str, str]] | None:
         """The file's bytes and headers; None when the repository has no such file (404)."""
         url = self.prefix + name
         request = urllib.request.Request(url, headers=self.headers, method=method)
@@ -86,7 +96,7 @@ class _Reader:
             reason = getattr(error, "reason", error)
             raise HubReadError(f"GET {url}: {reason}") from None
 
-    def json(self, name: str) -> Optional[Mapping[str, Any]]:
+    def json(self, name: str) -> Mapping[str, Any] | None:
         answer = self.request(name)
         if answer is None:
             return None
@@ -99,8 +109,8 @@ class _Reader:
 def fetch_model_files(
     repo_id: str,
     revision: str = "main",
-    token: Optional[str] = None,
-    endpoint: Optional[str] = None,
+    token: str | None = None,
+    endpoint: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> HubModelFiles:
     """`config.json` and the weight bytes (index total_size, else the single file's size)."""
@@ -123,10 +133,10 @@ def fetch_model_files(
 def read_hub_architecture(
     repo_id: str,
     revision: str = "main",
-    token: Optional[str] = None,
-    endpoint: Optional[str] = None,
+    token: str | None = None,
+    endpoint: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
-) -> Union[Architecture, UnknownArchitecture]:
+) -> Architecture | UnknownArchitecture:
     """The architecture of a Hub repository, or why it could not be read (never raises for I/O)."""
     try:
         files = fetch_model_files(repo_id, revision, token, endpoint, timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .architecture import Architecture
 from .gpus import gib
@@ -77,7 +77,7 @@ def parallel_problems(arch: Architecture, tp: int, pp: int) -> tuple[list[FitPro
     return problems, notes
 
 
-def quantization_problem(arch: Architecture, quantization: Optional[str]) -> Optional[FitProblem]:
+def quantization_problem(arch: Architecture, quantization: str | None) -> FitProblem | None:
     """An online method vLLM cannot apply to this checkpoint."""
     if quantization is None or quantization == arch.checkpoint_quantization:
         return None
@@ -92,7 +92,7 @@ def quantization_problem(arch: Architecture, quantization: Optional[str]) -> Opt
         f"use a {quantization} checkpoint, or fp8, which vLLM applies online to a 16-bit checkpoint"))
 
 
-def weight_problem(arch: Architecture, report: "FitReport", quantization: Optional[str]) -> Optional[FitProblem]:
+def weight_problem(arch: Architecture, report: FitReport, quantization: str | None) -> FitProblem | None:
     usable = report.usable_bytes_per_gpu
     per_gpu = report.weight_bytes_per_gpu
     if per_gpu <= usable:
@@ -109,12 +109,12 @@ def weight_problem(arch: Architecture, report: "FitReport", quantization: Option
     return FitProblem(KEY_TP, (
         f"the weights take {gib(per_gpu)} per GPU ({gib(report.total_weight_bytes)} over {total_gpus} GPUs, "
         f"TP {report.tensor_parallel} x PP {report.pipeline_parallel}), more than the {gib(usable)} usable on a "
-        f"{report.gpu.name} ({gib(report.gpu.memory_bytes)} x gpuMemoryUtilization "
+        f"{report.measured_gpu.name} ({gib(report.measured_gpu.memory_bytes)} x gpuMemoryUtilization "
         f"{report.gpu_memory_utilization} - {gib(report.runtime_reserve_bytes)} runtime reserve); "
         f"use {more}{fp8}"))
 
 
-def context_problem(report: "FitReport") -> Optional[FitProblem]:
+def context_problem(report: FitReport) -> FitProblem | None:
     """The KV cache must hold one sequence of the context length, or vLLM refuses to start."""
     context, tokens = report.context_length, report.tokens
     if context is None or tokens >= context:
@@ -135,7 +135,7 @@ def context_problem(report: "FitReport") -> Optional[FitProblem]:
 
 
 def find_problems(
-    arch: Architecture, report: "FitReport", quantization: Optional[str], max_model_len: Optional[int]
+    arch: Architecture, report: FitReport, quantization: str | None, max_model_len: int | None
 ) -> tuple[list[FitProblem], list[str]]:
     """Every problem of `report`, in the order a user would fix them, and explanatory notes."""
     problems, notes = parallel_problems(arch, report.tensor_parallel, report.pipeline_parallel)

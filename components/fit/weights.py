@@ -8,8 +8,9 @@ repository's file list (a few kilobytes of safetensors header per file more than
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,18 +25,18 @@ class WeightBytes:
             raise ValueError(f"weight bytes must be positive, got {self.total} ({self.source})")
 
     @classmethod
-    def from_safetensors_index(cls, index: Mapping[str, Any], where: str = "model.safetensors.index.json") -> "WeightBytes":
+    def from_safetensors_index(cls, index: Mapping[str, Any], where: str = "model.safetensors.index.json") -> WeightBytes:
         total = index.get("metadata", {}).get("total_size")
         if not isinstance(total, int):
             raise ValueError(f"{where} has no integer metadata.total_size")
         return cls(total, f"{where} metadata.total_size")
 
     @classmethod
-    def declared(cls, total: int, where: str = "model.size") -> "WeightBytes":
+    def declared(cls, total: int, where: str = "model.size") -> WeightBytes:
         return cls(int(total), where)
 
     @classmethod
-    def from_file_list(cls, files: Iterable[Mapping[str, Any]], where: str = "the file list") -> Optional["WeightBytes"]:
+    def from_file_list(cls, files: Iterable[Mapping[str, Any]], where: str = "the file list") -> WeightBytes | None:
         """Sum of the weight files vLLM would load; None when a needed size is unknown.
 
         vLLM loads `*.safetensors` when there are any, else `*.bin`/`*.pt`. Files under a

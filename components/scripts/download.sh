@@ -40,6 +40,10 @@ fi
 
 rm -f "$marker"
 printf '%s\n' "$SOURCE_FINGERPRINT" >"$partial"
+# The stack the version belongs to (VERSION_OWNER), for prune_versions.sh, which removes only its
+# own stack's versions: written when the version starts, so that a download abandoned half-way
+# (a failed or superseded change) is this stack's to remove too, before the next one fills the disk.
+printf '%s\n' "${VERSION_OWNER:-}" >"$MODEL_DIR/.vllm-serving-owner"
 
 case "$SOURCE" in
     huggingface) python3 "$scripts/hf_download.py" ;;
@@ -51,9 +55,6 @@ case "$SOURCE" in
         ;;
 esac
 
-# The stack the version belongs to (VERSION_OWNER: its deploy name), for prune_versions.sh,
-# which removes only its own stack's versions.
-printf '%s\n' "${VERSION_OWNER:-}" >"$MODEL_DIR/.vllm-serving-owner"
 # Temp file plus rename: a crash can never leave a truncated marker that a
 # later run would mistake for something.
 printf '%s\n' "$SOURCE_FINGERPRINT" >"$marker.tmp"

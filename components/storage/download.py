@@ -124,6 +124,8 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         # Whose versions prune_versions.sh may remove: this download's (model or adapter, in this
         # namespace) only, so stacks sharing a claim and a sub-path never prune each other's.
         k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=f"{args.namespace}/{args.prefix}"),
+        # prune_versions.sh: versions kept besides this one (the size check counts the same).
+        k8s.core.v1.EnvVarArgs(name="KEEP_PREVIOUS_VERSIONS", value=str(model.volume.keepPreviousVersions)),
         k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
         *source_env(args.source, download.parallelism, args.checked_secret_name),
     ]

@@ -12,6 +12,8 @@ from ..config import VolumeConfig
 from ..labels import common_labels
 
 MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
+# How many copies of those bytes the claim must hold at once (VolumeConfig.copies_during_change).
+MODEL_COPIES_ANNOTATION = "vllm-serving/model-copies"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class ModelVolume(pulumi.ComponentResource):
                     name=args.claim_name,
                     namespace=args.namespace,
                     labels=common_labels(args.deploy_name, "model-volume", args.version),
-                    annotations={MODEL_BYTES_ANNOTATION: str(args.model_bytes)} if args.model_bytes else None,
+                    annotations=_size_annotations(args),
                 ),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=list(volume.accessModes),
@@ -54,9 +56,22 @@ class ModelVolume(pulumi.ComponentResource):
                     storage_class_name=volume.storageClass or None,
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
                 ),
-                # Hundreds of GB that took an hour to download: `pulumi destroy`, or a change that
-                # replaces the claim (storage class, access modes), must be asked for on purpose.
-                opts=pulumi.ResourceOptions(parent=self, protect=volume.protect),
+                # Hundreds of GB that took an hour to download outlive the stack: with retainOnDelete
+                # Pulumi drops the claim from its state without deleting it, so `pulumi destroy` still
+                # deletes everything else (where `protect` would stop the whole destroy).
+                opts=pulumi.ResourceOptions(
+                    parent=self, protect=volume.protect, retain_on_delete=volume.retainOnDelete
+                ),
             )
             self.claim_name = self.claim.metadata.name
         self.register_outputs({"claimName": self.claim_name})
+
+
+def _size_annotations(args: ModelVolumeArgs) -> Optional[dict[str, str]]:
+    """What policies compare the claim's size with: bytes of one copy, and copies held at once."""
+    if not args.model_bytes:
+        return None
+    return {
+        MODEL_BYTES_ANNOTATION: str(args.model_bytes),
+        MODEL_COPIES_ANNOTATION: str(args.volume.copies_during_change),
+    }

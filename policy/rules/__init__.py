@@ -18,17 +18,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .images import check_image_pinned, split_image
-from .props import GPU_RESOURCE, MODEL_BYTES_ANNOTATION, POD_SPEC_PATHS, PVC_TYPE, Check, Props, containers, pod_spec
+from .props import GPU_RESOURCE, MODEL_BYTES_ANNOTATION, MODEL_COPIES_ANNOTATION, POD_SPEC_PATHS, PVC_TYPE, Check, Props, containers, pod_spec
 from .quantity import QuantityError, parse_quantity
 from .resources import check_model_volume_size, check_requests_within_limits
 from .secrets import TOKEN_FORMATS, check_no_plaintext_secrets, find_tokens
 from .servers import check_vllm_gpu, check_vllm_probes, runs_vllm_server, server_containers
 
 __all__ = [
-    "Check", "Props", "POD_SPEC_PATHS", "PVC_TYPE", "GPU_RESOURCE", "MODEL_BYTES_ANNOTATION", "pod_spec", "containers",
-    "QuantityError", "parse_quantity", "split_image", "check_image_pinned", "runs_vllm_server", "server_containers",
-    "check_vllm_gpu", "check_vllm_probes", "check_requests_within_limits", "TOKEN_FORMATS", "find_tokens",
-    "check_no_plaintext_secrets", "check_model_volume_size", "Rule", "RULES", "violations",
+    "GPU_RESOURCE",
+    "MODEL_BYTES_ANNOTATION",
+    "MODEL_COPIES_ANNOTATION",
+    "POD_SPEC_PATHS",
+    "PVC_TYPE",
+    "RULES",
+    "TOKEN_FORMATS",
+    "Check",
+    "Props",
+    "QuantityError",
+    "Rule",
+    "check_image_pinned",
+    "check_model_volume_size",
+    "check_no_plaintext_secrets",
+    "check_requests_within_limits",
+    "check_vllm_gpu",
+    "check_vllm_probes",
+    "containers",
+    "find_tokens",
+    "parse_quantity",
+    "pod_spec",
+    "runs_vllm_server",
+    "server_containers",
+    "split_image",
+    "violations",
 ]
 
 
@@ -67,7 +88,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "model-volume-fits-model",
-        f"A PersistentVolumeClaim annotated {MODEL_BYTES_ANNOTATION} requests at least that much storage.",
+        f"A PersistentVolumeClaim annotated {MODEL_BYTES_ANNOTATION} requests at least that many bytes "
+        f"times {MODEL_COPIES_ANNOTATION}, the copies that coexist during a model change.",
         check_model_volume_size,
     ),
 )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from .props import Props, containers
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def split_image(image: str) -> tuple[str, str, Optional[str], Optional[str]]:
+def split_image(image: str) -> tuple[str, str, str | None, str | None]:
     """(registry, repository, tag, digest) of an image reference; registry "" when implicit."""
     name, _, digest = image.partition("@")
     # A ':' after the last '/' starts the tag; one before it is a registry port.
@@ -28,7 +28,7 @@ def split_image(image: str) -> tuple[str, str, Optional[str], Optional[str]]:
     return registry, repository, tag, (digest if "@" in image else None)
 
 
-def _image_problem(image: Any) -> Optional[str]:
+def _image_problem(image: Any) -> str | None:
     if not isinstance(image, str) or not image.strip():
         return "has no image"
     _, repository, tag, digest = split_image(image.strip())

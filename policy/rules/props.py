@@ -10,8 +10,8 @@ into a "can't run during preview" advisory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 Props = Mapping[str, Any]
 Check = Callable[[str, Props], list[str]]
@@ -45,6 +45,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 # Set by the program on a claim it creates, when it knows how big the model is.
 MODEL_BYTES_ANNOTATION = "vllm-serving/model-bytes"
+# ...and how many copies of it the claim holds at once during a model change (1 when absent).
+MODEL_COPIES_ANNOTATION = "vllm-serving/model-copies"
 
 
 # Shell words: a `sh -c "... vllm serve ..."` script is split the way a shell would, roughly.
@@ -73,7 +75,7 @@ def split_words(values: Sequence[str], separators: re.Pattern[str] = WORD_SEPARA
     return [word for value in values for word in separators.split(value) if word]
 
 
-def pod_spec(resource_type: str, props: Props) -> Optional[Mapping[str, Any]]:
+def pod_spec(resource_type: str, props: Props) -> Mapping[str, Any] | None:
     path = POD_SPEC_PATHS.get(resource_type)
     spec = get(props, *path) if path else None
     return spec if isinstance(spec, Mapping) else None

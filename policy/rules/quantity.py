@@ -9,6 +9,7 @@ parsers agree on the same inputs.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Any
@@ -20,7 +21,7 @@ _QUANTITY = re.compile(
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
-_DECIMAL = {
+_DECIMAL: dict[str, int | Fraction] = {
     "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 10**3),
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
 }
@@ -42,7 +43,7 @@ def parse_quantity(value: Any) -> Fraction:
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise QuantityError(f"{value!r} is not a Kubernetes quantity")
         return Fraction(repr(value))
     if not isinstance(value, str):
@@ -59,7 +60,7 @@ def parse_quantity(value: Any) -> Fraction:
     if match["decimal"]:
         return number * _DECIMAL[match["decimal"]]
     if match["exponent"]:
-        return number * Fraction(10) ** int(match["exponent"])
+        return number * Fraction(f"1e{match['exponent']}")
     return number
 
 

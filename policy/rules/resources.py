@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any, Optional
 
-from .props import MODEL_BYTES_ANNOTATION, PVC_TYPE, Props, containers, get
+from .props import MODEL_BYTES_ANNOTATION, MODEL_COPIES_ANNOTATION, PVC_TYPE, Props, containers, get
 from .quantity import QuantityError, format_bytes, parse_quantity
 
 
@@ -33,29 +34,53 @@ def check_requests_within_limits(resource_type: str, props: Props) -> list[str]:
     return violations
 
 
+def _whole_number(annotations: Any, name: str, default: Optional[int]) -> tuple[Optional[int], list[str]]:
+    """An annotation holding a whole number: (the number or default when absent, violations)."""
+    value = get(annotations, name)
+    if value is None:
+        return default, []
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d+", text):
+        return None, [f"annotation {name} is {value!r}; it must be a whole number"]
+    return int(text), []
+
+
+def _copies_needed(annotations: Any) -> tuple[Optional[tuple[int, int]], list[str]]:
+    """(bytes of one copy, copies held at once) from the claim's annotations, or the violations;
+    (None, []) when the model's size is not annotated."""
+    model_bytes, bad_bytes = _whole_number(annotations, MODEL_BYTES_ANNOTATION, None)
+    if model_bytes is None:
+        return None, [message.replace("whole number", "whole number of bytes") for message in bad_bytes]
+    copies, bad_copies = _whole_number(annotations, MODEL_COPIES_ANNOTATION, 1)
+    return (None, bad_copies) if copies is None else ((model_bytes, copies), [])
+
+
 def check_model_volume_size(resource_type: str, props: Props) -> list[str]:
-    """A claim annotated with the model's size requests at least that much storage."""
+    """A claim annotated with the model's size holds every copy that coexists during a model change:
+    model-bytes × model-copies (one copy when the count is absent)."""
     if resource_type != PVC_TYPE:
         return []
-    annotation = get(props, "metadata", "annotations", MODEL_BYTES_ANNOTATION)
-    if annotation is None:
-        # The size is not known (an existing claim, or a program that does not annotate): nothing to compare.
-        return []
-    text = str(annotation).strip()
-    if isinstance(annotation, bool) or not re.fullmatch(r"\d+", text):
-        return [f"annotation {MODEL_BYTES_ANNOTATION} is {annotation!r}; it must be a whole number of bytes"]
-    model_bytes = int(text)
+    # Not annotated: the size is not known (an existing claim, or a program that does not annotate).
+    needed, bad_annotations = _copies_needed(get(props, "metadata", "annotations"))
+    if needed is None:
+        return bad_annotations
+    model_bytes, copies = needed
+    total = model_bytes * copies
     storage = get(props, "spec", "resources", "requests", "storage")
     if storage is None:
-        return [f"the claim requests no storage, but the model needs {format_bytes(model_bytes)}"]
+        return [f"the claim requests no storage, but the model needs {format_bytes(total)}"]
     try:
         size = parse_quantity(storage)
     except QuantityError as error:
         return [f"spec.resources.requests.storage: {error}"]
-    if size < model_bytes:
-        return [
-            f"the claim requests {storage!r} = {format_bytes(size)}, less than the model's "
-            f"{format_bytes(model_bytes)}: the download would fail with a full disk after hours of work; "
-            "raise model.volume.size"
-        ]
-    return []
+    if size >= total:
+        return []
+    held = (
+        f"the {copies} copies × {format_bytes(model_bytes)} = {format_bytes(total)} that coexist during a model change"
+        if copies > 1
+        else f"the model's {format_bytes(total)}"
+    )
+    return [
+        f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}: the download would fail with "
+        "a full disk after hours of work; raise model.volume.size (or lower model.volume.keepPreviousVersions)"
+    ]

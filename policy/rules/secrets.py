@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .props import ARG_SEPARATORS, Props, as_list, containers, strings, split_words
+from .props import ARG_SEPARATORS, Props, as_list, containers, split_words, strings
 
 # A whole word of the name (between '_', '.', '-' or the ends): TOKENIZERS_PARALLELISM is not a token.
 _SECRET_NAME = re.compile(
@@ -59,7 +59,8 @@ def _env_violations(where: str, env: object) -> list[str]:
     for index, var in enumerate(as_list(env)):
         if not isinstance(var, Mapping):
             continue
-        name = var.get("name") if isinstance(var.get("name"), str) else f"env[{index}]"
+        declared_name = var.get("name")
+        name = declared_name if isinstance(declared_name, str) else f"env[{index}]"
         value = var.get("value")
         if not isinstance(value, str):
             continue

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from .images import split_image
-from .props import GPU_RESOURCE, Props, containers, get, strings, split_words
+from .props import GPU_RESOURCE, Props, containers, get, split_words, strings
 from .quantity import QuantityError, parse_quantity
 
 # The `vllm` CLI, by name or by path; a word with '=' or other punctuation is an argument, not a program.

@@ -2,10 +2,12 @@
 
 import pulumi
 
-from components import VllmServing
+from components import VllmServing, refuse_rename
 from components.config import load_config
 
 config = load_config()
+# A model.deployName change would duplicate every resource: refused before any is registered.
+refuse_rename(config)
 serving = VllmServing(config.model.deployName, config)
 
 pulumi.export("endpoint", serving.endpoint)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 GPU = "nvidia.com/gpu"
 ZONE = "topology.kubernetes.io/zone"
@@ -74,7 +74,7 @@ class StorageClass:
     binding: str  # "Immediate" or "WaitForFirstConsumer"
     # The node label a provisioned volume is pinned by: ZONE (cloud block storage), HOSTNAME (local
     # storage), or None (a network filesystem reachable from every node).
-    topology_key: Optional[str]
+    topology_key: str | None
     # Immediate: the topology values the provisioner may pick at creation (allowedTopologies).
     immediate_domains: tuple[str, ...] = ()
 
@@ -85,7 +85,7 @@ class Volume:
     access_modes: tuple[str, ...]
     storage_class: StorageClass
     # (key, value) the provisioned volume's node affinity requires; None until bound (or no topology).
-    bound_to: Optional[tuple[str, str]] = None
+    bound_to: tuple[str, str] | None = None
     bound: bool = False
 
 
@@ -186,7 +186,7 @@ class Cluster:
     volumes: dict[str, Volume]
     pods: list[Pod] = field(default_factory=list)
 
-    def copy(self) -> "Cluster":
+    def copy(self) -> Cluster:
         return copy.deepcopy(self)
 
     def _node(self, name: str) -> Node:
@@ -259,7 +259,7 @@ class Cluster:
             and self._volume_allows(spec, node)
         ]
 
-    def attach_conflict(self, spec: dict[str, Any], node: Node) -> Optional[str]:
+    def attach_conflict(self, spec: dict[str, Any], node: Node) -> str | None:
         """Why the pod's volumes cannot be attached to the node it was placed on, if they cannot."""
         for claim in Pod("", "", {}, spec, "").claims:
             volume = self.volumes[claim]

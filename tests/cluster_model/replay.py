@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from vllm_serving.render import Rendering
 
@@ -30,8 +30,8 @@ class Op:
     pod: str
     step: str
     namespace: str = ""
-    labels: Optional[dict[str, str]] = None
-    spec: Optional[dict[str, Any]] = None
+    labels: dict[str, str] | None = None
+    spec: dict[str, Any] | None = None
 
 
 def _template(manifest: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -93,7 +93,7 @@ def lifecycle_ops(steps: list[tuple[str, Rendering]]) -> list[Op]:
     """Every pod operation of a sequence of `pulumi up` runs, in order."""
     ops: list[Op] = []
     old_jobs: dict[str, dict[str, Any]] = {}
-    old_deployment: Optional[dict[str, Any]] = None
+    old_deployment: dict[str, Any] | None = None
     server_pods: list[str] = []
     for step, rendering in steps:
         jobs = _jobs(rendering)
@@ -116,11 +116,11 @@ def _state_key(index: int, cluster: Cluster) -> tuple[Any, ...]:
     return index, pods, volumes
 
 
-def replay(cluster: Cluster, ops: list[Op]) -> Optional[str]:
+def replay(cluster: Cluster, ops: list[Op]) -> str | None:
     """None when every placement the scheduler may choose lets every pod run; else the failing path."""
     seen: set[tuple[Any, ...]] = set()
 
-    def explore(index: int, state: Cluster, path: list[str]) -> Optional[str]:
+    def explore(index: int, state: Cluster, path: list[str]) -> str | None:
         key = _state_key(index, state)
         if key in seen:
             return None
@@ -137,14 +137,14 @@ def replay(cluster: Cluster, ops: list[Op]) -> Optional[str]:
             return explore(index + 1, state, path)
         nodes = state.feasible_nodes(op.namespace, op.labels or {}, op.spec or {})
         if not nodes:
-            return " → ".join(path + [f"[{op.step}] {op.pod}: no node can take it (Pending)"])
+            return " → ".join([*path, f"[{op.step}] {op.pod}: no node can take it (Pending)"])
         for node in nodes:
             conflict = state.attach_conflict(op.spec or {}, node)
             if conflict:
-                return " → ".join(path + [f"[{op.step}] {op.pod} on {node.name}: {conflict}"])
+                return " → ".join([*path, f"[{op.step}] {op.pod} on {node.name}: {conflict}"])
             placed = state.copy()
             placed.place(op.pod, op.namespace, op.labels or {}, op.spec or {}, node)
-            failure = explore(index + 1, placed, path + [f"[{op.step}] {op.pod} on {node.name}"])
+            failure = explore(index + 1, placed, [*path, f"[{op.step}] {op.pod} on {node.name}"])
             if failure:
                 return failure
         return None

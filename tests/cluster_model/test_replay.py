@@ -55,7 +55,7 @@ def storage_class(kind: str, cluster: str) -> StorageClass:
     }[kind]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(values_json: str):
     return render_values(json.loads(values_json))
 
@@ -123,7 +123,7 @@ DOWNLOAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("modes,storage,cluster", DOWNLOAD_CASES, ids=lambda v: v if isinstance(v, str) else "+".join(v))
+@pytest.mark.parametrize(("modes", "storage", "cluster"), DOWNLOAD_CASES, ids=lambda v: v if isinstance(v, str) else "+".join(v))
 def test_every_step_of_a_downloading_stack_places_and_mounts_every_pod(modes, storage, cluster):
     steps = download_stack(modes, storage, gpu_selector=True)
     volumes = volumes_for("codellama-7b-model", tuple(modes), storage_class(storage, cluster))
@@ -138,7 +138,7 @@ def test_the_default_stack_without_a_gpu_node_selector_works_where_the_zone_cann
     assert failure_of(cluster, steps, volumes) is None
 
 
-@pytest.mark.parametrize("storage,cluster", [("local-wffc", "one-zone"), ("block-wffc", "three-zones")])
+@pytest.mark.parametrize(("storage", "cluster"), [("local-wffc", "one-zone"), ("block-wffc", "three-zones")])
 def test_without_a_gpu_node_selector_the_volume_can_bind_where_no_gpu_is_and_the_program_warns(storage, cluster, caplog):
     # What the README and the warning say: the Job may bind the volume on a CPU node (or in a CPU-only
     # zone), and the server can then never mount it. server.nodeSelector closes it (test above).
@@ -160,7 +160,7 @@ def binding_warnings(values: dict[str, Any], caplog) -> int:
     return sum("is bound where the download Job first runs" in record.getMessage() for record in caplog.records)
 
 
-@pytest.mark.parametrize("modes,replicas,bound_to", [
+@pytest.mark.parametrize(("modes", "replicas", "bound_to"), [
     (["ReadOnlyMany"], 2, None),
     (["ReadWriteMany"], 2, None),
     (["ReadWriteOnce"], 1, (ZONE, "a")),

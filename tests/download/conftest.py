@@ -9,9 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -91,6 +91,7 @@ class Downloader:
             applets = tmp_path / "busybox"
             applets.mkdir(exist_ok=True)
             busybox = shutil.which("busybox")
+            assert busybox is not None, "the busybox_downloader fixture requires busybox first"
             listing = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout
             for applet in listing.split():
                 if not (applets / applet).exists():

@@ -24,7 +24,6 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
 from urllib.parse import urlsplit
 
 from .http_util import RecordingHandler, RecordingServer
@@ -67,7 +66,7 @@ class GitStore:
 
 
 class GitServer(RecordingServer):
-    def __init__(self, store: GitStore, token: Optional[str] = None, protocol_v2: bool = True,
+    def __init__(self, store: GitStore, token: str | None = None, protocol_v2: bool = True,
                  allow_sha_in_want: bool = True, echo_token: bool = False):
         super().__init__(_GitHandler)
         self.store = store
@@ -76,7 +75,7 @@ class GitServer(RecordingServer):
         self.echo_token = echo_token
         # Where the batch API sends clients for the objects: this server, or a faster one serving
         # the store's lfs/ directory at /lfs/objects/ (the throughput benchmark's nginx).
-        self.object_url: Optional[str] = None
+        self.object_url: str | None = None
         # Protocol v0 without allowReachableSHA1InWant refuses to serve commits no ref points
         # at, as older servers do; GitHub and GitLab serve any reachable commit.
         self.protocol_v2 = protocol_v2
@@ -139,8 +138,8 @@ class _GitHandler(RecordingHandler):
         self.record()
         path = urlsplit(self.path).path
         if path.startswith("/lfs/objects/"):
-            return self.lfs_object(path.rsplit("/", 1)[-1])
-        if self.authorized():
+            self.lfs_object(path.rsplit("/", 1)[-1])
+        elif self.authorized():
             self.git_backend(b"")
 
     def do_POST(self) -> None:
@@ -149,8 +148,9 @@ class _GitHandler(RecordingHandler):
         if not self.authorized():
             return
         if urlsplit(self.path).path.endswith("/info/lfs/objects/batch"):
-            return self.lfs_batch(body)
-        self.git_backend(body)
+            self.lfs_batch(body)
+        else:
+            self.git_backend(body)
 
     def authorized(self) -> bool:
         if self.server.token is None:
@@ -225,8 +225,10 @@ class _GitHandler(RecordingHandler):
 
     def lfs_object(self, oid: str) -> None:
         if self.headers.get("Authorization") != f"RemoteAuth {self.server.object_auth}":
-            return self.reply(401, b"missing the batch API's header\n")
+            self.reply(401, b"missing the batch API's header\n")
+            return
         path = self.server.store.objects.get(oid)
         if path is None:
-            return self.reply(404, b"no such object\n")
+            self.reply(404, b"no such object\n")
+            return
         self.send_file(oid, path, {"Content-Type": "application/octet-stream"})

@@ -9,10 +9,11 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Self
 
 CHUNK = 256 * 1024
 
@@ -57,7 +58,7 @@ class RecordingServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def start(self) -> "RecordingServer":
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -120,7 +121,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def reply(self, status: int, body: bytes = b"", headers: Optional[dict[str, str]] = None) -> None:
+    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -129,7 +130,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def send_file(self, name: str, path: Path, headers: Optional[dict[str, str]] = None) -> None:
+    def send_file(self, name: str, path: Path, headers: dict[str, str] | None = None) -> None:
         """The file at `path`, honouring a `Range: bytes=a-[b]` header; `name` keys stalls and counters."""
         size = path.stat().st_size
         start, end = 0, size - 1

@@ -24,7 +24,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .http_util import RecordingHandler, RecordingServer, sha256_file
@@ -37,10 +36,10 @@ class HubFile:
     path: Path
     size: int
     blob_id: str  # git blob sha1, what the Hub reports as `oid`
-    sha256: Optional[str]  # set for LFS files
+    sha256: str | None  # set for LFS files
 
     @classmethod
-    def load(cls, repo_path: str, path: Path) -> "HubFile":
+    def load(cls, repo_path: str, path: Path) -> HubFile:
         size = path.stat().st_size
         blob = hashlib.sha1(b"blob %d\0" % size)
         if repo_path.endswith(LFS_SUFFIXES):
@@ -64,7 +63,7 @@ class HubFile:
 class HubRepo:
     repo_id: str
     gated: bool = False
-    token: Optional[str] = None
+    token: str | None = None
     xet: bool = False
     refs: dict[str, str] = field(default_factory=dict)  # branch or tag -> commit
     commits: dict[str, dict[str, HubFile]] = field(default_factory=dict)
@@ -80,7 +79,7 @@ class HubRepo:
             self.refs[ref] = sha
         return sha
 
-    def resolve(self, revision: str) -> Optional[str]:
+    def resolve(self, revision: str) -> str | None:
         if revision in self.commits:
             return revision
         return self.refs.get(revision)
@@ -91,7 +90,7 @@ class FakeHub(RecordingServer):
         super().__init__(_HubHandler)
         self.repos: dict[str, HubRepo] = {}
 
-    def add_repo(self, repo_id: str, gated: bool = False, token: Optional[str] = None, xet: bool = False) -> HubRepo:
+    def add_repo(self, repo_id: str, gated: bool = False, token: str | None = None, xet: bool = False) -> HubRepo:
         repo = self.repos[repo_id] = HubRepo(repo_id, gated=gated, token=token, xet=xet)
         return repo
 
@@ -105,7 +104,7 @@ class FakeHub(RecordingServer):
             return [r for r in self.requests if "/resolve/" in r.path]
 
 
-def _error(handler: "_HubHandler", status: int, code: Optional[str], message: str) -> None:
+def _error(handler: _HubHandler, status: int, code: str | None, message: str) -> None:
     headers = {"Content-Type": "application/json", "X-Error-Message": message}
     if code:
         headers["X-Error-Code"] = code
@@ -133,18 +132,23 @@ class _HubHandler(RecordingHandler):
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id, rest = "/".join(parts[2:4]), parts[4:]
             if not rest:
-                return self.model_info(repo_id, "main")
+                self.model_info(repo_id, "main")
+                return
             if rest[0] == "revision" and len(rest) == 2:
-                return self.model_info(repo_id, rest[1])
+                self.model_info(repo_id, rest[1])
+                return
             if rest[0] == "tree" and len(rest) >= 2:
-                return self.tree(repo_id, rest[1], "/".join(rest[2:]), query.get("recursive", ["false"])[0])
+                self.tree(repo_id, rest[1], "/".join(rest[2:]), query.get("recursive", ["false"])[0])
+                return
             if rest[0] == "xet-read-token":
-                return self.xet_token(repo_id)
+                self.xet_token(repo_id)
+                return
         elif len(parts) >= 5 and parts[2] == "resolve":
-            return self.resolve_file("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
+            self.resolve_file("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
+            return
         _error(self, 404, None, f"the fake Hub does not serve {url.path}")
 
-    def authorized_repo(self, repo_id: str) -> Optional[HubRepo]:
+    def authorized_repo(self, repo_id: str) -> HubRepo | None:
         repo = self.server.repos.get(repo_id)
         if repo is None:
             _error(self, 401, "RepoNotFound", "Repository not found")
@@ -160,17 +164,25 @@ class _HubHandler(RecordingHandler):
                 return None
         return repo
 
-    def resolved(self, repo: HubRepo, revision: str) -> Optional[str]:
+    def authorized_commit(self, repo_id: str, revision: str) -> tuple[HubRepo, str] | None:
+        """The repository and the commit `revision` names, or None once an error is sent."""
+        repo = self.authorized_repo(repo_id)
+        if repo is None:
+            return None
+        sha = self.resolved(repo, revision)
+        return None if sha is None else (repo, sha)
+
+    def resolved(self, repo: HubRepo, revision: str) -> str | None:
         sha = repo.resolve(revision)
         if sha is None:
             _error(self, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
         return sha
 
     def model_info(self, repo_id: str, revision: str) -> None:
-        repo = self.authorized_repo(repo_id)
-        sha = repo and self.resolved(repo, revision)
-        if not sha:
+        found = self.authorized_commit(repo_id, revision)
+        if found is None:
             return
+        repo, sha = found
         files = repo.commits[sha]
         body = {
             "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
@@ -194,10 +206,10 @@ class _HubHandler(RecordingHandler):
         self.reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     def tree(self, repo_id: str, revision: str, prefix: str, recursive: str) -> None:
-        repo = self.authorized_repo(repo_id)
-        sha = repo and self.resolved(repo, revision)
-        if not sha:
+        found = self.authorized_commit(repo_id, revision)
+        if found is None:
             return
+        repo, sha = found
         prefix = prefix.strip("/")
         entries, folders = [], set()
         for name, info in repo.commits[sha].items():
@@ -217,13 +229,14 @@ class _HubHandler(RecordingHandler):
         self.reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
 
     def resolve_file(self, repo_id: str, revision: str, name: str) -> None:
-        repo = self.authorized_repo(repo_id)
-        sha = repo and self.resolved(repo, revision)
-        if not sha:
+        found = self.authorized_commit(repo_id, revision)
+        if found is None:
             return
+        repo, sha = found
         info = repo.commits[sha].get(name)
         if info is None:
-            return _error(self, 404, "EntryNotFound", f"{name} does not exist on {revision}")
+            _error(self, 404, "EntryNotFound", f"{name} does not exist on {revision}")
+            return
         headers = {"X-Repo-Commit": sha, "ETag": f'"{info.sha256 or info.blob_id}"'}
         if info.sha256:
             headers.update({"X-Linked-Etag": f'"{info.sha256}"', "X-Linked-Size": str(info.size)})

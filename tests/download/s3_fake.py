@@ -5,10 +5,11 @@ against an IAM user's keys, so wrong credentials are refused as by real S3."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 from urllib.parse import unquote
 
 from .http_util import Request, Stall
@@ -43,7 +44,7 @@ class S3Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}"
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         import urllib.request
 
         self.thread.start()
@@ -61,7 +62,7 @@ class S3Server:
         self.server.shutdown()
         self.server.server_close()
 
-    def client(self, access_key: Optional[str] = None, secret_key: Optional[str] = None):
+    def client(self, access_key: str | None = None, secret_key: str | None = None):
         import boto3
         from botocore.config import Config
 
@@ -74,10 +75,8 @@ class S3Server:
 
     def upload(self, bucket: str, prefix: str, files: dict[str, Path]) -> None:
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
         for name, path in files.items():
             with path.open("rb") as handle:
                 client.put_object(Bucket=bucket, Key=f"{prefix}/{name}" if prefix else name, Body=handle)
@@ -153,7 +152,7 @@ class S3Server:
             if sent >= after:
                 return
 
-    def _count(self, key: str, body: Iterable[bytes], stall: Optional[Stall], ranged: bool) -> Iterable[bytes]:
+    def _count(self, key: str, body: Iterable[bytes], stall: Stall | None, ranged: bool) -> Iterable[bytes]:
         sent = 0
         for block in body:
             for start in range(0, len(block), CHUNK):

@@ -77,7 +77,7 @@ def oid(path: Path) -> str:
     return sha256_file(path)
 
 
-@pytest.mark.parametrize("ref,version", [("", "v2"), ("main", "v2"), ("dev", "v3"), ("v1.0", "v1"),
+@pytest.mark.parametrize(("ref", "version"), [("", "v2"), ("main", "v2"), ("dev", "v3"), ("v1.0", "v1"),
                                          ("commit", "v1")])
 def test_ref_as_branch_tag_or_commit(repo, server, busybox_downloader, ref, version):
     ref = repo.v1_commit if ref == "commit" else ref
@@ -115,7 +115,7 @@ def test_token_from_the_secret_authenticates_git_and_lfs(repo, git_server_factor
     assert any(p.endswith("/info/lfs/objects/batch") for p in authenticated)
 
 
-@pytest.mark.parametrize("token,why", [("glpat-WrongTokenAlsoSecret", "authentication failed"),
+@pytest.mark.parametrize(("token", "why"), [("glpat-WrongTokenAlsoSecret", "authentication failed"),
                                        ("", "authentication required")])
 def test_wrong_or_missing_token(repo, git_server_factory, busybox_downloader, token, why):
     server = git_server_factory(repo.store, token=TOKEN)

@@ -160,9 +160,9 @@ def test_nothing_of_a_hostile_run_lands_outside(tmp_path: Path):
     (tmp_path.parent / "escaped-probe").write_text("x")
     try:
         class Probe:
-            pass
-        probe = Probe()
-        probe.tmp_path = tmp_path
-        assert outside(probe) == {"escaped-probe"}
+            def __init__(self, tmp_path: Path) -> None:
+                self.tmp_path = tmp_path
+
+        assert outside(Probe(tmp_path)) == {"escaped-probe"}
     finally:
         (tmp_path.parent / "escaped-probe").unlink()

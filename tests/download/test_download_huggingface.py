@@ -73,7 +73,7 @@ def test_downloads_only_what_vllm_loads(hub, model_repo, dash_downloader):
     assert fetched == set(SELECTED)
 
 
-@pytest.mark.parametrize("revision,version", [("v1", "v1"), ("", "main"), ("main", "main"), ("commit", "v1")])
+@pytest.mark.parametrize(("revision", "version"), [("v1", "v1"), ("", "main"), ("main", "main"), ("commit", "v1")])
 def test_revision_as_tag_branch_or_commit(hub, model_repo, dash_downloader, revision, version):
     repo, main, v1 = model_repo
     revision = repo.refs["v1"] if revision == "commit" else revision
@@ -123,7 +123,7 @@ def test_gated_repository_with_the_right_token(hub, model_repo, dash_downloader)
     assert TOKEN not in result.output
 
 
-@pytest.mark.parametrize("token,why", [("hf_WrongTokenAlsoSecret987", "refused the token"),
+@pytest.mark.parametrize(("token", "why"), [("hf_WrongTokenAlsoSecret987", "refused the token"),
                                        ("", "no token was given")])
 def test_gated_repository_refuses_a_wrong_or_missing_token(hub, model_repo, dash_downloader, token, why):
     repo, _, _ = model_repo

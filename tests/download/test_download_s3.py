@@ -63,7 +63,7 @@ def test_wrong_secret_is_refused_and_never_printed(s3_server, bucket, busybox_do
 
 
 def test_keys_are_not_printed_even_when_verbose_is_asked(s3_server, bucket, busybox_downloader):
-    expected, key, secret = bucket
+    _, key, secret = bucket
     result = busybox_downloader.run(**s3_env(s3_server, key, secret, RCLONE_VERBOSE="2"))
     assert result.returncode == 0, result.output
     assert secret not in result.output and key not in result.output

@@ -23,6 +23,8 @@ from .conftest import FIXTURES, SCRIPTS, require_tool
 
 def _load_hf_download():
     spec = importlib.util.spec_from_file_location("hf_download", SCRIPTS / "hf_download.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {SCRIPTS / 'hf_download.py'}")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("hf_download", module)
     spec.loader.exec_module(module)
@@ -175,7 +177,7 @@ def test_trust_remote_code_and_tokenizer_files_are_kept(rule):
 
 
 def test_no_weights_is_an_error_that_points_at_files(rule):
-    with pytest.raises(rule.SelectionError, match="model.huggingface.files"):
+    with pytest.raises(rule.SelectionError, match=r"model\.huggingface\.files"):
         rule.select_files(["config.json", "model.gguf", "README.md"])
 
 
@@ -188,7 +190,7 @@ def test_files_override_the_rule_entirely(rule):
 
 
 def test_a_files_entry_matching_nothing_is_an_error(rule):
-    with pytest.raises(rule.SelectionError, match="'missing.bin' matches no file"):
+    with pytest.raises(rule.SelectionError, match=r"'missing\.bin' matches no file"):
         rule.select_files(["config.json", "model.safetensors"], "config.json,missing.bin")
 
 

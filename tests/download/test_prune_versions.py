@@ -78,3 +78,20 @@ def test_without_an_owner_nothing_is_removed(tmp_path, shell):
     assert len(list(tmp_path.iterdir())) == 3
     assert "VERSION_OWNER is not set" in result.stderr
 
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_download_abandoned_half_way_is_removed_before_the_next_one_starts(tmp_path, shell):
+    # download.sh names the owner when it starts a version, so its half-written files are ours too.
+    abandoned = tmp_path / "123412341234"
+    abandoned.mkdir()
+    command = ["busybox", "sh"] if shell == "busybox" else [shell]
+    env = {"PATH": os.environ["PATH"], "MODEL_DIR": str(abandoned), "SOURCE_FINGERPRINT": "123412341234",
+           "VERSION_OWNER": "llama", "SOURCE": "nowhere"}
+    failed = subprocess.run([*command, str(SCRIPTS / "download.sh")], env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and (abandoned / ".vllm-serving-owner").read_text() == "llama\n"
+    version(tmp_path, "bbbbbbbbbbbb", "llama", age=100)  # the served one
+    (tmp_path / "cccccccccccc").mkdir()  # the next change, about to download (job.sh prunes first)
+    result = prune(shell, tmp_path, "cccccccccccc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bbbbbbbbbbbb", "cccccccccccc"]
+    assert "removing superseded model version 123412341234 of llama" in result.stdout

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from vllm_serving.safe_yaml import MAX_FILE_BYTES
 
@@ -21,7 +21,7 @@ from vllm_serving.safe_yaml import MAX_FILE_BYTES
 class Case:
     name: str
     kind: str  # the class of hostile input it stands for
-    content: Union[str, bytes]
+    content: str | bytes
     names: tuple[str, ...]
     absent: tuple[str, ...] = ()
 
@@ -46,7 +46,7 @@ def _model(**fields: Any) -> dict[str, Any]:
 BILLION_LAUGHS = (
     "config:\n" + MODEL_LINE + "  vllm-serving:env:\n"
     + '    - &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f"    - &{b} [*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+    + "".join(f"    - &{b} [*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a},*{a}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True))
 )
 
 CASES = [

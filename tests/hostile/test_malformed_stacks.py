@@ -15,7 +15,7 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import pytest
 from hypothesis import given, note
@@ -26,7 +26,7 @@ from tests.test_properties import examples, valid_configs
 from vllm_serving.cli import main
 
 MARKER = "__HOSTILE_FRAGMENT__"
-KeyPath = tuple[Union[str, int], ...]
+KeyPath = tuple[str | int, ...]
 
 
 def leaf_paths(value: Any, path: KeyPath = ()) -> list[KeyPath]:
@@ -93,8 +93,8 @@ def malformed_stacks(draw, mutation: str) -> tuple[bytes, tuple[str, ...]]:
         key = draw(st.sampled_from(sorted(node)), label="key")
         text = stack_text(values)
         if not path:  # a top-level key given twice
-            line = f"  vllm-serving:{key}: {json.dumps(values[key])}\n"
-            return (text + line).encode(), (key_name((key,)) + ":", "duplicate key")
+            duplicate = f"  vllm-serving:{key}: {json.dumps(values[key])}\n"
+            return (text + duplicate).encode(), (key_name((key,)) + ":", "duplicate key")
         node[MARKER] = 0
         first = json.dumps(node)[:-1]  # the mapping as written, up to its closing brace
         text = stack_text(values).replace(first, first + f", {json.dumps(key)}: 0", 1)

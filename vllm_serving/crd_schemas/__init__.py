@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 SCHEMA_DIR = Path(__file__).parent
 
@@ -83,11 +83,11 @@ _METADATA_SCHEMA = {
 }
 
 
-def schema_for(api_version: str, kind: str) -> Optional[CrdSchema]:
+def schema_for(api_version: str, kind: str) -> CrdSchema | None:
     return SCHEMAS.get((api_version, kind))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _openapi_schema(file: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / file).read_text())
 
@@ -122,11 +122,11 @@ def to_json_schema(node: Any) -> Any:
     return converted
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(api_version: str, kind: str):
     import jsonschema
 
-    schema = to_json_schema(_openapi_schema(schema_for(api_version, kind).file))
+    schema = to_json_schema(openapi_schema(api_version, kind))
     schema["properties"]["metadata"] = _METADATA_SCHEMA
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     schema["properties"]["apiVersion"] = {"const": api_version}

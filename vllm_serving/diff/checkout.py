@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.config import ConfigError
+from components.rename_guard import DEPLOY_NAME_OUTPUT
 
 from ..stack_file import PROJECT_ROOT, STACKS_DIR, StackFileError, stack_path
 from .model import Side, side_from_rendering
@@ -129,14 +130,15 @@ def _start_base_render(revision: _Revision, checkout: Path) -> subprocess.Popen:
     )
 
 
-def _render_working_tree(stack_file: Path) -> Side:
+def _render_working_tree(stack_file: Path, previous_outputs: Optional[dict[str, Any]] = None) -> Side:
     if not stack_file.is_file():
         return Side("working tree", {}, {}, absent=f"{stack_file.name} does not exist in the working tree")
     # Looked up when called, so that a test can stand in for the renderer.
     from ..render import render, rendering_as_json
 
     try:
-        return side_from_rendering("working tree", rendering_as_json(render(stack_path(str(stack_file)))))
+        rendering = render(stack_path(str(stack_file)), previous_outputs=previous_outputs)
+        return side_from_rendering("working tree", rendering_as_json(rendering))
     except (ConfigError, StackFileError) as error:
         raise DiffError(f"in the working tree: {error}") from None
 
@@ -172,4 +174,8 @@ def render_sides(stack: str, base: str) -> tuple[Side, Side]:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.communicate()
+    if not old.absent and not work.absent and old.outputs.get(DEPLOY_NAME_OUTPUT) != work.outputs.get(DEPLOY_NAME_OUTPUT):
+        # A model.deployName change: render again as `pulumi preview` would run after the base was
+        # deployed, which raises the program's own refusal (components/rename_guard.py).
+        _render_working_tree(stack_file, previous_outputs=old.outputs)
     return old, work

@@ -24,6 +24,8 @@ def _deleted(urn: str, old: dict[str, Any]) -> ResourceChange:
     change = ResourceChange(urn, "delete", old, None)
     if old.get("options", {}).get("protect"):
         change.warnings.append("protected: `pulumi up` refuses to delete it until `protect` is lifted")
+    elif old.get("options", {}).get("retainOnDelete"):
+        change.warnings.append("retained: Pulumi drops it from the stack's state and leaves it in the cluster")
     return change
 
 
@@ -41,6 +43,11 @@ def _updated(urn: str, old: dict[str, Any], new: dict[str, Any]) -> ResourceChan
     # The engine lets one update both unprotect and replace; it refuses only if both say protect.
     if action == REPLACE and old.get("options", {}).get("protect") and new.get("options", {}).get("protect"):
         resource.warnings.append("protected: `pulumi up` refuses to replace it until `protect` is lifted")
+    elif action == REPLACE and resource.delete_first and old.get("options", {}).get("retainOnDelete"):
+        resource.warnings.append(
+            "retained: Pulumi leaves the old one in the cluster, so creating the new one fails (`already exists`) "
+            "until the old one is deleted by hand"
+        )
     return resource
 
 

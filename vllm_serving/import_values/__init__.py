@@ -12,6 +12,15 @@ from .stack_document import stack_document
 from .translate import Translation, translate
 
 __all__ = [
-    "CHART_DEFAULT_TAG", "CHART_FIELDS", "EXIT_INVALID", "EXIT_OK", "ImportFailure", "add_parser", "import_values",
-    "read_values", "stack_document", "Translation", "translate",
+    "CHART_DEFAULT_TAG",
+    "CHART_FIELDS",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "ImportFailure",
+    "Translation",
+    "add_parser",
+    "import_values",
+    "read_values",
+    "stack_document",
+    "translate",
 ]

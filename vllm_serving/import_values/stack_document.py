@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+from typing_extensions import override
 
 from components.config import CONFIG_NAMESPACE
 
@@ -12,6 +13,7 @@ from .translate import Translation
 class _StackDumper(yaml.SafeDumper):
     """The layout of the hand-written stack files: list items indented under their key."""
 
+    @override  # indentless is always False here: that is the layout
     def increase_indent(self, flow: bool = False, indentless: bool = False):
         return super().increase_indent(flow, False)
 

@@ -44,7 +44,7 @@ class Translation:
 
 
 def _carry(value: Any, schema: Any, path: str, keys: list[str], out: Translation) -> Any:
-    if schema == LEAF or schema == OPAQUE:
+    if schema in (LEAF, OPAQUE):
         return value
     if isinstance(schema, list):
         if not isinstance(value, list):

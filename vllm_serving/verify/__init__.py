@@ -13,6 +13,17 @@ from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, VerifyFailure, describe_
 from .target import normalize_url, resolve_stack
 
 __all__ = [
-    "StreamResult", "stream_chat", "verify", "add_parser", "api_key_from", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE",
-    "VerifyFailure", "describe_failure", "in_cluster_hint", "normalize_url", "resolve_stack",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "StreamResult",
+    "VerifyFailure",
+    "add_parser",
+    "api_key_from",
+    "describe_failure",
+    "in_cluster_hint",
+    "normalize_url",
+    "resolve_stack",
+    "stream_chat",
+    "verify",
 ]

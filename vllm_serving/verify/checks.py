@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 from .failures import VerifyFailure, _server_message, describe_failure
 
@@ -33,7 +33,7 @@ def _rejects_stream_options(error: Any) -> bool:
 def stream_chat(client: Any, model: str, prompt: str) -> StreamResult:
     import openai
 
-    request = dict(model=model, messages=[{"role": "user", "content": prompt}], max_tokens=MAX_TOKENS, stream=True)
+    request = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS, "stream": True}
     usage_requested = True
     start = time.perf_counter()
     try:
@@ -120,8 +120,9 @@ def _report(result: StreamResult, out: TextIO) -> None:
 
 def verify(
     url: str,
-    model: Optional[str],
-    api_key: Optional[str],
+    model: str | None,
+    api_key: str | None,
+    *,
     timeout: float,
     prompt: str,
     out: TextIO,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional
 
 from .checks import verify
 from .failures import EXIT_OK, EXIT_USAGE, VerifyFailure
@@ -15,7 +14,7 @@ DEFAULT_PROMPT = "Say hello in one short sentence."
 DEFAULT_TIMEOUT = 60.0
 
 
-def api_key_from(args: argparse.Namespace) -> Optional[str]:
+def api_key_from(args: argparse.Namespace) -> str | None:
     # VLLM_API_KEY first: it is the variable vLLM's own server reads its key from.
     return args.api_key or os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
 
@@ -30,7 +29,7 @@ def _verify_command(args: argparse.Namespace) -> int:
             raw_url = args.url
         if args.timeout <= 0:
             raise VerifyFailure("--timeout must be more than 0 seconds", EXIT_USAGE)
-        verify(normalize_url(raw_url), model, api_key_from(args), args.timeout, args.prompt, sys.stdout)
+        verify(normalize_url(raw_url), model, api_key_from(args), timeout=args.timeout, prompt=args.prompt, out=sys.stdout)
     except VerifyFailure as failure:
         sys.stdout.flush()
         print(f"error: {failure}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 EXIT_OK = 0
@@ -39,7 +39,7 @@ def in_cluster_hint(url: str) -> str:
 
 def _root_causes(error: BaseException) -> list[BaseException]:
     chain, seen = [], set()
-    current: Optional[BaseException] = error
+    current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         chain.append(current)

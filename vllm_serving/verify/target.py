@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ..stack_file import PROJECT_ROOT
@@ -36,7 +35,7 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def resolve_stack(stack: str) -> tuple[str, Optional[str]]:
+def resolve_stack(stack: str) -> tuple[str, str | None]:
     """The stack's openaiBaseUrl and servedModelName outputs, as `pulumi up` exported them."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
