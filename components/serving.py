@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Optional
+from typing import Optional, Union
 
 import pulumi
 
@@ -22,6 +22,7 @@ from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
 from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .server.deployment import VllmServer, VllmServerArgs
+from .server.leader_worker_set import LEADER_SELECTOR, MultiNodeServer
 from .server.service import ModelService, ModelServiceArgs
 from .storage.download import ModelDownload, ModelDownloadArgs
 from .storage.placement import download_placement
@@ -148,29 +149,32 @@ class VllmServing(pulumi.ComponentResource):
     ) -> None:
         config, name = self._config, self._name
         downloads = [d for d in (self.download, *self.adapter_downloads.values()) if d is not None]
-        self.server = VllmServer(
-            f"{name}-server",
-            VllmServerArgs(
-                config=config,
-                claim_name=self.volume.claim_name,
-                model_dir=config.model.model_dir,
-                model_fingerprint=self.download.fingerprint if self.download else None,
-                adapters={
-                    adapter: (spec.model_dir, self.adapter_downloads[adapter].fingerprint)
-                    for adapter, spec in config.adapter_models.items()
-                },
-                api_key_secret=api_key_secret,
-                api_key_checksum=api_key_checksum,
-                env_secret_name=self.env_secret.secret_name if self.env_secret else None,
-                env_checksum=env_checksum(list(config.env), config.namespace, config.model.deployName)
-                if self.env_secret
-                else None,
-            ),
-            opts=self._child,
-            # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
-            # the pod itself waits for the completion markers.
-            depends_on=[download.job for download in downloads],
+        server_args = VllmServerArgs(
+            config=config,
+            claim_name=self.volume.claim_name,
+            model_dir=config.model.model_dir,
+            model_fingerprint=self.download.fingerprint if self.download else None,
+            adapters={
+                adapter: (spec.model_dir, self.adapter_downloads[adapter].fingerprint)
+                for adapter, spec in config.adapter_models.items()
+            },
+            api_key_secret=api_key_secret,
+            api_key_checksum=api_key_checksum,
+            env_secret_name=self.env_secret.secret_name if self.env_secret else None,
+            env_checksum=env_checksum(list(config.env), config.namespace, config.model.deployName)
+            if self.env_secret
+            else None,
         )
+        # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
+        # the pod itself waits for the completion markers.
+        server_depends_on = [download.job for download in downloads]
+        self.server: Union[VllmServer, MultiNodeServer]
+        if config.multi_node:
+            self.server = MultiNodeServer(f"{name}-server", server_args, opts=self._child, depends_on=server_depends_on)
+            workload = self.server.leader_worker_set
+        else:
+            self.server = VllmServer(f"{name}-server", server_args, opts=self._child, depends_on=server_depends_on)
+            workload = self.server.deployment
         self.service = ModelService(
             f"{name}-service",
             ModelServiceArgs(
@@ -179,9 +183,11 @@ class VllmServing(pulumi.ComponentResource):
                 service=config.service,
                 version=config.image.tag,
                 replicas=config.replicaCount,
+                # Only a group's leader runs the OpenAI server; its workers are headless.
+                extra_selector=LEADER_SELECTOR if config.multi_node else {},
             ),
             opts=self._child,
-            depends_on=[self.server.deployment],
+            depends_on=[workload],
         )
 
     # --- optional features (docs/production.md) -------------------------------------------------
@@ -240,6 +246,7 @@ class VllmServing(pulumi.ComponentResource):
                 NetworkPolicyArgs(
                     deploy_name=deploy_name, namespace=namespace, version=version,
                     network_policy=config.networkPolicy,
+                    admit_group_peers=config.multi_node,
                     aliases=[self._formerly_in_disruption("networkpolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy")],
                 ),
                 opts=child,

@@ -15,5 +15,6 @@ EXAMPLE_STACKS = (
     "qwen-git",
     "mistral-s3",
     "llama-3-70b-production",
+    "llama-3-1-405b-multinode",
 )
 EXAMPLE_STACK_FILES = sorted(STACKS_DIR / f"Pulumi.{name}.yaml" for name in EXAMPLE_STACKS)

@@ -610,3 +610,19 @@ def test_a_changed_secret_env_value_restarts_the_server_pods(repo):
     assert "v1:AAAAproxy" not in out and "v1:BBBBproxy" not in out
     _, lines = block(out, "~ Deployment default/codellama-7b ")
     assert any("vllm-serving/env-checksum" in line and line.endswith("[restart]") for line in lines)
+
+
+def test_a_group_template_change_restarts_the_groups_and_a_replica_change_does_not(repo):
+    def edit(config: dict[str, Any]) -> None:
+        config["vllm-serving:replicaCount"] = 2
+        config["vllm-serving:engine"]["maxModelLen"] = 16384
+
+    edit_stack(repo, "llama-3-1-405b-multinode", edit)
+    code, out, _ = run_diff(repo, "llama-3-1-405b-multinode")
+
+    assert code == 1
+    _, lines = block(out, "~ LeaderWorkerSet llm/llama-3-1-405b ")
+    changed = [line for line in lines if line.startswith("~ ")]
+    assert "~ spec.replicas: 1 → 2" in changed
+    template_lines = [line for line in changed if line.startswith("~ spec.leaderWorkerTemplate.")]
+    assert template_lines and all(line.endswith("[restart]") for line in template_lines)

@@ -26,6 +26,7 @@ JOB = "kubernetes:batch/v1:Job"
 POD = "kubernetes:core/v1:Pod"
 CRONJOB = "kubernetes:batch/v1:CronJob"
 PVC = rules.PVC_TYPE
+LWS = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
 
 HF_TOKEN = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bD1fH3j"
 PROBE = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
@@ -578,8 +579,14 @@ def test_every_stack_file_passes_every_policy(rendered_stacks):
 
 def test_the_stacks_give_the_server_rules_something_to_check(rendered_stacks):
     # Passing every policy means little if the rules never saw a server: each stack's
-    # Deployment has exactly one vLLM server, and its helper containers are not taken for one.
+    # Deployment (or LeaderWorkerSet: its leader and its worker) has exactly one vLLM server, and
+    # its helper containers are not taken for one.
     for stack, rendering in rendered_stacks.items():
+        if rendering.by_kind("LeaderWorkerSet"):
+            props = rendering.one("LeaderWorkerSet").inputs
+            servers = [where for where, _ in rules.server_containers(LWS, props)]
+            assert servers == ["leader container 'vllm'", "worker container 'vllm'"], stack
+            continue
         deployment_props = rendering.one("Deployment").inputs
         servers = [where for where, _ in rules.server_containers(DEPLOYMENT, deployment_props)]
         assert servers == ["container 'vllm'"], stack
@@ -744,3 +751,19 @@ def test_the_pack_runs_as_the_pulumi_cli_starts_it(pulumi_policy, rendered_stack
         process.wait(timeout=10)
         stdout.close()
         stderr.close()
+
+
+def test_a_group_leader_needs_probes_and_only_a_headless_worker_goes_without(rendered_stacks):
+    props = rendered_stacks["Pulumi.llama-3-1-405b-multinode.yaml"].one("LeaderWorkerSet").inputs
+    assert rules.violations(LWS, props) == {}
+    no_probe = copy.deepcopy(props)
+    no_probe["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0].pop("livenessProbe")
+    assert list(rules.violations(LWS, no_probe)) == ["vllm-server-probes"]
+    not_headless = copy.deepcopy(props)
+    worker = not_headless["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]
+    worker["args"].remove("--headless")
+    assert list(rules.violations(LWS, not_headless)) == ["vllm-server-probes"]
+    no_gpu = copy.deepcopy(props)
+    worker = no_gpu["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]
+    worker["resources"]["limits"].pop("nvidia.com/gpu")
+    assert list(rules.violations(LWS, no_gpu)) == ["vllm-server-gpu"]

@@ -21,7 +21,7 @@ PROJECT = "vllm-serving"
 # apply (what others need first), then by URN, so two renderings of one stack are identical.
 KIND_ORDER = (
     "Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Job",
-    "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "HTTPRoute",
+    "Deployment", "LeaderWorkerSet", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "HTTPRoute",
     "ServiceMonitor", "PodMonitor", "ScaledObject", "HorizontalPodAutoscaler",
 )
 

@@ -2,7 +2,7 @@
 
 Strict schemas: an unknown field (a typo, or a field a version does not have yet) is an
 error, as it would be under server-side apply's field validation. Custom resources (KEDA,
-Prometheus Operator, Gateway API) are checked against the published CRD schemas shipped in
+Prometheus Operator, Gateway API, LeaderWorkerSet) are checked against the published CRD schemas shipped in
 vllm_serving/crd_schemas, which do not change with the Kubernetes version.
 """
 

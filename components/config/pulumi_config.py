@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .errors import CONFIG_NAMESPACE, ConfigError
+from .multinode_rules import hub_fit_problems
 from .parse import parse_config
 from .stack import ServingConfig
 
@@ -36,7 +37,11 @@ def load_config() -> ServingConfig:
         key for key in raw
         if runtime_config.is_config_secret(f"{CONFIG_NAMESPACE}:{key}") or f"{CONFIG_NAMESPACE}:{key}" in from_env
     }
-    return parse_config(raw, secret_keys)
+    config = parse_config(raw, secret_keys)
+    # Only here, with the engine, and only when fitCheck.readHub asks: never in parse_config.
+    if problems := hub_fit_problems(config):
+        raise ConfigError(problems)
+    return config
 
 
 def read_pulumi_config() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
 from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
+from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
 from .vllm_flags import Reading, read_argument
@@ -130,8 +131,9 @@ def _volume_holds_every_copy(config: ServingConfig, model_bytes: float) -> list[
 def _typed_keys_set(config: ServingConfig) -> set[str]:
     """Typed keys that put a flag on the command line."""
     keys = {f"engine.{name}" for name, value in config.engine if value not in (None, False)}
-    if config.engine.pipelineParallelSize == 1:
-        keys.discard("engine.pipelineParallelSize")
+    keys.discard("engine.pipelineParallelSize")
+    if config.pipeline_parallel_size > 1:  # on the command line, from server.nodes by default
+        keys.add("engine.pipelineParallelSize")
     keys.add("engine.tensorParallelSize")  # always on the command line, from the GPUs by default
     if config.lora.adapters:
         keys.add("lora.adapters")
@@ -195,15 +197,21 @@ def _typed_flag_clash(config: ServingConfig, flag: str, key: str) -> str:
 
 
 def _parallelism_uses_every_gpu(config: ServingConfig) -> list[Problem]:
-    engine, gpus = config.engine, config.resources.limits.gpu
-    tensor, pipeline = config.tensor_parallel_size, engine.pipelineParallelSize
+    engine, gpus = config.engine, config.gpus_per_replica
+    tensor, pipeline = config.tensor_parallel_size, config.pipeline_parallel_size
     if tensor * pipeline == gpus:
         return []
+    nodes = config.server.nodes
+    given = (
+        f'each pod gets {gpus} GPUs (resources.limits."nvidia.com/gpu")' if nodes == 1 else
+        f'each replica gets {config.resources.limits.gpu} GPUs (resources.limits."nvidia.com/gpu") × '
+        f"{nodes} nodes (server.nodes) = {gpus} GPUs"
+    )
     return [(
         "engine.tensorParallelSize" if engine.tensorParallelSize else "engine.pipelineParallelSize",
-        f"tensor parallel {tensor} × pipeline parallel {pipeline} = {tensor * pipeline}, but each pod gets "
-        f'{gpus} GPUs (resources.limits."nvidia.com/gpu"); the product must equal the GPUs',
-        {"engine", "resources.limits"},
+        f"tensor parallel {tensor} × pipeline parallel {pipeline} = {tensor * pipeline}, but {given}; "
+        "the product must equal the GPUs",
+        {"engine", "resources.limits", "server.nodes"},
     )]
 
 
@@ -320,6 +328,7 @@ def _read_write_once_pod(config: ServingConfig) -> list[Problem]:
 RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _model_source,
     _replicas_share_the_volume,
+    *MULTI_NODE_RULES,
     _read_write_once_pod,
     _surge_needs_a_shared_volume,
     _model_size,
@@ -331,6 +340,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _autoscaling,
     _network_policy,
     _env_values,
+    *FIT_RULES,
 )
 
 

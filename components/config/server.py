@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from ..fit.gpus import GPU_TABLE
 from .fields import (
     INT32_MAX,
     CpuQuantity,
@@ -54,6 +55,41 @@ GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoS
 
 # Each item on its own, so that a message names the item (server.extraArgs.3).
 ExtraArg = Annotated[str, AfterValidator(lambda value: bounded_text(value, "each of server.extraArgs", MAX_EXTRA_ARG))]
+
+
+class NetworkConfig(StrictModel):
+    """The network the collective (NCCL, Gloo) traffic of a multi-node group uses; server.nodes > 1 only."""
+
+    socketInterface: str = Field(
+        "",
+        description="Network interface NCCL and Gloo bind to (NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME), "
+        "e.g. eth0; empty to let them choose.",
+    )
+    rdmaResource: str = Field(
+        "",
+        description="Extended resource of an RDMA device each pod requests, e.g. rdma/ib or "
+        "nvidia.com/hostdev; empty for TCP only. Adds the IPC_LOCK capability NCCL needs to pin memory.",
+    )
+    rdmaCount: int = Field(1, ge=1, description="How many of rdmaResource each pod requests.")
+    hostNetwork: bool = Field(
+        False, description="Run the group's pods in the node's network namespace (for RDMA setups that need it)."
+    )
+
+    @field_validator("socketInterface")
+    @classmethod
+    def _interface_name(cls, value: str) -> str:
+        # Linux interface names: at most 15 characters, no '/' or whitespace (IFNAMSIZ); NCCL also
+        # reads a leading ^ (exclude) or = (exact), and a comma-separated list.
+        if value and not re.fullmatch(r"[\^=]?[A-Za-z0-9_.:-]{1,15}(,[A-Za-z0-9_.:-]{1,15})*", value):
+            raise ValueError(f"{value!r} is not a network interface name (or a comma-separated list, e.g. eth0)")
+        return value
+
+    @field_validator("rdmaResource")
+    @classmethod
+    def _resource_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a Kubernetes resource name (e.g. rdma/ib)")
+        return value
 
 
 class ServerConfig(StrictModel):
@@ -103,6 +139,21 @@ class ServerConfig(StrictModel):
     usageStats: bool = Field(
         False, description="Let vLLM send its usage statistics upstream; off sets VLLM_NO_USAGE_STATS and DO_NOT_TRACK."
     )
+    nodes: int = Field(
+        1,
+        ge=1,
+        description="Nodes (pods) per replica. 1: a Deployment. More: a LeaderWorkerSet of groups of this "
+        "many pods, each with the GPUs of resources.limits.",
+    )
+    network: NetworkConfig = Field(
+        default_factory=NetworkConfig, description="The network of a multi-node group's collective traffic."
+    )
+    gpuType: Optional[str] = Field(
+        None, description="GPU model of the nodes, for the fit check's memory figure (e.g. H100-80GB)."
+    )
+    gpuMemory: Optional[str] = Field(
+        None, description="Memory of one GPU as a quantity (e.g. 80Gi), for the fit check; wins over gpuType."
+    )
 
     @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
     @classmethod
@@ -128,10 +179,34 @@ class ServerConfig(StrictModel):
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
         return annotations(value, "server.podAnnotations")
 
+    @field_validator("gpuType")
+    @classmethod
+    def _known_gpu(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in GPU_TABLE:
+            raise ValueError(
+                f"{value!r} is not a GPU type the fit check knows ({', '.join(GPU_TABLE)}); "
+                "give server.gpuMemory instead"
+            )
+        return value
+
+    @field_validator("gpuMemory", mode="before")
+    @classmethod
+    def _gpu_memory_quantity(cls, value: Any) -> Optional[str]:
+        return None if value is None else quantity(value, "the GPU memory")
+
     @field_validator("shmSizeLimit", mode="before")
     @classmethod
     def _shm_quantity(cls, value: Any) -> str:
         return value and quantity(value, "the /dev/shm size limit")
+
+
+class FitCheckConfig(StrictModel):
+    readHub: bool = Field(
+        False,
+        description="Without model.architecture, read config.json and the safetensors index of "
+        "model.huggingface.id from the Hub (a read with a 10 s timeout) for the fit check; off so that "
+        "nothing reaches the network unless asked.",
+    )
 
 
 class DownloadConfig(StrictModel):
@@ -198,7 +273,9 @@ class EngineConfig(StrictModel):
     tensorParallelSize: Optional[int] = Field(
         None, ge=1, le=INT32_MAX, description="--tensor-parallel-size; default: the GPUs per pod / pipelineParallelSize."
     )
-    pipelineParallelSize: int = Field(1, ge=1, le=INT32_MAX, description="--pipeline-parallel-size.")
+    pipelineParallelSize: Optional[int] = Field(
+        None, ge=1, le=INT32_MAX, description="--pipeline-parallel-size; default: server.nodes (pipeline parallel across nodes)."
+    )
 
     @field_validator("quantization")
     @classmethod

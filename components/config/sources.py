@@ -262,6 +262,11 @@ class ModelConfig(StrictModel, Sourced):
     huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource, description="The Hugging Face source.")
     git: GitSource = Field(default_factory=GitSource, description="The git source (Git LFS supported).")
     s3: S3Source = Field(default_factory=S3Source, description="The S3 source.")
+    architecture: Optional[dict[str, Any]] = Field(
+        None,
+        description="The model's config.json fields (model_type, num_hidden_layers, hidden_size, heads, "
+        "torch_dtype...), for the fit check offline; unset to skip it (or read it from the Hub, fitCheck.readHub).",
+    )
 
     @field_validator("deployName")
     @classmethod

@@ -23,7 +23,7 @@ from .features import (
     PodDisruptionBudgetConfig,
 )
 from .fields import INT32_MAX, StrictModel, dns1123_label, dns1123_subdomain
-from .server import DownloadConfig, EngineConfig, ServerConfig
+from .server import DownloadConfig, EngineConfig, FitCheckConfig, ServerConfig
 from .sources import ModelConfig
 
 # After the drain and vLLM's shutdown timeout: the engine processes exit and release the GPUs.
@@ -63,6 +63,7 @@ class ServingConfig(StrictModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus Operator monitors and scrape annotations.")
     podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig, description="A PodDisruptionBudget for drains.")
     networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig, description="A NetworkPolicy admitting only listed namespaces.")
+    fitCheck: FitCheckConfig = Field(default_factory=FitCheckConfig, description="Where the fit check reads the model's architecture.")
     # The top-level keys Pulumi holds as secrets (parse_config sets it); not a config key itself.
     _secret_keys: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
@@ -86,9 +87,25 @@ class ServingConfig(StrictModel):
         return self.model.volume.existingClaim or f"{self.model.deployName}-model"
 
     @property
+    def multi_node(self) -> bool:
+        """Each replica is a group of several pods on several nodes (a LeaderWorkerSet)."""
+        return self.server.nodes > 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """The GPUs of one replica: the GPUs per pod times the pods (nodes) of its group."""
+        return self.resources.limits.gpu * self.server.nodes
+
+    @property
+    def pipeline_parallel_size(self) -> int:
+        """--pipeline-parallel-size: as set, or one stage per node (pipeline parallel across nodes)."""
+        return self.engine.pipelineParallelSize or self.server.nodes
+
+    @property
     def tensor_parallel_size(self) -> int:
-        """--tensor-parallel-size: as set, or the GPUs per pod shared out over the pipeline stages."""
-        return self.engine.tensorParallelSize or self.resources.limits.gpu // self.engine.pipelineParallelSize
+        """--tensor-parallel-size: as set, or the replica's GPUs shared out over the pipeline stages
+        (the GPUs of one pod, by default: tensor parallel within a node)."""
+        return self.engine.tensorParallelSize or self.gpus_per_replica // self.pipeline_parallel_size
 
     @property
     def has_api_key(self) -> bool:

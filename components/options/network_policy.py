@@ -26,6 +26,8 @@ class NetworkPolicyArgs:
     namespace: str
     version: str
     network_policy: NetworkPolicyConfig
+    # A multi-node group's pods exchange NCCL/Gloo traffic with each other on ports of their choosing.
+    admit_group_peers: bool = False
     # Earlier URNs of the policy, so that an existing stack's policy is adopted, not replaced.
     aliases: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
@@ -45,6 +47,15 @@ def _admit_namespaces(namespaces: list[str]) -> k8s.networking.v1.NetworkPolicyI
     )
 
 
+def _admit_group_peers(deploy_name: str) -> k8s.networking.v1.NetworkPolicyIngressRuleArgs:
+    """Every port, from the server's own pods only: torch.distributed's rendezvous, NCCL and Gloo."""
+    return k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+        from_=[k8s.networking.v1.NetworkPolicyPeerArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server"))
+        )]
+    )
+
+
 class NetworkPolicy(pulumi.ComponentResource):
     network_policy: k8s.networking.v1.NetworkPolicy
 
@@ -61,7 +72,10 @@ class NetworkPolicy(pulumi.ComponentResource):
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(args.deploy_name, "server")),
                 # Only ingress is restricted: the pods still reach DNS, the Hub or S3 as before.
                 policy_types=["Ingress"],
-                ingress=[_admit_namespaces(admitted_namespaces(args.namespace, args.network_policy))],
+                ingress=[
+                    _admit_namespaces(admitted_namespaces(args.namespace, args.network_policy)),
+                    *([_admit_group_peers(args.deploy_name)] if args.admit_group_peers else []),
+                ],
             ),
             opts=pulumi.ResourceOptions(parent=self, aliases=list(args.aliases)),
         )

@@ -53,9 +53,12 @@ def _engine_args(engine: EngineConfig) -> list[str]:
             args.append(f"--enable-{flag}" if value else f"--no-enable-{flag}")
     if engine.trustRemoteCode:
         args.append("--trust-remote-code")
-    if engine.pipelineParallelSize > 1:
-        args.append(f"--pipeline-parallel-size={engine.pipelineParallelSize}")
     return args
+
+
+def _pipeline_args(config: ServingConfig) -> list[str]:
+    pipeline = config.pipeline_parallel_size
+    return [f"--pipeline-parallel-size={pipeline}"] if pipeline > 1 else []
 
 
 def adapter_mount(name: str) -> str:
@@ -84,6 +87,7 @@ def server_args(config: ServingConfig) -> list[str]:
         f"--port={SERVER_PORT}",
         f"--tensor-parallel-size={config.tensor_parallel_size}",
         *_engine_args(config.engine),
+        *_pipeline_args(config),
         *_lora_args(config.lora),
         *_shutdown_args(config),
         *config.server.extraArgs,

@@ -122,23 +122,35 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
     return [*defaults, *env_var_args(config.env, args.env_secret_name)]
 
 
-def _server_container(args: VllmServerArgs) -> k8s.core.v1.ContainerArgs:
-    config, image = args.config, args.config.image
-    limits = config.resources.limits
-    resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu)}
+@dataclass(frozen=True)
+class ServerLaunch:
+    """How the server container starts: the Deployment's by default; a multi-node group's leader
+    and workers (leader_worker_set.py) change the command line and add to the container."""
+
+    # This module is the server behind `vllm serve` in every release, including the chart's v0.3.3.
+    command: tuple[str, ...] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
+    # None: the single-node command line, server_args(config).
+    args: Optional[tuple[str, ...]] = None
+    # The OpenAI server's port, /health probes and the drain; a headless worker has none of them.
+    serves_http: bool = True
+    env: tuple[k8s.core.v1.EnvVarArgs, ...] = ()
+    extra_limits: tuple[tuple[str, str], ...] = ()
+    add_capabilities: tuple[str, ...] = ()
+
+
+def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) -> Optional[dict]:
+    context = dict(config.server.securityContext)
+    if add_capabilities:
+        capabilities = dict(context.get("capabilities") or {})
+        added = list(capabilities.get("add") or [])
+        capabilities["add"] = added + [name for name in add_capabilities if name not in added]
+        context["capabilities"] = capabilities
+    return context or None
+
+
+def _health_probes(config: ServingConfig) -> dict[str, k8s.core.v1.ProbeArgs]:
     health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
-    return k8s.core.v1.ContainerArgs(
-        name="vllm",
-        image=image.reference,
-        image_pull_policy=image.pullPolicy,
-        # This module is the server behind `vllm serve` in every release, including the chart's v0.3.3.
-        command=["python3", "-m", "vllm.entrypoints.openai.api_server"],
-        args=server_args(config),
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")],
-        env=_server_env(args),
-        resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
-        volume_mounts=[*_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
-        security_context=dict(config.server.securityContext) or None,
+    return dict(
         # Loading weights can take many minutes; until /health answers once, only this probe runs.
         startup_probe=k8s.core.v1.ProbeArgs(
             http_get=health,
@@ -154,7 +166,27 @@ def _server_container(args: VllmServerArgs) -> k8s.core.v1.ContainerArgs:
         liveness_probe=k8s.core.v1.ProbeArgs(
             http_get=health, period_seconds=30, timeout_seconds=10, failure_threshold=5
         ),
-        lifecycle=_drain(config),
+    )
+
+
+def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()) -> k8s.core.v1.ContainerArgs:
+    config, image = args.config, args.config.image
+    limits = config.resources.limits
+    resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu), **dict(launch.extra_limits)}
+    return k8s.core.v1.ContainerArgs(
+        name="vllm",
+        image=image.reference,
+        image_pull_policy=image.pullPolicy,
+        command=list(launch.command),
+        args=server_args(config) if launch.args is None else list(launch.args),
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")]
+        if launch.serves_http else None,
+        env=[*_server_env(args), *launch.env],
+        resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
+        volume_mounts=[*_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+        security_context=_security_context(config, launch.add_capabilities),
+        **(_health_probes(config) if launch.serves_http else {}),
+        lifecycle=_drain(config) if launch.serves_http else None,
     )
 
 
@@ -197,12 +229,17 @@ def _wait_for_model(args: VllmServerArgs) -> list[k8s.core.v1.ContainerArgs]:
     ]
 
 
-def _pod_spec(args: VllmServerArgs) -> k8s.core.v1.PodSpecArgs:
+def pod_spec(
+    args: VllmServerArgs, container: k8s.core.v1.ContainerArgs, host_network: bool = False
+) -> k8s.core.v1.PodSpecArgs:
     config, server = args.config, args.config.server
     placement = server_placement(config)
     return k8s.core.v1.PodSpecArgs(
         init_containers=_wait_for_model(args) or None,
-        containers=[_server_container(args)],
+        containers=[container],
+        host_network=host_network or None,
+        # In the node's network namespace, only this policy still resolves cluster names (the leader's address).
+        dns_policy="ClusterFirstWithHostNet" if host_network else None,
         node_selector=placement.node_selector or None,
         tolerations=placement.tolerations or None,
         affinity=placement.affinity or None,
@@ -239,6 +276,17 @@ def _pod_annotations(args: VllmServerArgs) -> Optional[pulumi.Input[dict[str, pu
     return annotations or None
 
 
+def pod_template(
+    args: VllmServerArgs, labels: dict[str, str], spec: k8s.core.v1.PodSpecArgs
+) -> k8s.core.v1.PodTemplateSpecArgs:
+    return k8s.core.v1.PodTemplateSpecArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            labels={**labels, **server_placement(args.config).labels}, annotations=_pod_annotations(args)
+        ),
+        spec=spec,
+    )
+
+
 class VllmServer(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
 
@@ -265,12 +313,7 @@ class VllmServer(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server")),
                 strategy=deployment_strategy(config.rollout),
                 progress_deadline_seconds=rollout_step_seconds(config),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels={**labels, **server_placement(config).labels}, annotations=_pod_annotations(args)
-                    ),
-                    spec=_pod_spec(args),
-                ),
+                template=pod_template(args, labels, pod_spec(args, server_container(args))),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

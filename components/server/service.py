@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import pulumi
@@ -24,6 +24,8 @@ class ModelServiceArgs:
     service: ServiceConfig
     version: str
     replicas: int
+    # Labels a pod must also carry to receive traffic: a multi-node group's leader only.
+    extra_selector: dict[str, str] = field(default_factory=dict)
 
 
 class ModelService(pulumi.ComponentResource):
@@ -47,7 +49,7 @@ class ModelService(pulumi.ComponentResource):
             ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=args.service.type,
-                selector=selector_labels(args.deploy_name, "server"),
+                selector={**selector_labels(args.deploy_name, "server"), **args.extra_selector},
                 ports=[
                     k8s.core.v1.ServicePortArgs(
                         name="http", port=SERVER_PORT, target_port="http", protocol="TCP"

@@ -29,6 +29,15 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 
+# Workloads with more than one pod template: a LeaderWorkerSet (server.nodes > 1) has a leader's
+# and a worker's, each checked like a Deployment's.
+GROUP_POD_SPEC_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet": {
+        "leader": ("spec", "leaderWorkerTemplate", "leaderTemplate", "spec"),
+        "worker": ("spec", "leaderWorkerTemplate", "workerTemplate", "spec"),
+    },
+}
+
 PVC_TYPE = "kubernetes:core/v1:PersistentVolumeClaim"
 
 
@@ -72,13 +81,23 @@ def pod_spec(resource_type: str, props: Props) -> Mapping[str, Any] | None:
     return spec if isinstance(spec, Mapping) else None
 
 
+def _pod_specs(resource_type: str, props: Props) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(prefix for messages, pod spec) for each pod template of a workload."""
+    spec = pod_spec(resource_type, props)
+    if spec is not None:
+        yield "", spec
+    for role, path in GROUP_POD_SPEC_PATHS.get(resource_type, {}).items():
+        spec = get(props, *path)
+        if isinstance(spec, Mapping):
+            yield f"{role} ", spec
+
+
 def containers(resource_type: str, props: Props) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(label for messages, container) for every container and init container of a workload."""
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for field, what in (("initContainers", "init container"), ("containers", "container")):
-        for index, container in enumerate(as_list(spec.get(field))):
-            if isinstance(container, Mapping):
-                name = container.get("name")
-                yield (f"{what} {name!r}" if isinstance(name, str) and name else f"{field}[{index}]"), container
+    for prefix, spec in _pod_specs(resource_type, props):
+        for field, what in (("initContainers", "init container"), ("containers", "container")):
+            for index, container in enumerate(as_list(spec.get(field))):
+                if isinstance(container, Mapping):
+                    name = container.get("name")
+                    label = f"{what} {name!r}" if isinstance(name, str) and name else f"{field}[{index}]"
+                    yield prefix + label, container

@@ -78,6 +78,13 @@ _PROBE_HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
 
 
 
+def _headless(container: Mapping[str, Any]) -> bool:
+    """A `--headless` vLLM (a multi-node group's worker) serves no HTTP: it only joins its leader's
+    torch.distributed group (vllm/entrypoints/cli/serve.py, run_headless), so there is nothing to
+    probe; the group restarts as a whole when it fails (LeaderWorkerSet's RecreateGroupOnPodRestart)."""
+    return "--headless" in split_words(strings(container.get("command")) + strings(container.get("args")))
+
+
 def check_vllm_probes(resource_type: str, props: Props) -> list[str]:
     """A vLLM server has startup, readiness and liveness probes."""
     why = {
@@ -87,6 +94,8 @@ def check_vllm_probes(resource_type: str, props: Props) -> list[str]:
     }
     violations = []
     for where, container in server_containers(resource_type, props):
+        if _headless(container):
+            continue
         for probe in _PROBES:
             value = container.get(probe)
             if not isinstance(value, Mapping) or not any(handler in value for handler in _PROBE_HANDLERS):

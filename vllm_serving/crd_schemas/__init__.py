@@ -1,7 +1,7 @@
 """Published CRD schemas of the custom resources this program renders, and a strict validator.
 
 kubernetes-validate knows only the built-in kinds. The custom resources (KEDA's ScaledObject,
-prometheus-operator's ServiceMonitor and PodMonitor, Gateway API's HTTPRoute) are checked here
+prometheus-operator's ServiceMonitor and PodMonitor, Gateway API's HTTPRoute, LeaderWorkerSet) are checked here
 against the openAPIV3Schema of their published CustomResourceDefinitions, shipped as JSON
 beside this file (see README.md there for where each one comes from and what was left out).
 
@@ -53,6 +53,11 @@ SCHEMAS = {
         CrdSchema(
             "gateway.networking.k8s.io/v1", "HTTPRoute", "gateway.networking.k8s.io_v1_HTTPRoute.json",
             "Gateway API v1.4.0 standard channel, config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+        ),
+        CrdSchema(
+            "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkerset.x-k8s.io_v1_LeaderWorkerSet.json",
+            "kubernetes-sigs/lws v0.10.0 @2161f38 config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml "
+            "(controller-gen v0.17.2)",
         ),
     )
 }

@@ -49,6 +49,15 @@ _RULES: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
         (("spec", "revisionHistoryLimit"), REPLACE, "pulumi-kubernetes replaces a StatefulSet on this field"),
         _TEMPLATE_RESTART,
     ],
+    # LWS's revision hashes spec.leaderWorkerTemplate and spec.networkConfig (kubernetes-sigs/lws
+    # pkg/utils/revision/revision_utils.go, getPatch): a change there rolls out new groups; replicas,
+    # rolloutStrategy and startupPolicy change no revision, so the running groups stay.
+    "LeaderWorkerSet": [
+        (("spec", "leaderWorkerTemplate"), RESTART,
+         "the group template (leader/worker pod templates, size, restart policy) changes, so new groups roll out; "
+         "each group restarts as a whole"),
+        (("spec", "networkConfig"), RESTART, "the group's network config is part of its revision, so new groups roll out"),
+    ],
     "Service": [(("spec", "clusterIP"), REPLACE, "a Service's clusterIP is immutable")],
     "Secret": [(("type",), REPLACE, "a Secret's type is immutable")],
 }

@@ -1,0 +1,152 @@
+"""A model larger than one node: the server as a LeaderWorkerSet of `server.nodes`-pod groups.
+
+Each replica is a group (LeaderWorkerSet, kubernetes-sigs/lws, `leaderworkerset.x-k8s.io/v1`) of
+`server.nodes` pods, each with the GPUs of `resources.limits`. The launch is vLLM's own multi-node
+mode on the multiprocessing backend (vllm/engine/arg_utils.py, `--nnodes`/`--node-rank`;
+vllm/config/parallel.py: `nnodes > 1` requires the mp, uni or external_launcher backend): every pod
+runs `vllm serve` with the same engine arguments and `--nnodes N --master-addr <leader>`; the
+leader (`--node-rank 0`) runs the OpenAI server, each worker `--headless` (no API server: it only
+joins the torch.distributed group; vllm/entrypoints/cli/serve.py, `run_headless`). The leader's
+address and each pod's index come from the environment LWS puts in every container
+(pkg/utils/pod/pod_utils.go, `AddLWSVariables`: LWS_LEADER_ADDRESS, LWS_WORKER_INDEX,
+LWS_GROUP_SIZE), which Kubernetes expands in `args` as `$(NAME)`.
+
+The pod spec is the Deployment's (deployment.py): the same volumes, init container, placement,
+`/dev/shm` and env, so every pod loads the whole checkpoint from the shared volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..config import ServingConfig
+from ..labels import common_labels
+from ..storage.placement import unconstrained_binding_warning
+from .args import server_args
+from .deployment import ServerLaunch, VllmServerArgs, pod_spec, pod_template, rollout_timeout_minutes, server_container
+
+API_VERSION = "leaderworkerset.x-k8s.io/v1"
+# LWS labels every pod with its index in the group; the leader's is "0"
+# (api/leaderworkerset/v1/leaderworkerset_types.go, WorkerIndexLabelKey).
+WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+LEADER_SELECTOR = {WORKER_INDEX_LABEL: "0"}
+# torch.distributed's rendezvous on the leader; vLLM's default (vllm/config/parallel.py, master_port).
+MASTER_PORT = 29501
+VLLM_SERVE = ("vllm", "serve")
+
+
+def launch_args(config: ServingConfig, node_rank: str) -> list[str]:
+    """The argv of one pod of a group: the single-node engine arguments, plus the group's shape."""
+    return [
+        *server_args(config),
+        "--distributed-executor-backend=mp",
+        f"--nnodes={config.server.nodes}",
+        f"--node-rank={node_rank}",
+        "--master-addr=$(LWS_LEADER_ADDRESS)",
+        f"--master-port={MASTER_PORT}",
+    ]
+
+
+def leader_args(config: ServingConfig) -> list[str]:
+    return launch_args(config, "0")
+
+
+def worker_args(config: ServingConfig) -> list[str]:
+    return [*launch_args(config, "$(LWS_WORKER_INDEX)"), "--headless"]
+
+
+def _network(config: ServingConfig) -> dict[str, Any]:
+    """What server.network adds to every pod's container: NCCL/Gloo env, RDMA, IPC_LOCK."""
+    network = config.server.network
+    env = []
+    if network.socketInterface:
+        env = [
+            k8s.core.v1.EnvVarArgs(name=name, value=network.socketInterface)
+            for name in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")
+        ]
+    rdma = ((network.rdmaResource, str(network.rdmaCount)),) if network.rdmaResource else ()
+    # RDMA registers (pins) memory, which needs IPC_LOCK beyond the default memlock limit.
+    return {"env": tuple(env), "extra_limits": rdma, "add_capabilities": ("IPC_LOCK",) if rdma else ()}
+
+
+def _template(args: VllmServerArgs, labels: dict[str, str], launch: ServerLaunch) -> k8s.core.v1.PodTemplateSpecArgs:
+    host_network = args.config.server.network.hostNetwork
+    return pod_template(args, labels, pod_spec(args, server_container(args, launch), host_network=host_network))
+
+
+def rollout_strategy(config: ServingConfig) -> dict[str, Any]:
+    """server.rollout for a LeaderWorkerSet, whose only strategy type is RollingUpdate (groups, not
+    pods, are the units): recreate takes every group down first (maxUnavailable 100%); oneAtATime
+    stops one group, then starts its replacement, on the GPUs it freed; surge starts one extra
+    group first, on spare nodes."""
+    unavailable, surge = {"recreate": ("100%", 0), "oneAtATime": (1, 0), "surge": (0, 1)}[config.rollout]
+    return {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": unavailable, "maxSurge": surge}}
+
+
+def await_annotations(config: ServingConfig) -> dict[str, str]:
+    """pulumi-kubernetes has no await logic for a LeaderWorkerSet; `pulumi.com/waitFor` makes it
+    wait for LWS's Available condition (all groups ready and updated; the controller stamps the
+    condition with the generation, so an update does not pass on the old one), for as long as
+    the Deployment's wait (one rollout step per group when they roll one by one). With no replicas there is nothing to wait for."""
+    if config.replicaCount == 0:
+        return {"pulumi.com/skipAwait": "true"}
+    return {
+        "pulumi.com/waitFor": "condition=Available",
+        "pulumi.com/timeoutSeconds": str(rollout_timeout_minutes(config) * 60),
+    }
+
+
+def leader_worker_set_spec(args: VllmServerArgs, labels: dict[str, str]) -> dict[str, Any]:
+    config = args.config
+    network = _network(config)
+    leader = ServerLaunch(command=VLLM_SERVE, args=tuple(leader_args(config)), **network)
+    worker = ServerLaunch(command=VLLM_SERVE, args=tuple(worker_args(config)), serves_http=False, **network)
+    return {
+        "replicas": config.replicaCount,
+        # The group is one model: when any of its pods or containers restarts, NCCL's communicator
+        # is broken for all, so LWS recreates the whole group.
+        "leaderWorkerTemplate": {
+            "size": config.server.nodes,
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": _template(args, labels, leader),
+            "workerTemplate": _template(args, labels, worker),
+        },
+        "rolloutStrategy": rollout_strategy(config),
+        # Workers start with the leader: their headless engines must join its rendezvous to load.
+        "startupPolicy": "LeaderCreated",
+    }
+
+
+class MultiNodeServer(pulumi.ComponentResource):
+    """The server of `server.nodes` > 1: one LeaderWorkerSet."""
+
+    leader_worker_set: k8s.apiextensions.CustomResource
+
+    def __init__(
+        self,
+        name: str,
+        args: VllmServerArgs,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ):
+        super().__init__("vllm-serving:index:MultiNodeServer", name, None, opts)
+        config = args.config
+        deploy_name = config.model.deployName
+        labels = common_labels(deploy_name, "server", config.image.tag)
+        if warning := unconstrained_binding_warning(config):
+            pulumi.log.warn(warning)
+        self.leader_worker_set = k8s.apiextensions.CustomResource(
+            f"{name}-leaderworkerset",
+            api_version=API_VERSION,
+            kind="LeaderWorkerSet",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=deploy_name, namespace=config.namespace, labels=labels, annotations=await_annotations(config)
+            ),
+            spec=leader_worker_set_spec(args, labels),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
+        self.register_outputs({"leaderWorkerSetName": deploy_name})
+
