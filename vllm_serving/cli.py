@@ -135,32 +135,39 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     render_parser.set_defaults(handler=_render_command)
 
 
-def _command_adders() -> list:
-    """Each command module contributes `add_parser(commands)`; render lives here."""
-    adders = [_add_render]
-    from .import_values.command import add_parser as add_import_values
-    from .verify.command import add_parser as add_verify
-
-    adders += [add_verify, add_import_values]
-    from .diff.command import add_parser as add_diff
-
-    adders.append(add_diff)
-    from .schema import add_parser as add_schema
-
-    adders.append(add_schema)
-    return adders
+# Each command's module, by the command's name: a run imports only the module of its own command
+# (render: none of these), which keeps their imports out of a render's start-up.
+_COMMAND_MODULES = {
+    "verify": "vllm_serving.verify.command",
+    "import-values": "vllm_serving.import_values.command",
+    "diff": "vllm_serving.diff.command",
+    "schema": "vllm_serving.schema",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_adders(command: Optional[str] = None) -> list:
+    """Each command module contributes `add_parser(commands)`; render lives here. With `command`,
+    only that one's (every command's for --help, or a name that is none of them)."""
+    import importlib
+
+    if command == "render":
+        return [_add_render]
+    names = [command] if command in _COMMAND_MODULES else list(_COMMAND_MODULES)
+    modules = [importlib.import_module(_COMMAND_MODULES[name]) for name in names]
+    return ([] if command in _COMMAND_MODULES else [_add_render]) + [module.add_parser for module in modules]
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vllm-serving", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in _command_adders():
+    for add in _command_adders(command):
         add(commands)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.handler(args)
     except (ConfigError, StackFileError) as error:
