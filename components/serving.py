@@ -19,6 +19,7 @@ from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
 from .server.api_key import ApiKeySecret, ApiKeySecretArgs
 from .server.deployment import VllmServer, VllmServerArgs
+from .server.pre_pull import PrePullImage
 from .server.service import ModelService, ModelServiceArgs
 from .storage.download import ModelDownload, ModelDownloadArgs
 from .storage.placement import download_placement
@@ -37,6 +38,8 @@ class VllmServing(pulumi.ComponentResource):
         self.secret_check = SecretCheck(f"{name}-secrets", config, opts=self._child) if config.checkSecrets else None
         secrets_read = self.secret_check.checked if self.secret_check else []
         self._storage(secrets_read)
+        # Beside the download, waiting for nothing: the image is on the node when the server starts.
+        self.pre_pull = PrePullImage(f"{name}-pre-pull", config, opts=self._child) if config.server.prePullImage else None
         api_key_secret = self._api_key()
         self._server(secrets_read, api_key_secret)
         self._options()

@@ -61,10 +61,22 @@ def _render_one(stack: str, args: argparse.Namespace, several: bool) -> int:
             prefix = f"stack {name}: " if several else ""
             print("\n".join(prefix + failure for failure in failures), file=sys.stderr)
             return 1
+    _print_cold_start(path)
     out_dir = Path(args.output) / name if args.output and several else Path(args.output) if args.output else None
     # A stack's documents start a new YAML document, so the stream stays one valid multi-document file.
     _write_manifests(manifests, out_dir, f"---\n# Stack: {name} ({path})\n" if several else "")
     return 0
+
+
+def _print_cold_start(path: Path) -> None:
+    """The stack's predicted cold start, on stderr (README, "Cold start")."""
+    from components.config import decode_engine_config, parse_config
+    from components.server.cold_start import cold_start_line
+
+    from .stack_file import load_engine_config
+
+    config, _ = load_engine_config(path)
+    print(cold_start_line(parse_config(decode_engine_config(config))), file=sys.stderr)
 
 
 def _render_failed(stack: str, args: argparse.Namespace, error: BaseException, several: bool) -> None:

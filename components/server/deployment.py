@@ -15,6 +15,7 @@ from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels,
 from ..storage.placement import server_placement, unconstrained_binding_warning
 from ..options.monitoring import scrape_annotations
 from .args import adapter_mount, server_args
+from .compile_cache import compile_cache
 
 PROBE_PERIOD_SECONDS = 10
 # Image pull and scheduling come on top of the model load before `pulumi up` may give up.
@@ -67,6 +68,8 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
         for name, value in (("HF_HUB_OFFLINE", "1"),)
         if name not in user_env_names
     ]
+    if cache := compile_cache(config, args.claim_name):
+        defaults += [var for var in cache.env() if var.name not in user_env_names]
     if args.api_key_secret is not None:
         secret_name, secret_key = args.api_key_secret
         # vLLM requires it as a bearer token on /v1 only; /health and /metrics stay open for probes.
@@ -96,7 +99,10 @@ def _server_container(args: VllmServerArgs) -> k8s.core.v1.ContainerArgs:
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")],
         env=_server_env(args),
         resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
-        volume_mounts=[*_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+        volume_mounts=[
+            *_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
+            *(cache.mounts() if (cache := compile_cache(config, args.claim_name)) else []),
+        ],
         security_context=dict(config.server.securityContext) or None,
         # Loading weights can take many minutes; until /health answers once, only this probe runs.
         startup_probe=k8s.core.v1.ProbeArgs(
@@ -166,6 +172,7 @@ def _pod_spec(args: VllmServerArgs) -> k8s.core.v1.PodSpecArgs:
                 name="shm",
                 empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=server.shmSizeLimit or None),
             ),
+            *(cache.volumes() if (cache := compile_cache(config, args.claim_name)) else []),
         ],
     )
 
