@@ -64,7 +64,8 @@ def _unsecure(value: Any) -> Any:
 def load_engine_config(path: Path) -> tuple[dict[str, str], list[str]]:
     """The config map and secret keys `pulumi up` would pass for this stack file."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        # libyaml's loader where PyYAML has it: the same YAML, parsed about ten times faster.
+        document = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as error:
         raise StackFileError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
