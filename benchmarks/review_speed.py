@@ -81,11 +81,11 @@ def make_project(into: Path, count: int) -> list[str]:
     subprocess.run([*GIT, "init", "-q"], cwd=into, check=True)
     subprocess.run([*GIT, "add", "-A"], cwd=into, check=True)
     subprocess.run([*GIT, "commit", "-q", "-m", "base"], cwd=into, check=True)
-    for path in stacks:
-        document = yaml.safe_load(Path(path).read_text())
+    for stack in stacks:
+        document = yaml.safe_load(Path(stack).read_text())
         engine = document["config"].setdefault("vllm-serving:engine", {})
         engine["maxNumSeqs"] = 64
-        Path(path).write_text(yaml.safe_dump(document, sort_keys=False))
+        Path(stack).write_text(yaml.safe_dump(document, sort_keys=False))
     return stacks
 
 

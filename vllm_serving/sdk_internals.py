@@ -109,7 +109,7 @@ def run_program(
 ) -> None:
     """Run a Pulumi program file as `__main__` against `monitor`, with this stack config."""
     stack_trace = resource._get_stack_trace
-    resource._get_stack_trace = source_pb2.StackTrace  # type: ignore[assignment]  # see INTERNALS
+    resource._get_stack_trace = source_pb2.StackTrace  # see INTERNALS
     try:
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()
@@ -118,5 +118,5 @@ def run_program(
         set_all_config(config, secret_keys)
         _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
     finally:
-        resource._get_stack_trace = stack_trace  # type: ignore[assignment]
+        resource._get_stack_trace = stack_trace
         set_all_config({}, [])
