@@ -23,6 +23,7 @@ from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBud
 from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .server.deployment import VllmServer, VllmServerArgs
 from .server.leader_worker_set import LEADER_SELECTOR, MultiNodeServer
+from .server.pre_pull import PrePullImage
 from .server.service import ModelService, ModelServiceArgs
 from .storage.download import ModelDownload, ModelDownloadArgs
 from .storage.placement import download_placement
@@ -51,6 +52,8 @@ class VllmServing(pulumi.ComponentResource):
             else None
         )
         self._storage()
+        # Beside the download, waiting for nothing: the image is on the node when the server starts.
+        self.pre_pull = PrePullImage(f"{name}-pre-pull", config, opts=self._child) if config.server.prePullImage else None
         api_key_secret, api_key_checksum = self._api_key()
         self._server(api_key_secret, api_key_checksum)
         self._options()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -100,3 +101,37 @@ def test_secure_values_render_as_a_placeholder(tmp_path):
     placeholder = offline_secret_placeholder("v1:AAAABBBBCCCC")
     assert re.fullmatch(r"\[secret [0-9a-f]{12}\]", placeholder)
     assert f"EXTRA: '{placeholder}'" in result.stdout
+
+
+def test_several_stacks_render_in_one_process_each_under_its_header(tmp_path):
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text("config:\n  vllm-serving:replicaCount: -1\n")
+    result = run_cli("render", "codellama-7b", str(bad), "mistral-s3", "--validate")
+
+    # The worst status of the three: the invalid one; the others still render.
+    assert result.returncode == 2
+    assert "error: stack " + str(bad) + ": invalid stack config" in result.stderr
+    assert "Traceback" not in result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith("# Stack: ")]
+    assert [h.split()[2] for h in headers] == ["codellama-7b", "mistral-s3"]
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert [d["kind"] for d in documents].count("Deployment") == 2
+    assert "--- stack codellama-7b (" in result.stderr and "--- stack mistral-s3 (" in result.stderr
+
+
+def test_all_stacks_as_json_lines_and_into_one_directory_per_stack(tmp_path):
+    names = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    result = run_cli("render", "--all", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["stack"] for line in result.stdout.splitlines()] == names
+
+    result = run_cli("render", "codellama-7b", "qwen-git", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["codellama-7b", "qwen-git"]
+    assert len(list((tmp_path / "out" / "qwen-git").iterdir())) == 5
+
+
+def test_stacks_and_all_together_are_refused():
+    result = run_cli("render", "codellama-7b", "--all")
+    assert result.returncode == 2
+    assert "give stack names or files, or --all (not both)" in result.stderr

@@ -111,7 +111,7 @@ def test_the_command_line_takes_a_base_and_a_format():
     args = cli.build_parser().parse_args(["diff", "codellama-7b", "--base", "origin/main", "--format", "markdown"])
 
     assert (args.stack, args.base, args.format, args.handler) == (
-        "codellama-7b", "origin/main", "markdown", diff._diff_command
+        ["codellama-7b"], "origin/main", "markdown", diff._diff_command
     )
     assert cli.build_parser().parse_args(["diff", "codellama-7b"]).base == "HEAD"
 
@@ -626,3 +626,52 @@ def test_a_group_template_change_restarts_the_groups_and_a_replica_change_does_n
     assert "~ spec.replicas: 1 → 2" in changed
     template_lines = [line for line in changed if line.startswith("~ spec.leaderWorkerTemplate.")]
     assert template_lines and all(line.endswith("[restart]") for line in template_lines)
+
+
+# --- several stacks in one run -----------------------------------------------------------------
+
+
+def test_several_stacks_diff_in_one_run_with_one_base_process_and_the_worst_status(repo, monkeypatch):
+    edit_stack(repo, "llama-3-8b-existing-claim", lambda config: config.update({"vllm-serving:replicaCount": 3}))
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(command, **kwargs):
+        started.append(command)
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    out, err = io.StringIO(), io.StringIO()
+    stacks = [str(stack_file(repo, name)) for name in ("codellama-7b", "llama-3-8b-existing-claim", "no-such-stack")]
+    code = diff.run_many(stacks, "HEAD", "markdown", out=out, err=err)
+
+    assert code == 2  # the worst: one stack could not be diffed
+    renders = [command for command in started if "render" in command]
+    assert len(renders) == 1 and renders[0].count("--format") == 1
+    # The stack missing everywhere is reported without being sent to the base.
+    assert [Path(c).name for c in renders[0] if c.endswith(".yaml")] == [
+        "Pulumi.codellama-7b.yaml", "Pulumi.llama-3-8b-existing-claim.yaml"
+    ]
+    text = out.getvalue()
+    assert "#### Stack `codellama-7b`: no changes" in text
+    assert "#### Stack `llama-3-8b-existing-claim`: 1 to change" in text and "~ spec.replicas: 2 → 3" in text
+    assert "#### Stack `no-such-stack`: error" in text
+    assert "error: stack no-such-stack: no stack config file at" in err.getvalue()
+
+
+def test_a_base_whose_render_takes_one_stack_is_rendered_once_per_stack(repo):
+    # The base's render accepts one positional stack only, as before batches existed.
+    cli_file = repo / "vllm_serving" / "cli.py"
+    source = cli_file.read_text()
+    assert 'nargs="*"' in source
+    cli_file.write_text(source.replace('"stack", nargs="*",', '"stack", nargs=1,'))
+    git(repo, "commit", "-q", "-am", "render takes one stack")
+    edit_stack(repo, "llama-3-8b-existing-claim", lambda config: config.update({"vllm-serving:replicaCount": 3}))
+    out, err = io.StringIO(), io.StringIO()
+    names = ("codellama-7b", "llama-3-8b-existing-claim")
+    code = diff.run_many([str(stack_file(repo, name)) for name in names], "HEAD", out=out, err=err)
+
+    assert code == 1, err.getvalue()
+    assert out.getvalue().startswith("stack codellama-7b: HEAD (")
+    assert "\nstack llama-3-8b-existing-claim: HEAD (" in out.getvalue()
+    assert "~ spec.replicas: 2 → 3" in out.getvalue()

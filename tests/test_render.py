@@ -297,3 +297,23 @@ def test_schema_validation_catches_a_wrong_type_and_an_unknown_field():
     unknown_field_failures = validate_manifests([unknown_field])
     assert len(wrong_type_failures) == 7 and "spec.ports.0.port" in wrong_type_failures[0]
     assert len(unknown_field_failures) == 7 and "sessionAffinityy" in unknown_field_failures[0]
+
+
+def test_schema_validators_are_built_once_and_judge_as_kubernetes_validate_does():
+    import kubernetes_validate
+
+    from vllm_serving import validate
+
+    service = normalize(render_values({"model": HF_MODEL}).one("Service").inputs)
+    broken = {**service, "spec": {**service["spec"], "ports": [{"port": "eight thousand"}], "typo": 1}}
+    validate._validator.cache_clear()
+    for _ in range(3):
+        failures = validate_manifests([service, broken], ("1.29.0", "1.35.0"))
+    # One validator per (version, kind), reused by every later manifest and call.
+    assert validate._validator.cache_info().currsize == 2
+    for version, failure in zip(("1.29.0", "1.35.0"), failures, strict=True):
+        with pytest.raises(kubernetes_validate.ValidationError) as expected:
+            kubernetes_validate.validate(broken, version, strict=True)
+        path = ".".join(str(part) for part in expected.value.path)
+        assert failure == f"Service/{service['metadata']['name']} (Kubernetes {version}): {path}: {expected.value.message}"
+    assert len(failures) == 2

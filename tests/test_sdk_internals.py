@@ -92,3 +92,22 @@ def test_a_tiny_program_renders_through_the_internals_twice_in_one_process(tmp_p
         assert second.dependencies == [first.urn]
         assert second.options["customTimeouts"] == {"create": "5m"}
         assert rendering.outputs == {"size": size, "second": "second-id"}, "the root stack's exports were lost"
+
+
+def test_a_render_skips_the_stack_walk_and_puts_it_back(monkeypatch):
+    from pulumi.runtime import resource
+
+    walks = []
+
+    def counting_walk():
+        walks.append(1)
+        return original()
+
+    original = resource._get_stack_trace
+    monkeypatch.setattr(resource, "_get_stack_trace", counting_walk)
+    model = '{"deployName": "m", "source": "huggingface", "huggingface": {"id": "o/m"}}'
+    rendering = render_config({"vllm-serving:model": model}, [])
+
+    assert rendering.one("Deployment")
+    assert walks == []  # not one walk for the dozen registrations
+    assert resource._get_stack_trace is counting_walk

@@ -145,8 +145,8 @@ def test_the_traceback_of_an_unexpected_failure_is_printed_on_request(monkeypatc
 def _parser_with(handler):
     original = cli.build_parser
 
-    def build():
-        parser = original()
+    def build(command=None):
+        parser = original(command)
         parser.set_defaults(handler=handler)
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):

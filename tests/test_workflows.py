@@ -46,6 +46,12 @@ def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [step for step in job.get("steps", []) if step.get("uses", "").split("@")[0] == action]
 
 
+def pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
+    """The pulumi/actions step that runs a command (the other one, for shards, only installs the CLI)."""
+    (step,) = [step for step in steps_using(job, "pulumi/actions") if "command" in step["with"]]
+    return step
+
+
 def test_every_workflow_passes_actionlint_and_shellcheck():
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert {f.name for f in files} >= {"preview.yml", "up.yml", "changed-stacks.yml", "diff-comment.yml", "tests.yml"}
@@ -111,34 +117,40 @@ def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secret
     assert steps_using(offline, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
     scripts = "\n".join(step.get("run", "") for step in offline["steps"])
     assert 'LOCKS="requirements.txt requirements-validate.txt" bash scripts/bootstrap.sh' in scripts
-    assert './vllm-serving diff "$stack" --base "origin/${BASE_REF}" --format markdown' in scripts
-    assert './vllm-serving render "$stack" --validate' in scripts
+    # One process for every changed stack, for the diff and for the schemas.
+    assert './vllm-serving diff "${stacks[@]}" --base "origin/${BASE_REF}" --format markdown >> comment.md' in scripts
+    assert './vllm-serving render "${stacks[@]}" --validate' in scripts
+    assert "for stack in" not in scripts
     assert offline["permissions"]["pull-requests"] == "write"
     assert steps_using(offline, "actions/checkout")[0]["with"]["fetch-depth"] == 0
 
 
 def test_preview_runs_pulumi_preview_per_changed_stack_and_comments():
     job = load("preview.yml")["jobs"]["preview"]
-    assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.changes.outputs.stacks) }}"
+    assert job["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.changes.outputs.shards) }}"
     # A fork's pull request has no secrets: the job is skipped rather than failing.
     assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
-    (pulumi,) = steps_using(job, "pulumi/actions")
+    pulumi = pulumi_step(job)
     assert pulumi["uses"] == "pulumi/actions@v7"
+    assert pulumi["if"] == "${{ !matrix.shard.batch }}"
     assert {k: pulumi["with"][k] for k in ("command", "diff", "comment-on-pr", "work-dir")} == {
         "command": "preview", "diff": True, "comment-on-pr": True, "work-dir": ".",
     }
-    assert "matrix.stack" in pulumi["with"]["stack-name"]
+    assert "matrix.shard.name" in pulumi["with"]["stack-name"]
+    (each,) = [step for step in job["steps"] if step.get("run") == "bash scripts/pulumi_each.sh preview"]
+    assert each["if"] == "${{ matrix.shard.batch }}"
 
 
 def test_up_deploys_pushes_to_main_behind_one_environment_per_stack_one_at_a_time():
     workflow = load("up.yml")
     assert triggers(workflow)["push"] == {"branches": ["main"]}
     job = workflow["jobs"]["up"]
-    assert job["environment"] == {"name": "${{ matrix.stack }}"}
-    assert job["concurrency"] == {"group": "pulumi-up-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert job["environment"] == {"name": "${{ matrix.shard.environment }}"}
+    assert job["concurrency"] == {"group": "pulumi-up-${{ matrix.shard.name }}", "cancel-in-progress": False}
     assert job["strategy"]["fail-fast"] is False
-    (pulumi,) = steps_using(job, "pulumi/actions")
-    assert pulumi["with"]["command"] == "up"
+    assert job["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.changes.outputs.shards) }}"
+    assert pulumi_step(job)["with"]["command"] == "up"
+    assert [step for step in job["steps"] if step.get("run") == "bash scripts/pulumi_each.sh up"]
     assert workflow["jobs"]["changes"]["with"]["base"] == "${{ github.event_name == 'push' && github.event.before || '' }}"
 
 
@@ -159,8 +171,7 @@ def test_tests_run_on_every_pull_request_and_push_to_main_through_ci_run():
 def test_preview_and_up_pass_the_policy_pack_and_install_it_and_the_program_from_the_locks():
     for name in ("preview.yml", "up.yml"):
         job = load(name)["jobs"]["preview" if name == "preview.yml" else "up"]
-        (pulumi,) = steps_using(job, "pulumi/actions")
-        assert pulumi["with"]["policyPacks"] == "policy"
+        assert pulumi_step(job)["with"]["policyPacks"] == "policy"
         scripts = "\n".join(step.get("run", "") for step in job["steps"])
         assert "bash scripts/bootstrap.sh" in scripts
         assert 'VENV="$PWD/policy/.venv" LOCKS=requirements-policy.txt bash scripts/bootstrap.sh' in scripts
@@ -180,8 +191,8 @@ def test_pulumi_cloud_oidc_replaces_the_stored_token_when_switched_on():
         assert oidc["with"]["organization"] == "${{ vars.PULUMI_ORG }}"
         # The token reaches only the steps that need it, preferring the short-lived one.
         token = "${{ steps.pulumi-oidc.outputs.pulumi-access-token || secrets.PULUMI_ACCESS_TOKEN }}"
-        (pulumi,) = steps_using(job, "pulumi/actions")
-        assert pulumi["env"]["PULUMI_ACCESS_TOKEN"] == token
+        (each,) = [step for step in job["steps"] if "pulumi_each.sh" in step.get("run", "")]
+        assert pulumi_step(job)["env"]["PULUMI_ACCESS_TOKEN"] == each["env"]["PULUMI_ACCESS_TOKEN"] == token
         assert "PULUMI_ACCESS_TOKEN" not in job["env"]
 
 
@@ -259,15 +270,16 @@ def history(tmp_path: Path):
         git(repo, "commit", "-q", "--allow-empty", "-m", "change")
         return git(repo, "rev-parse", "HEAD")
 
-    def detect(head: str, base: str = base, only: str = "") -> tuple[int, Any]:
+    def detect(head: str, base: str = base, only: str = "", key: str = "stacks", max_jobs: str = "") -> tuple[int, Any]:
         output = tmp_path / "github-output"
         output.write_text("")
+        env = {**os.environ, "BASE": base, "HEAD": head, "ONLY": only, "GITHUB_OUTPUT": str(output)}
         result = subprocess.run(
             ["bash", "-c", detect_script()], cwd=repo, capture_output=True, text=True,
-            env={**os.environ, "BASE": base, "HEAD": head, "ONLY": only, "GITHUB_OUTPUT": str(output)},
+            env={**env, "MAX_JOBS": max_jobs} if max_jobs else env,
         )
-        lines = [line for line in output.read_text().splitlines() if line.startswith("stacks=")]
-        return result.returncode, json.loads(lines[0][len("stacks="):]) if lines else None
+        lines = [line for line in output.read_text().splitlines() if line.startswith(f"{key}=")]
+        return result.returncode, json.loads(lines[0][len(f"{key}="):]) if lines else None
 
     return commit, detect
 
@@ -310,3 +322,41 @@ def test_a_stack_asked_for_by_name_is_the_only_one(history):
     assert detect(head, only="gamma") == (0, ["gamma"])
     assert detect(head, only="../gamma")[0] == 1
     assert detect(head, only="delta")[0] == 1
+
+
+def test_up_to_the_job_limit_each_stack_is_a_shard_of_its_own(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "components" / "serving.py").write_text("# changed\n"))
+    assert detect(head, key="shards") == (0, [
+        {"name": name, "stacks": [name], "environment": name, "batch": False} for name in ("alpha", "beta", "gamma")
+    ])
+
+
+def test_beyond_the_job_limit_the_stacks_share_that_many_shards(history):
+    commit, detect = history
+    head = commit(lambda repo: (repo / "components" / "serving.py").write_text("# changed\n"))
+    assert detect(head, key="shards", max_jobs="2") == (0, [
+        {"name": "shard-1-of-2", "stacks": ["alpha", "gamma"], "environment": "stacks-batch", "batch": True},
+        {"name": "shard-2-of-2", "stacks": ["beta"], "environment": "stacks-batch", "batch": True},
+    ])
+    # GitHub's limit of jobs in one matrix.
+    assert triggers(load("changed-stacks.yml"))["workflow_call"]["inputs"]["max-jobs"]["default"] == 256
+
+
+def test_a_shard_runs_pulumi_for_each_of_its_stacks_and_fails_if_any_failed(tmp_path):
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    # A stand-in CLI: records its arguments, and fails for the stack "beta".
+    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\ncase "$*" in *"--stack org/beta"*) exit 1;; esac\n')
+    fake.chmod(0o755)
+    calls = tmp_path / "calls"
+    result = subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "pulumi_each.sh"), "up"], capture_output=True, text=True,
+        env={**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
+             "STACKS": '["alpha","beta","gamma"]', "PULUMI_ORG": "org", "PULUMI_BACKEND_URL": ""},
+    )
+    assert result.returncode == 1
+    assert "::error::pulumi up failed for: beta" in result.stdout
+    assert calls.read_text().splitlines() == ["login"] + [
+        f"up --yes --diff --policy-pack policy --stack org/{name}" for name in ("alpha", "beta", "gamma")
+    ]

@@ -4,17 +4,74 @@ Strict schemas: an unknown field (a typo, or a field a version does not have yet
 error, as it would be under server-side apply's field validation. Custom resources (KEDA,
 Prometheus Operator, Gateway API, LeaderWorkerSet) are checked against the published CRD schemas shipped in
 vllm_serving/crd_schemas, which do not change with the Kubernetes version.
+
+kubernetes-validate's own `validate()` reads and parses its schema files (the kind's file and
+the version's `_definitions.json`, several MB) and builds a new validator on every call: about
+15 ms per manifest and version. Here each validator is built once per (schema version, apiVersion,
+kind) and reused, with the same schema files, the same resolution of a version to the schema
+directory and the same first error reported, so validating many stacks in one process costs the
+checks alone.
 """
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
+from kubernetes_validate.utils import all_versions, major_minor, schema_contents
+from referencing import Registry, Resource
 
 from .crd_schemas import schema_for, validate_custom_resource
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
+
+
+@cache
+def _schema_dir(version: str) -> str:
+    """The strict schema directory kubernetes-validate uses for `version`: the newest one not newer."""
+    wanted = major_minor(version.lstrip("v"))
+    if wanted > major_minor(all_versions()[-1]):
+        raise kubernetes_validate.VersionNotSupportedError(version=wanted)
+    newest = [known for known in all_versions() if major_minor(known) <= wanted][-1]
+    return f"v{newest}-local-strict"
+
+
+@cache
+def _definitions(schema_dir: str) -> Resource:
+    return Resource.from_contents(schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_dir))
+
+
+@cache
+def _validator(version: str, api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """kubernetes_validate.validate(..., strict=True)'s validator for one kind, built once."""
+    schema_dir = _schema_dir(version)
+    # rbac.authorization.k8s.io/v1 -> rbac-v1, as kubernetes-validate names its files.
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", version)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(
+            version=major_minor(version), kind=kind, api_version=api_version
+        ) from None
+    registry = _definitions(schema_dir) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _kubernetes_failure(manifest: dict[str, Any], version: str) -> str:
+    """The first violation of `manifest` against Kubernetes `version`'s strict schema, or ''."""
+    try:
+        validator = _validator(version, manifest.get("apiVersion", ""), manifest.get("kind", ""))
+    except kubernetes_validate.SchemaNotFoundError as error:
+        return f"no schema: {error}"
+    try:
+        validator.validate(manifest)
+    except jsonschema.ValidationError as error:
+        path = ".".join(str(part) for part in error.path)
+        return f"{path or '<root>'}: {error.message}"
+    return ""
 
 
 def validate_manifests(manifests: list[dict[str, Any]], versions: tuple[str, ...] = SUPPORTED_KUBERNETES_VERSIONS) -> list[str]:
@@ -27,13 +84,9 @@ def validate_manifests(manifests: list[dict[str, Any]], versions: tuple[str, ...
             failures += [f"{label} ({manifest['apiVersion']} CRD): {line}" for line in validate_custom_resource(manifest)]
             continue
         for version in versions:
-            try:
-                kubernetes_validate.validate(manifest, version, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                path = ".".join(str(part) for part in error.path)
-                failures.append(f"{label} (Kubernetes {version}): {path or '<root>'}: {error.message}")
-            except kubernetes_validate.SchemaNotFoundError as error:
-                failures.append(f"{label} (Kubernetes {version}): no schema: {error}")
+            failure = _kubernetes_failure(manifest, version)
+            if failure:
+                failures.append(f"{label} (Kubernetes {version}): {failure}")
     return failures
 
 

@@ -325,6 +325,28 @@ def _read_write_once_pod(config: ServingConfig) -> list[Problem]:
     return []
 
 
+def _compile_cache(config: ServingConfig) -> list[Problem]:
+    cache, volume = config.server.compileCache, config.model.volume
+    if not cache.enabled:
+        return []
+    problems: list[Problem] = []
+    if not config.server.gpu_type:
+        problems.append((
+            "server.compileCache.gpuType",
+            "the compile cache is keyed by the GPU model it was compiled for: set server.compileCache.gpuType "
+            "(e.g. NVIDIA-A100-SXM4-80GB), or server.nodeSelector nvidia.com/gpu.product",
+            {"server.compileCache", "server.nodeSelector"},
+        ))
+    if not cache.existingClaim and "ReadOnlyMany" in volume.accessModes:
+        problems.append((
+            "server.compileCache.existingClaim",
+            "a ReadOnlyMany model volume cannot hold a cache the server writes: set "
+            "server.compileCache.existingClaim to a ReadWriteMany claim (or ReadWriteOnce, for one node)",
+            {"server.compileCache", "model.volume.accessModes"},
+        ))
+    return problems
+
+
 RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _model_source,
     _replicas_share_the_volume,
@@ -341,6 +363,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _network_policy,
     _env_values,
     *FIT_RULES,
+    _compile_cache,
 )
 
 

@@ -51,6 +51,31 @@ class Toleration(StrictModel):
 
 
 GPU_TOLERATION = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+# GPU feature discovery's label of a node's GPU model (NVIDIA gpu-feature-discovery).
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# The compressed size of vLLM 0.33's vllm/vllm-openai image, as issue 13 measured it ("about 12 GB").
+VLLM_IMAGE_GB = 12.0
+
+
+class CompileCacheConfig(StrictModel):
+    """vLLM's compile cache (VLLM_CACHE_ROOT: torch.compile artifacts) kept across restarts."""
+
+    enabled: bool = Field(False, description="Keep vLLM's compile cache on a volume, so a restart does not recompile.")
+    existingClaim: str = Field(
+        "",
+        description="A claim of its own for the cache (mounted read-write); empty: the directory "
+        "compile-cache/ of the model volume.",
+    )
+    gpuType: str = Field(
+        "",
+        description="The GPU model the cache is compiled for, part of its key; empty: the server's "
+        f"nodeSelector {GPU_PRODUCT_LABEL}.",
+    )
+
+    @field_validator("existingClaim")
+    @classmethod
+    def _claim_name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "claim name")
 
 
 # Each item on its own, so that a message names the item (server.extraArgs.3).
@@ -154,6 +179,22 @@ class ServerConfig(StrictModel):
     gpuMemory: Optional[str] = Field(
         None, description="Memory of one GPU as a quantity (e.g. 80Gi), for the fit check; wins over gpuType."
     )
+    prePullImage: bool = Field(
+        False,
+        description="Pull the server image onto every node the server may run on (a DaemonSet), while "
+        "the model downloads rather than after.",
+    )
+    imageSizeGB: float = Field(
+        VLLM_IMAGE_GB, gt=0, description="Size (GB) of the server image a node pulls, for the predicted cold start."
+    )
+    compileCache: CompileCacheConfig = Field(
+        default_factory=CompileCacheConfig, description="vLLM's compile cache, kept on a volume across restarts."
+    )
+
+    @property
+    def gpu_type(self) -> str:
+        """The GPU model the server runs on, as far as config says: compileCache.gpuType, else the nodeSelector's."""
+        return self.compileCache.gpuType or self.nodeSelector.get(GPU_PRODUCT_LABEL, "")
 
     @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
     @classmethod
@@ -225,6 +266,9 @@ class DownloadConfig(StrictModel):
         le=INT32_MAX,
         description="User (and group, fsGroup) of the download pod; 0 only for volumes whose directories "
         "belong to root and cannot be made group-writable.",
+    )
+    assumedBandwidthGBps: float = Field(
+        0.5, gt=0, description="Bandwidth (GB/s) assumed for the download and the image pull, for the predicted cold start."
     )
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
     memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")

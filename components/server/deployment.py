@@ -15,6 +15,7 @@ from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels,
 from ..storage.placement import server_placement, unconstrained_binding_warning
 from ..options.monitoring import scrape_annotations
 from .args import adapter_mount, server_args
+from .compile_cache import compile_cache
 
 PROBE_PERIOD_SECONDS = 10
 # Image pull and scheduling come on top of the model load before `pulumi up` may give up.
@@ -108,6 +109,8 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
     if not config.server.usageStats:
         fixed += [("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1")]
     defaults = [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in fixed if name not in user_env_names]
+    if cache := compile_cache(config, args.claim_name):
+        defaults += [var for var in cache.env() if var.name not in user_env_names]
     if args.api_key_secret is not None:
         secret_name, secret_key = args.api_key_secret
         # vLLM requires it as a bearer token on /v1 only; /health and /metrics stay open for probes.
@@ -183,7 +186,10 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         if launch.serves_http else None,
         env=[*_server_env(args), *launch.env],
         resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
-        volume_mounts=[*_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+        volume_mounts=[
+            *_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
+            *(cache.mounts() if (cache := compile_cache(config, args.claim_name)) else []),
+        ],
         security_context=_security_context(config, launch.add_capabilities),
         **(_health_probes(config) if launch.serves_http else {}),
         lifecycle=_drain(config) if launch.serves_http else None,
@@ -262,6 +268,7 @@ def pod_spec(
                 name="shm",
                 empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=server.shmSizeLimit or None),
             ),
+            *(cache.volumes() if (cache := compile_cache(config, args.claim_name)) else []),
         ],
     )
 

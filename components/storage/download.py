@@ -220,7 +220,8 @@ def _job_hash(args: ModelDownloadArgs, fingerprint: str, scripts_hash: str) -> s
         "scripts": scripts_hash,
         "image": args.image,
         "pullPolicy": args.server_image.pullPolicy,
-        "download": args.download.model_dump(mode="json"),
+        # assumedBandwidthGBps only feeds the predicted cold start: changing it must not replace the Job.
+        "download": args.download.model_dump(mode="json", exclude={"assumedBandwidthGBps"}),
         "env": [_hashable_env(var, args.env_secret_name is not None) for var in args.env],
         "secret": args.model.secret_name,
         "imagePullSecrets": args.image_pull_secrets,

@@ -115,6 +115,14 @@ def server_placement(config: ServingConfig) -> PodPlacement:
     return pod_placement(*_server_fields(config), config.claim_name, config.model.volume.accessModes)
 
 
+def node_placement(config: ServingConfig) -> PodPlacement:
+    """The server's nodes, without the claim's pod affinity: for pods that never mount the claim (the
+    image pre-pull DaemonSet). They must not carry the claim label, or a download Job could follow one
+    to a node the volume is not attached to; and a required affinity to the claim's pods would keep
+    them off every node where none runs."""
+    return PodPlacement(*_server_fields(config))
+
+
 def download_placement(config: ServingConfig) -> PodPlacement:
     """The download Jobs' placement: the server's, with each `download.*` key that is set in its place."""
     download = config.download

@@ -10,9 +10,9 @@ classified by pulumi-kubernetes' replacement table (replacement.py) into the rep
 (model.py), printed as text or markdown (printing.py) by the command (command.py).
 """
 
-from .checkout import DiffError, render_sides, resolve_stack
+from .checkout import DiffError, render_many_sides, render_sides, resolve_stack
 from .checkout import base_error as _base_error
-from .command import EXIT_CHANGED, EXIT_ERROR, EXIT_SAME, _diff_command, add_parser, run
+from .command import EXIT_CHANGED, EXIT_ERROR, EXIT_SAME, _diff_command, add_parser, run, run_many
 from .compare import compare
 from .model import (
     NOTE,
@@ -32,7 +32,8 @@ from .values import MISSING, ORDER, Item, diff_values, render_path
 
 # `_side`, `_base_error` and `_diff_command` keep the names the tests and older callers use.
 __all__ = [
-    "DiffError", "render_sides", "resolve_stack", "EXIT_CHANGED", "EXIT_ERROR", "EXIT_SAME", "add_parser", "run",
+    "DiffError", "render_sides", "render_many_sides", "resolve_stack", "EXIT_CHANGED", "EXIT_ERROR", "EXIT_SAME",
+    "add_parser", "run", "run_many",
     "compare", "NOTE", "REFUSED", "REPLACE", "RESTART", "Effect", "FieldChange", "ResourceChange", "Report", "Side",
     "render_markdown", "render_text", "classify", "MISSING", "ORDER", "Item", "diff_values", "render_path",
     "_side", "_base_error", "_diff_command",

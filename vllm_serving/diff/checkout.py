@@ -1,7 +1,12 @@
-"""Render a stack at a git revision, by that revision's own code, and in the working tree.
+"""Render stacks at a git revision, by that revision's own code, and in the working tree.
 
-The base revision is extracted with `git archive` and rendered in a subprocess, so that a
-change to the program itself shows up; the working tree is rendered by the code running here.
+The base revision is extracted with `git archive` once and rendered in a subprocess, so that a
+change to the program itself shows up; the working tree is rendered by the code running here,
+while the subprocess runs. Several stacks of one project render in ONE base subprocess
+(`render A B ... --format json`, one JSON document per line), so the base's start-up is paid once.
+A base revision whose `render` takes one stack only refuses the extra arguments (argparse's
+"unrecognized arguments", exit status 2, before rendering anything): then each stack renders in a
+subprocess of its own, as before.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from components.config import ConfigError
 from components.rename_guard import DEPLOY_NAME_OUTPUT
@@ -94,40 +100,113 @@ class _Revision:
         return f"{self.base} ({self.commit[:7]})"
 
 
-def _locate(stack_file: Path, base: str) -> _Revision:
-    directory = stack_file.parent if stack_file.parent.is_dir() else PROJECT_ROOT
+@cache
+def _toplevel(directory: Path) -> Path:
     try:
-        toplevel = Path(_git(directory, "rev-parse", "--show-toplevel").strip()).resolve()
+        return Path(_git(directory, "rev-parse", "--show-toplevel").strip()).resolve()
     except DiffError as error:
         raise DiffError(f"{directory} is not in a git repository: {error}") from None
+
+
+@cache
+def _commit(toplevel: Path, base: str) -> str:
     try:
-        commit = _git(toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}").strip()
+        return _git(toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}").strip()
     except DiffError:
         raise DiffError(f"unknown git revision {base!r}") from None
+
+
+@cache
+def _files_at(toplevel: Path, commit: str) -> frozenset[str]:
+    """Every file path in the commit: one git call for all stacks, not one per stack."""
+    return frozenset(_git(toplevel, "ls-tree", "-r", "-z", "--name-only", commit).split("\0"))
+
+
+def _locate(stack_file: Path, base: str) -> _Revision:
+    directory = stack_file.parent if stack_file.parent.is_dir() else PROJECT_ROOT
+    toplevel = _toplevel(directory.resolve())
+    commit = _commit(toplevel, base)
     try:
         relative: Optional[Path] = stack_file.relative_to(toplevel)
     except ValueError:
         relative = None
-    at_base = relative is not None and subprocess.run(
-        ["git", "cat-file", "-e", f"{commit}:{relative.as_posix()}"], cwd=toplevel, capture_output=True
-    ).returncode == 0
+    at_base = relative is not None and relative.as_posix() in _files_at(toplevel, commit)
     return _Revision(base, toplevel, commit, stack_file, relative, at_base)
 
 
-def _start_base_render(revision: _Revision, checkout: Path) -> subprocess.Popen:
-    assert revision.relative is not None  # at_base implies the file is in the repository
-    _extract(revision.toplevel, revision.commit, checkout)
-    project = checkout / _project_dir(revision.stack_file, revision.toplevel).relative_to(revision.toplevel)
-    # Only the base's tree on the path: this checkout's modules must not stand in for its own.
-    env = {**os.environ, "PYTHONPATH": str(project)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "vllm_serving", "render", str(checkout / revision.relative), "--format", "json"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _base_command(stack_files: Sequence[Path]) -> list[str]:
+    return [sys.executable, "-m", "vllm_serving", "render", *map(str, stack_files), "--format", "json"]
+
+
+@dataclass
+class _BaseBatch:
+    """The stacks of one project at the base revision, rendered by one subprocess of its code."""
+
+    checkout: Path  # the base commit's tree
+    project: Path  # the Pulumi project in it
+    revisions: list[_Revision] = field(default_factory=list)
+    process: Optional[subprocess.Popen] = None
+
+    def _checked_out(self, revision: _Revision) -> Path:
+        assert revision.relative is not None  # at_base implies the file is in the repository
+        return self.checkout / revision.relative
+
+    def start(self, revisions: Optional[Sequence[_Revision]] = None) -> subprocess.Popen:
+        # Only the base's tree on the path: this checkout's modules must not stand in for its own.
+        env = {**os.environ, "PYTHONPATH": str(self.project)}
+        files = [self._checked_out(revision) for revision in revisions or self.revisions]
+        return subprocess.Popen(
+            _base_command(files), cwd=self.project, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def read(self) -> list[Union[Side, DiffError]]:
+        """Each stack's base side, in order, or the error that kept it from rendering."""
+        assert self.process is not None
+        stdout, stderr = self.process.communicate()
+        if len(self.revisions) == 1:
+            return [_side_or_error(self.revisions[0], self.process.returncode, stdout, stderr)]
+        if self.process.returncode != 0 and not stdout and "unrecognized arguments" in stderr:
+            return self._one_process_each()
+        lines = stdout.splitlines()
+        results: list[Union[Side, DiffError]] = []
+        for index, revision in enumerate(self.revisions):
+            if index >= len(lines):
+                results.append(base_error(revision.base, stderr or "the base's render stopped early"))
+                continue
+            try:
+                document = json.loads(lines[index])
+            except json.JSONDecodeError:
+                results.append(DiffError(f"at {revision.base}: `render --format json` printed no JSON:\n{lines[index][:500]}"))
+                continue
+            if "error" in document and "resources" not in document:
+                results.append(base_error(revision.base, document["error"]))
+            else:
+                results.append(side_from_rendering(revision.label, document))
+        return results
+
+    def _one_process_each(self) -> list[Union[Side, DiffError]]:
+        """A base whose `render` takes one stack: one subprocess per stack, as that code expects."""
+        results: list[Union[Side, DiffError]] = []
+        for revision in self.revisions:
+            process = self.start([revision])
+            stdout, stderr = process.communicate()
+            results.append(_side_or_error(revision, process.returncode, stdout, stderr))
+        return results
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def _side_or_error(revision: _Revision, returncode: int, stdout: str, stderr: str) -> Union[Side, DiffError]:
+    if returncode != 0:
+        return base_error(revision.base, stderr)
+    try:
+        return side_from_rendering(revision.label, json.loads(stdout))
+    except json.JSONDecodeError:
+        return DiffError(f"at {revision.base}: `render --format json` printed no JSON:\n{stdout[:500]}")
 
 
 def _render_working_tree(stack_file: Path, previous_outputs: Optional[dict[str, Any]] = None) -> Side:
@@ -143,39 +222,105 @@ def _render_working_tree(stack_file: Path, previous_outputs: Optional[dict[str, 
         raise DiffError(f"in the working tree: {error}") from None
 
 
-def _read_base(process: subprocess.Popen, revision: _Revision) -> Side:
-    stdout, stderr = process.communicate()
-    if process.returncode != 0:
-        raise base_error(revision.base, stderr)
-    try:
-        return side_from_rendering(revision.label, json.loads(stdout))
-    except json.JSONDecodeError:
-        raise DiffError(f"at {revision.base}: `render --format json` printed no JSON:\n{stdout[:500]}") from None
-
-
-def render_sides(stack: str, base: str) -> tuple[Side, Side]:
-    """Render the stack at `base` (by that revision's code) and in the working tree (by this code)."""
+def _located(stack: str, base: str) -> _Revision:
     stack_file = resolve_stack(stack)
     revision = _locate(stack_file, base)
     if not revision.at_base and not stack_file.is_file():
         stack_path(stack)  # raises the usual "no stack" message, listing the stacks there are
         raise DiffError(f"no stack config file at {stack_file}")
+    return revision
 
-    with tempfile.TemporaryDirectory(prefix="vllm-serving-diff-") as temp:
-        # Started before the working tree renders, so that the two run side by side.
-        process = _start_base_render(revision, Path(temp)) if revision.at_base else None
+
+def _batches(located: Sequence[Union[_Revision, Exception]], temp: Path) -> dict[int, _BaseBatch]:
+    """The stacks present at the base, by project: each base commit extracted once, one batch per
+    project; keyed by the stack's position in `located`."""
+    checkouts: dict[tuple[Path, str], Path] = {}
+    batches: dict[Path, _BaseBatch] = {}
+    placed: dict[int, _BaseBatch] = {}
+    for index, revision in enumerate(located):
+        if not isinstance(revision, _Revision) or not revision.at_base:
+            continue
+        key = (revision.toplevel, revision.commit)
+        if key not in checkouts:
+            checkouts[key] = temp / str(len(checkouts))
+            _extract(revision.toplevel, revision.commit, checkouts[key])
+        project = checkouts[key] / _project_dir(revision.stack_file, revision.toplevel).relative_to(revision.toplevel)
+        batch = batches.setdefault(project, _BaseBatch(checkouts[key], project))
+        batch.revisions.append(revision)
+        placed[index] = batch
+    return placed
+
+
+Sides = tuple[Side, Side]
+
+
+def render_many_sides(stacks: Sequence[str], base: str) -> list[Union[Sides, Exception]]:
+    """Each stack rendered at `base` (by that revision's code) and in the working tree (by this
+    code): (base side, working tree side), or the error that stopped that stack's comparison."""
+    for cache in (_toplevel, _commit, _files_at):
+        cache.cache_clear()  # shared by the stacks of one batch only: a branch may move between batches
+    located: list[Union[_Revision, Exception]] = []
+    for stack in stacks:
         try:
-            work = _render_working_tree(stack_file)
-            if process is None:
-                old = Side(revision.label, {}, {}, absent=f"{stack_file.name} does not exist at {base}")
-            else:
-                old = _read_base(process, revision)
+            located.append(_located(stack, base))
+        except (DiffError, StackFileError) as error:
+            located.append(error)
+    with tempfile.TemporaryDirectory(prefix="vllm-serving-diff-") as temp:
+        placed = _batches(located, Path(temp))
+        batches = list({id(batch): batch for batch in placed.values()}.values())
+        try:
+            # Started before the working tree renders, so that the two run side by side.
+            for batch in batches:
+                batch.process = batch.start()
+            work = [_working_tree_or_error(item) for item in located]
+            old = {id(batch): iter(batch.read()) for batch in batches}
+            return [
+                _pair(item, placed.get(index), old, work[index], base)
+                for index, item in enumerate(located)
+            ]
         finally:
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.communicate()
-    if not old.absent and not work.absent and old.outputs.get(DEPLOY_NAME_OUTPUT) != work.outputs.get(DEPLOY_NAME_OUTPUT):
+            for batch in batches:
+                batch.stop()
+
+
+def _working_tree_or_error(item: Union[_Revision, Exception]) -> Union[Side, Exception]:
+    if isinstance(item, Exception):
+        return item
+    try:
+        return _render_working_tree(item.stack_file)
+    except Exception as error:  # noqa: BLE001 - each stack's failure is reported by the command
+        return error
+
+
+def _pair(
+    item: Union[_Revision, Exception], batch: Optional[_BaseBatch], old: dict[int, Any],
+    new: Union[Side, Exception], base: str,
+) -> Union[Sides, Exception]:
+    if isinstance(item, Exception):
+        return item
+    if batch is not None:
+        base_side = next(old[id(batch)])  # the batch answers in the order its stacks were placed
+    else:
+        base_side = Side(item.label, {}, {}, absent=f"{item.stack_file.name} does not exist at {base}")
+    if isinstance(new, Exception):
+        return new
+    if isinstance(base_side, Exception):
+        return base_side
+    if not base_side.absent and not new.absent and (
+        base_side.outputs.get(DEPLOY_NAME_OUTPUT) != new.outputs.get(DEPLOY_NAME_OUTPUT)
+    ):
         # A model.deployName change: render again as `pulumi preview` would run after the base was
         # deployed, which raises the program's own refusal (components/rename_guard.py).
-        _render_working_tree(stack_file, previous_outputs=old.outputs)
-    return old, work
+        try:
+            _render_working_tree(item.stack_file, previous_outputs=base_side.outputs)
+        except Exception as error:  # noqa: BLE001 - each stack's failure is reported by the command
+            return error
+    return base_side, new
+
+
+def render_sides(stack: str, base: str) -> Sides:
+    """Render the stack at `base` (by that revision's code) and in the working tree (by this code)."""
+    (result,) = render_many_sides([stack], base)
+    if isinstance(result, Exception):
+        raise result
+    return result

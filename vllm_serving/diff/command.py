@@ -3,51 +3,88 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
-from typing import Optional, TextIO
+from typing import Optional, Sequence, TextIO
 
 from ..stack_file import StackFileError, stack_name
-from .checkout import DiffError, render_sides, resolve_stack
+from .checkout import DiffError, render_many_sides, resolve_stack
 from .compare import compare
 from .printing import render_markdown, render_text
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 
 
+def _report_error(stack: str, error: BaseException, output_format: str, several: bool, out: TextIO, err: TextIO) -> None:
+    if isinstance(error, (DiffError, StackFileError)):
+        message = str(error)
+    else:
+        # An uncaught exception would exit with 1, which here means "changed".
+        message = "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
+    print(f"error: stack {stack}: {message}" if several else f"error: {message}", file=err)
+    if output_format == "markdown":
+        # The comment CI posts shows each stack's error where that stack's diff would be.
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", message)), default=0))
+        out.write(f"#### Stack `{stack}`: error\n{fence}text\n{message}\n{fence}\n")
+
+
+def run_many(
+    stacks: Sequence[str], base: str = "HEAD", output_format: str = "text",
+    out: Optional[TextIO] = None, err: Optional[TextIO] = None,
+) -> int:
+    """Diff every stack in one process (one base subprocess per project): the worst exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    several = len(stacks) > 1
+    try:
+        results = render_many_sides(stacks, base)
+    except Exception as error:  # noqa: BLE001 - e.g. git archive failing: every stack fails alike
+        for stack in stacks:
+            _report_error(stack, error, output_format, several, out, err)
+        return EXIT_ERROR
+    worst = EXIT_SAME
+    for index, (stack, result) in enumerate(zip(stacks, results)):
+        name = stack_name(resolve_stack(stack))
+        if several and index and output_format == "text":
+            out.write("\n")
+        if isinstance(result, Exception):
+            _report_error(name, result, output_format, several, out, err)
+            worst = EXIT_ERROR
+            continue
+        report = compare(name, *result)
+        if several and output_format == "markdown" and index:
+            out.write("\n")
+        out.write(render_markdown(report) if output_format == "markdown" else render_text(report))
+        worst = max(worst, EXIT_CHANGED if report.changed else EXIT_SAME)
+    return worst
+
+
 def run(
     stack: str, base: str = "HEAD", output_format: str = "text", out: Optional[TextIO] = None, err: Optional[TextIO] = None
 ) -> int:
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        old, new = render_sides(stack, base)
-    except (DiffError, StackFileError) as error:
-        print(f"error: {error}", file=err)
-        return EXIT_ERROR
-    except Exception:
-        # An uncaught exception would exit with 1, which here means "changed".
-        traceback.print_exc(file=err)
-        return EXIT_ERROR
-    report = compare(stack_name(resolve_stack(stack)), old, new)
-    out.write(render_markdown(report) if output_format == "markdown" else render_text(report))
-    return EXIT_CHANGED if report.changed else EXIT_SAME
+    return run_many([stack], base, output_format, out, err)
 
 
 def _diff_command(args: argparse.Namespace) -> int:
-    return run(args.stack, args.base, args.format)
+    from ..cli import stack_arguments
+
+    return run_many(stack_arguments(args), args.base, args.format)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
+    from ..cli import add_stack_arguments
+
     parser = commands.add_parser(
         "diff",
         help="show what a stack change would do (add, change, replace, restart), against a git revision",
         description=(
-            "Render the stack at a git revision (by that revision's own code) and in the working tree, and "
-            "print per resource what is added, removed or changed, field by field, marking changes that "
-            "replace a resource or restart the server pods. Exit status: 0 no change, 1 changes, 2 error."
+            "Render each stack at a git revision (by that revision's own code, in one subprocess for all "
+            "stacks) and in the working tree, and print per resource what is added, removed or changed, "
+            "field by field, marking changes that replace a resource or restart the server pods. Exit "
+            "status, the worst of the stacks: 0 no change, 1 changes, 2 error."
         ),
     )
-    parser.add_argument("stack", help="a stack name under stacks/ (e.g. codellama-7b) or a stack config file")
+    add_stack_arguments(parser)
     parser.add_argument("--base", default="HEAD", help="the git revision to compare against (default: HEAD)")
     parser.add_argument(
         "--format",
