@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,7 +14,7 @@ from .config import EnvVar
 from .labels import common_labels
 
 
-def env_var_args(env: list[EnvVar], secret_name: Optional[pulumi.Input[str]] = None) -> list[k8s.core.v1.EnvVarArgs]:
+def env_var_args(env: list[EnvVar], secret_name: pulumi.Input[str] | None = None) -> list[k8s.core.v1.EnvVarArgs]:
     """secret_name: the EnvSecret holding the values; each value is then read from it by reference."""
     # valueFrom is passed through in Kubernetes' own shape (secretKeyRef, configMapKeyRef, ...).
     return [
@@ -55,7 +54,7 @@ class EnvSecret(pulumi.ComponentResource):
 
     secret_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EnvSecretArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: EnvSecretArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:EnvSecret", name, None, opts)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",

@@ -15,7 +15,7 @@ destroyed, has no outputs: any name is accepted.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -26,7 +26,7 @@ READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 DEPLOY_NAME_OUTPUT = "servedModelName"
 
 
-def deployed_name() -> Optional[str]:
+def deployed_name() -> str | None:
     """model.deployName as of this stack's last update; None for a stack without outputs."""
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     try:
@@ -39,7 +39,7 @@ def deployed_name() -> Optional[str]:
     return name if isinstance(name, str) and name else None
 
 
-def rename_problem(previous: Optional[str], config: ServingConfig) -> Optional[tuple[str, str]]:
+def rename_problem(previous: str | None, config: ServingConfig) -> tuple[str, str] | None:
     """(key, message) when config renames the model deployed as `previous`; None otherwise."""
     current = config.model.deployName
     if not previous or previous == current:
@@ -54,10 +54,10 @@ def rename_problem(previous: Optional[str], config: ServingConfig) -> Optional[t
         reuse = f" and model.volume.existingClaim: {claim} (same subPath) to reuse the weights without a download"
     return (
         "model.deployName",
-        f"{current!r} renames the model this stack deployed as {previous!r}: every resource is named after "
+        (f"{current!r} renames the model this stack deployed as {previous!r}: every resource is named after "
         f"model.deployName, so `pulumi up` would create a second {created} beside the old ones (each "
         f"needing GPUs) before deleting those. Set it back to {previous!r}, or rename in two steps: "
-        f"`pulumi destroy` ({kept}), then `pulumi up` with the new name{reuse}",
+        f"`pulumi destroy` ({kept}), then `pulumi up` with the new name{reuse}"),
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Optional, Union
 
 import pulumi
 
@@ -36,7 +35,7 @@ class VllmServing(pulumi.ComponentResource):
     `external_base_url` (empty when the model is not exposed outside the cluster),
     `download_logs_command` (empty when the model is not downloaded)."""
 
-    def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, config: ServingConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:VllmServing", name, None, opts)
         self._name, self._config, self._child = name, config, pulumi.ResourceOptions(parent=self)
         # Everything that reads a Secret takes its name from the check, so a missing key stops the
@@ -111,12 +110,12 @@ class VllmServing(pulumi.ComponentResource):
 
     # --- the server ---------------------------------------------------------------------------
 
-    def _api_key(self) -> tuple[Optional[tuple[pulumi.Input[str], str]], Optional[pulumi.Input[str]]]:
+    def _api_key(self) -> tuple[tuple[pulumi.Input[str], str] | None, pulumi.Input[str] | None]:
         """The Secret and key the server reads its API key from, and a one-way checksum of the key
         (None where it cannot be known: an apiKeySecret not read, with checkSecrets off)."""
         config = self._config
         namespace, deploy_name = config.namespace, config.model.deployName
-        self.api_key: Optional[ApiKeySecret] = None
+        self.api_key: ApiKeySecret | None = None
         if config.apiKey is not None:
             self.api_key = ApiKeySecret(
                 f"{self._name}-api-key",
@@ -147,8 +146,8 @@ class VllmServing(pulumi.ComponentResource):
 
     def _server(
         self,
-        api_key_secret: Optional[tuple[pulumi.Input[str], str]],
-        api_key_checksum: Optional[pulumi.Input[str]],
+        api_key_secret: tuple[pulumi.Input[str], str] | None,
+        api_key_checksum: pulumi.Input[str] | None,
     ) -> None:
         config, name = self._config, self._name
         downloads = [d for d in (self.download, *self.adapter_downloads.values()) if d is not None]
@@ -171,7 +170,7 @@ class VllmServing(pulumi.ComponentResource):
         # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
         # the pod itself waits for the completion markers.
         server_depends_on = [download.job for download in downloads]
-        self.server: Union[VllmServer, MultiNodeServer]
+        self.server: VllmServer | MultiNodeServer
         if config.multi_node:
             self.server = MultiNodeServer(f"{name}-server", server_args, opts=self._child, depends_on=server_depends_on)
             workload = self.server.leader_worker_set
@@ -200,7 +199,7 @@ class VllmServing(pulumi.ComponentResource):
         and updates, exactly as before."""
         config, name, child = self._config, self._name, self._child
         deploy_name, namespace, version = config.model.deployName, config.namespace, config.image.tag
-        self.exposure: Optional[Exposure] = None
+        self.exposure: Exposure | None = None
         if config.ingress.enabled or config.httpRoute.enabled:
             self.exposure = Exposure(
                 f"{name}-exposure",
@@ -212,7 +211,7 @@ class VllmServing(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        self.autoscaling: Optional[Autoscaling] = None
+        self.autoscaling: Autoscaling | None = None
         if config.autoscaling.enabled:
             self.autoscaling = Autoscaling(
                 f"{name}-autoscaling",
@@ -224,14 +223,14 @@ class VllmServing(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        self.monitoring: Optional[Monitoring] = None
+        self.monitoring: Monitoring | None = None
         if config.metrics.serviceMonitor.enabled or config.metrics.podMonitor.enabled:
             self.monitoring = Monitoring(
                 f"{name}-monitoring",
                 MonitoringArgs(deploy_name=deploy_name, namespace=namespace, version=version, metrics=config.metrics),
                 opts=child,
             )
-        self.pod_disruption_budget: Optional[PodDisruptionBudget] = None
+        self.pod_disruption_budget: PodDisruptionBudget | None = None
         if wants_budget(config.podDisruptionBudget, config.max_replicas):
             self.pod_disruption_budget = PodDisruptionBudget(
                 f"{name}-pdb",
@@ -242,7 +241,7 @@ class VllmServing(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        self.network_policy: Optional[NetworkPolicy] = None
+        self.network_policy: NetworkPolicy | None = None
         if config.networkPolicy.enabled:
             self.network_policy = NetworkPolicy(
                 f"{name}-network-policy",
@@ -266,7 +265,7 @@ class VllmServing(pulumi.ComponentResource):
 
     # --- outputs ------------------------------------------------------------------------------
 
-    def _outputs(self, api_key_secret: Optional[tuple[pulumi.Input[str], str]]) -> None:
+    def _outputs(self, api_key_secret: tuple[pulumi.Input[str], str] | None) -> None:
         namespace, deploy_name = self._config.namespace, self._config.model.deployName
         # A plain string, always set: `pulumi stack output externalBaseUrl` works on every stack.
         self.external_base_url = (self.exposure.external_base_url if self.exposure else None) or ""
@@ -307,7 +306,7 @@ def _engine_form(urn: str) -> str:
 
 
 def verify_commands(
-    base_url: str, served_model_name: str, namespace: str, api_key_ref: Optional[tuple[str, str]] = None
+    base_url: str, served_model_name: str, namespace: str, api_key_ref: tuple[str, str] | None = None
 ) -> list[str]:
     """The chart's "application information" step: what to run in the cluster to check the endpoint.
 
@@ -329,7 +328,4 @@ def verify_commands(
             f'-o jsonpath={jsonpath} | base64 -d)"'
         )
         auth = ' -H "Authorization: Bearer $VLLM_API_KEY"'
-    return commands + [
-        f"curl -sS {shlex.quote(base_url + '/models')}{auth}",
-        f"curl -sS {shlex.quote(base_url + '/chat/completions')}{auth} -H 'Content-Type: application/json' -d {shlex.quote(chat)}",
-    ]
+    return [*commands, f"curl -sS {shlex.quote(base_url + '/models')}{auth}", f"curl -sS {shlex.quote(base_url + '/chat/completions')}{auth} -H 'Content-Type: application/json' -d {shlex.quote(chat)}"]

@@ -47,9 +47,9 @@ def _fields(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, st
         if isinstance(base, ast.Name) and base.id in classes:
             fields.update(_fields(classes[base.id], classes))
     for item in cls.body:
-        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-            if "ClassVar" not in ast.unparse(item.annotation):
-                fields[item.target.id] = ast.unparse(item.annotation)
+        is_field = isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+        if is_field and "ClassVar" not in ast.unparse(item.annotation):
+            fields[item.target.id] = ast.unparse(item.annotation)
     return fields
 
 
@@ -91,7 +91,7 @@ def _call_options(call: ast.Call, sources, classes) -> list[str]:
             continue
         value = keyword.value
         if isinstance(value, ast.Dict):  # **{**x_kwargs["f"], "default": ...}
-            value = next(v for k, v in zip(value.keys, value.values) if k is None)
+            value = next(v for k, v in zip(value.keys, value.values, strict=False) if k is None)
         if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name) and value.value.id in sources:
             cls, _ = sources[value.value.id]
             field = value.slice.value

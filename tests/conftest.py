@@ -12,7 +12,7 @@ from vllm_serving.render import Rendering, render_config
 from vllm_serving.stack_file import _engine_value
 from vllm_serving.validate import validate_manifests
 
-HF_MODEL = {
+HF_MODEL: dict[str, Any] = {
     "deployName": "codellama-7b",
     "volume": {"size": "24Gi", "subPath": "CodeLlama-7b-Instruct-hf"},
     "source": "huggingface",

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import HF_MODEL, assert_schema_valid, container, engine_config, env_of, manifest, problems, render_values
+from tests.conftest import (
+    HF_MODEL,
+    assert_schema_valid,
+    container,
+    engine_config,
+    env_of,
+    manifest,
+    problems,
+    render_values,
+)
 from vllm_serving.manifests import normalize, to_yaml
 from vllm_serving.render import Rendering, render_config
 
@@ -67,7 +76,7 @@ def test_a_plain_env_stays_plain():
     assert {"name": "PLAIN", "value": "x"} in env
 
 
-@pytest.mark.parametrize("key, value", [("model", HF_MODEL), ("service", {"annotations": {"a": "b"}})])
+@pytest.mark.parametrize(("key", "value"), [("model", HF_MODEL), ("service", {"annotations": {"a": "b"}})])
 def test_a_secret_the_program_cannot_keep_secret_is_refused(key, value):
     raw = {"model": HF_MODEL, key: value}
     found = problems(raw, {key})

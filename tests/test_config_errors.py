@@ -14,7 +14,6 @@ from tests.conftest import HF_MODEL, engine_config, manifest, problems, render_v
 from tests.test_cli import run_cli
 from vllm_serving.render import render_config
 
-
 # --- did you mean -------------------------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ def test_no_source_with_existing_claim_is_valid():
 
 
 @pytest.mark.parametrize(
-    "source, key",
+    ("source", "key"),
     [("huggingface", "model.huggingface.id"), ("git", "model.git.url"), ("s3", "model.s3.url"), ("s3", "model.s3.existingSecret")],
 )
 def test_each_source_requires_its_own_fields(source, key):
@@ -83,7 +83,7 @@ def test_s3_url_must_name_a_bucket():
     assert "s3://bucket/prefix" in found["model.s3.url"]
 
 
-@pytest.mark.parametrize("size, hint", [("24GB", "24Gi"), ("100 gb", "100Gi"), ("1.5TB", "1.5Ti"), ("512MB", "512Mi")])
+@pytest.mark.parametrize(("size", "hint"), [("24GB", "24Gi"), ("100 gb", "100Gi"), ("1.5TB", "1.5Ti"), ("512MB", "512Mi")])
 def test_volume_size_must_be_a_quantity_with_a_hint(size, hint):
     found, _ = problems(with_changes(model__volume={"size": size}))
     assert "not a Kubernetes quantity" in found["model.volume.size"]
@@ -197,7 +197,7 @@ def test_a_broken_key_does_not_produce_follow_up_noise():
 
 
 @pytest.mark.parametrize(
-    "key, value",
+    ("key", "value"),
     [
         ("model__deployName", "codellama-7b\n"),
         ("namespace", "llm\n"),
@@ -228,7 +228,7 @@ BIG = 2**31  # one past int32
 
 
 @pytest.mark.parametrize(
-    "key, value, words",
+    ("key", "value", "words"),
     [
         ("model__volume__storageClass", "Fast_SSD", "not a valid StorageClass name"),
         ("model__huggingface__existingSecret", "hf token", "not a valid Secret name"),
@@ -286,7 +286,7 @@ def test_each_name_kind_is_refused_by_its_own_validator(key, value, words):
 
 
 @pytest.mark.parametrize(
-    "key, value",
+    ("key", "value"),
     [
         ("server__nodeSelector", {"gpu type": "a100"}),
         ("server__nodeSelector", {"gpu": "a 100"}),
@@ -437,7 +437,7 @@ def test_env_values_may_not_expand_a_variable_holding_a_secret():
 
 
 @pytest.mark.parametrize(
-    "argument, written, flag",
+    ("argument", "written", "flag"),
     [
         ("--api-ke=sk-x", "--api-ke", "--api-key"),
         ("--api_key=sk-x", "--api_key", "--api-key"),

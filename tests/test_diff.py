@@ -14,8 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -379,7 +380,7 @@ def test_a_template_update_rolling_one_at_a_time_says_so():
     assert "restarts the server pods: one at a time, each stopping before its replacement starts" in text
 
 
-@pytest.mark.parametrize("immutable, why", [(True, "immutable: true"), (None, "enableConfigMapMutable")])
+@pytest.mark.parametrize(("immutable", "why"), [(True, "immutable: true"), (None, "enableConfigMapMutable")])
 def test_a_configmap_data_change_replaces_it(immutable, why):
     old = rendering()
     resource(old, "ConfigMap")["manifest"]["immutable"] = immutable
@@ -551,7 +552,7 @@ def test_a_boolean_turned_number_is_a_change():
 
 def test_markdown_puts_the_summary_in_a_heading_and_the_changes_in_a_fence():
     report = compare_edited(lambda new: resource(new, "Deployment")["manifest"]["spec"].update(replicas=2))
-    unchanged = compare_edited(lambda new: None)
+    unchanged = compare_edited(lambda _new: None)
 
     assert render_markdown(report) == (
         "#### Stack `test`: 1 to change\n<sub>base → working tree</sub>\n\n"

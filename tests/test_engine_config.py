@@ -54,7 +54,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
 
 
 def test_an_unexpected_failure_while_reading_is_one_line(monkeypatch):
-    import components.config.pulumi_config as pulumi_config
+    from components.config import pulumi_config
 
     def broken():
         raise KeyError("sk-live-secret")

@@ -130,7 +130,7 @@ def test_ingress_host_must_be_a_host_name():
 
 
 def test_a_config_error_stops_the_render_before_any_resource():
-    with pytest.raises(ConfigError, match="ingress.host: required when ingress.enabled is true"):
+    with pytest.raises(ConfigError, match=r"ingress\.host: required when ingress\.enabled is true"):
         render_values({**KEY, "model": HF_MODEL, "ingress": {"enabled": True}})
 
 
@@ -242,7 +242,7 @@ def test_a_routed_path_must_be_an_absolute_plain_path(path):
 
 
 @pytest.mark.parametrize(
-    "exposure, key",
+    ("exposure", "key"),
     [
         ({"ingress": INGRESS}, "ingress.enabled"),
         ({"httpRoute": ROUTE}, "httpRoute.enabled"),

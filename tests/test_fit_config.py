@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import pytest
+import yaml
 
 from components.config import ConfigError, parse_config
 from components.config.multinode_rules import fit_report, hub_fit_problems, offline_architecture
@@ -100,11 +99,11 @@ def test_the_hub_is_read_only_when_asked():
 
     reads = []
 
-    def hub(repo_id: str, revision: str, token: Any = None):
+    def read(repo_id: str, revision: str, token: Any = None):
         reads.append((repo_id, revision))
         return read_architecture(LLAMA_8B)
 
-    found = dict(hub_fit_problems(parse_config({**values, "fitCheck": {"readHub": True}}), read=hub))
+    found = dict(hub_fit_problems(parse_config({**values, "fitCheck": {"readHub": True}}), read=read))
     assert reads == [("meta-llama/Llama-3.1-8B-Instruct", "main")]
     assert "fewer than the context of 131072" in found["engine.maxModelLen"]
 
@@ -113,7 +112,7 @@ def test_an_unreadable_hub_repository_skips_rather_than_fails():
     values = copy.deepcopy(ONE_L4)
     del values["model"]["architecture"]
     config = parse_config({**values, "fitCheck": {"readHub": True}})
-    assert hub_fit_problems(config, read=lambda *a, **k: UnknownArchitecture("could not read it: timed out")) == []
+    assert hub_fit_problems(config, read=lambda *_a, **_k: UnknownArchitecture("could not read it: timed out")) == []
 
 
 def test_reading_the_hub_needs_a_hugging_face_source():
@@ -133,7 +132,7 @@ def test_render_refuses_a_model_that_cannot_fit_with_exit_2(tmp_path: Path):
 
 
 
-def test_the_program_reads_the_hub_when_asked_and_refuses_what_cannot_fit(hub, monkeypatch):
+def test_the_program_reads_the_hub_when_asked_and_refuses_what_cannot_fit(hub, monkeypatch):  # noqa: F811 - the fixture
     server = hub(FILES)
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.delenv("HF_TOKEN", raising=False)

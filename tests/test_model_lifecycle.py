@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -147,7 +146,7 @@ def test_a_faster_stated_load_rate_makes_the_budget_enough():
 
 
 @pytest.mark.parametrize(
-    "argument, key",
+    ("argument", "key"),
     [
         ("--tensor-parallel-size=2", "engine.tensorParallelSize"),
         ("--served-model-name=other", "model.deployName"),
@@ -184,7 +183,7 @@ def shell_command(shell: str, script: Path) -> list[str]:
     return ["busybox", "sh", str(script)] if shell == "busybox" else [shell, str(script)]
 
 
-def prune(root: Path, current: str, keep: Optional[int] = None, shell: str = "sh") -> subprocess.CompletedProcess:
+def prune(root: Path, current: str, keep: int | None = None, shell: str = "sh") -> subprocess.CompletedProcess:
     env = {**os.environ, "VERSIONS_DIR": str(root), "SOURCE_FINGERPRINT": current, "VERSION_OWNER": "stack"}
     if keep is not None:
         env["KEEP_PREVIOUS_VERSIONS"] = str(keep)

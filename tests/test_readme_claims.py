@@ -38,7 +38,7 @@ def table_rows(text: str) -> dict[str, str]:
     """First column (without backticks) -> second column, for every row of the tables in text but their headers."""
     rows = {}
     lines = text.splitlines()
-    for line, following in zip(lines, [*lines[1:], ""]):
+    for line, following in zip(lines, [*lines[1:], ""], strict=False):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         is_header = following.startswith("| ---")
         if line.startswith("|") and len(cells) >= 2 and not set(cells[0]) <= {"-", " "} and not is_header:

@@ -92,7 +92,7 @@ def test_zero_drain_and_zero_shutdown_timeout_leave_kubernetes_and_vllm_defaults
     assert not any(arg.startswith("--shutdown-timeout") for arg in server["args"])
 
 
-@pytest.mark.parametrize("tag, passed", [("v0.3.3", False), ("v0.17.1", False), ("v0.18.0", True), ("nightly-abc", True)])
+@pytest.mark.parametrize(("tag", "passed"), [("v0.3.3", False), ("v0.17.1", False), ("v0.18.0", True), ("nightly-abc", True)])
 def test_the_shutdown_timeout_is_passed_only_to_vllm_releases_that_have_it(tag, passed):
     server = container(render_values({"model": HF_MODEL, "image": {"tag": tag}}), "Deployment", "vllm")
     assert any(arg.startswith("--shutdown-timeout=") for arg in server["args"]) is passed
@@ -127,7 +127,7 @@ def test_autoscaled_replicas_roll_one_at_a_time():
 
 
 @pytest.mark.parametrize(
-    "rollout, expected",
+    ("rollout", "expected"),
     [
         ("surge", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
         ("oneAtATime", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from vllm_serving.render import render, rendering_as_json
 from tests.examples import EXAMPLE_STACK_FILES
+from vllm_serving.render import render, rendering_as_json
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 STACK_FILES = EXAMPLE_STACK_FILES  # a user's own stack needs no snapshot

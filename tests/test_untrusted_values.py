@@ -20,10 +20,10 @@ def test_the_init_container_reads_directories_as_arguments_never_as_shell(tmp_pa
     fingerprints = command[5::2]
     # The same script, run for real on directories whose names a shell would execute.
     directories = [tmp_path / "$(touch PWNED)", tmp_path / "a b;touch PWNED2"]
-    for directory, fingerprint in zip(directories, fingerprints):
+    for directory, fingerprint in zip(directories, fingerprints, strict=False):
         directory.mkdir()
         (directory / COMPLETION_MARKER).write_text(fingerprint)
-    argv = [*command[:4], *(item for pair in zip(map(str, directories), fingerprints) for item in pair)]
+    argv = [*command[:4], *(item for pair in zip(map(str, directories), fingerprints, strict=False) for item in pair)]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
     assert not list(tmp_path.glob("PWNED*"))

@@ -166,6 +166,8 @@ def test_tests_run_on_every_pull_request_and_push_to_main_through_ci_run():
     # The lead's switch: ./lint joins CI when RUN_LINT=true.
     assert re.search(r"^RUN_LINT=(true|false)$", ci_run, re.M)
     assert 'if [ "$RUN_LINT" = true ]; then\n  ./lint\n' in ci_run
+    # Until then ruff alone gates it: it is clean.
+    assert "else\n  ./lint --ruff-only\n" in ci_run
 
 
 def test_preview_and_up_pass_the_policy_pack_and_install_it_and_the_program_from_the_locks():

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from components.config import ConfigError
 
@@ -27,7 +27,7 @@ def stack_arguments(args: argparse.Namespace) -> list[str]:
     return list(args.stack)
 
 
-def _write_manifests(manifests: list[dict], out_dir: Optional[Path], header: str) -> None:
+def _write_manifests(manifests: list[dict], out_dir: Path | None, header: str) -> None:
     """The rendering's output: one file per manifest in out_dir, else YAML on stdout (after
     `header`, a comment naming the stack, when several stacks share the stream)."""
     if out_dir is not None:
@@ -168,7 +168,7 @@ _COMMAND_MODULES = {
 }
 
 
-def _command_adders(command: Optional[str] = None) -> list:
+def _command_adders(command: str | None = None) -> list:
     """Each command module contributes `add_parser(commands)`; render lives here. With `command`,
     only that one's (every command's for --help, or a name that is none of them)."""
     import importlib
@@ -180,7 +180,7 @@ def _command_adders(command: Optional[str] = None) -> list:
     return ([] if command in _COMMAND_MODULES else [_add_render]) + [module.add_parser for module in modules]
 
 
-def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vllm-serving", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for add in _command_adders(command):
@@ -188,7 +188,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Every failure is exit 2 and a bounded message on stderr; a traceback never reaches the user."""
     from .failure import bounded, unexpected
 
@@ -198,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.handler(args)
     except (ConfigError, StackFileError, SelectionError) as error:
         print(bounded(f"error: {error}"), file=sys.stderr)
-    except Exception as error:  # noqa: BLE001 - the one place where anything unexpected is caught
+    except Exception as error:
         print(bounded(f"error: {unexpected(error)}"), file=sys.stderr)
     return EXIT_INVALID
 

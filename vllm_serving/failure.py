@@ -19,7 +19,7 @@ LINE_LIMIT = 600
 SIZE_LIMIT = 3500
 # A quoted value in a message (repr or JSON style) longer than VALUE_LIMIT: its opening quote
 # follows a space or bracket, so that the prose between two short quoted values is left alone.
-_LONG_QUOTED = re.compile(r"(?:^|(?<=[\s(\[{:=,]))(['\"])([^'\"\n]{%d})[^'\"\n]+\1" % VALUE_LIMIT)
+_LONG_QUOTED = re.compile(r"(?:^|(?<=[\s(\[{:=,]))(['\"])([^'\"\n]{" + str(VALUE_LIMIT) + r"})[^'\"\n]+\1")
 # For developers only: print the traceback of an unexpected failure as well.
 TRACEBACK_VARIABLE = "VLLM_SERVING_TRACEBACK"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +30,8 @@ def bounded(message: str) -> str:
     lines = message.splitlines() or [""]
     kept: list[str] = []
     size = 0
-    for line in lines:
-        line = line if len(line) <= LINE_LIMIT else line[:LINE_LIMIT] + "… (cut)"
+    for whole in lines:
+        line = whole if len(whole) <= LINE_LIMIT else whole[:LINE_LIMIT] + "… (cut)"
         if size + len(line) > SIZE_LIMIT:
             kept.append(f"  … and {len(lines) - len(kept)} more lines")
             break

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -26,7 +26,7 @@ KIND_ORDER = (
 )
 
 
-def _apply_order(resource: "RenderedResource") -> tuple[int, int, str]:
+def _apply_order(resource: RenderedResource) -> tuple[int, int, str]:
     if not resource.is_kubernetes:
         return (0, 0, resource.urn)
     kind = resource.kind
@@ -85,7 +85,7 @@ class _EchoMocks(pulumi.runtime.Mocks):
     a new stack).
     """
 
-    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: Optional[dict[str, Any]] = None):
+    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: dict[str, Any] | None = None):
         self.existing_secrets = existing_secrets
         self.previous_outputs = previous_outputs or {}
 
@@ -95,7 +95,7 @@ class _EchoMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", dict(args.inputs)
 
     def _read_secret(self, resource_id: str) -> dict[str, Any]:
-        name = resource_id.split("/")[-1]
+        name = resource_id.rsplit("/", maxsplit=1)[-1]
         if name in self.existing_secrets:
             keys = self.existing_secrets[name]
         else:
@@ -103,7 +103,7 @@ class _EchoMocks(pulumi.runtime.Mocks):
             raise Exception(f"resource '{resource_id}' does not exist")
         if isinstance(keys, dict):
             return {"data": dict(keys)}
-        return {"data": {key: "W3NlY3JldF0=" for key in keys}}
+        return {"data": dict.fromkeys(keys, "W3NlY3JldF0=")}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "pulumi:pulumi:readStackOutputs":
@@ -120,7 +120,7 @@ def _aliases(request: Any) -> dict[str, Any]:
 
 
 class _RecordingMonitor(sdk_internals.MockMonitor):
-    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, existing_secrets: dict[str, Any], previous_outputs: dict[str, Any] | None = None) -> None:
         super().__init__(_EchoMocks(existing_secrets, previous_outputs))
         self.registrations: list[RenderedResource] = []
         self.outputs: dict[str, Any] = {}
@@ -165,7 +165,7 @@ class _RecordingMonitor(sdk_internals.MockMonitor):
 
 
 def render(
-    stack_file: Path, program: Optional[Path] = None, previous_outputs: Optional[dict[str, Any]] = None
+    stack_file: Path, program: Path | None = None, previous_outputs: dict[str, Any] | None = None
 ) -> Rendering:
     """Render one stack config file; raises the program's own errors (e.g. ConfigError).
     previous_outputs: the stack's outputs from its last update (the rename guard reads them)."""
@@ -185,13 +185,13 @@ def _secrets_as_configured(config: dict[str, str]) -> dict[str, list[str]]:
         return {}  # the program itself reports the config's problems
 
 
-def render_config(
+def render_config(  # noqa: PLR0917 - the tests' entry point, which name the leading three by position
     config: dict[str, str],
     secret_keys: list[str],
     name: str = "test",
-    program: Optional[Path] = None,
-    existing_secrets: Optional[dict[str, Any]] = None,
-    previous_outputs: Optional[dict[str, Any]] = None,
+    program: Path | None = None,
+    existing_secrets: dict[str, Any] | None = None,
+    previous_outputs: dict[str, Any] | None = None,
 ) -> Rendering:
     rendering, error = render_until_failure(config, secret_keys, name, program, existing_secrets, previous_outputs)
     if error is not None:
@@ -199,24 +199,24 @@ def render_config(
     return rendering
 
 
-def render_until_failure(
+def render_until_failure(  # noqa: PLR0917 - as render_config
     config: dict[str, str],
     secret_keys: list[str],
     name: str = "test",
-    program: Optional[Path] = None,
-    existing_secrets: Optional[dict[str, Any]] = None,
-    previous_outputs: Optional[dict[str, Any]] = None,
-) -> tuple[Rendering, Optional[Exception]]:
+    program: Path | None = None,
+    existing_secrets: dict[str, Any] | None = None,
+    previous_outputs: dict[str, Any] | None = None,
+) -> tuple[Rendering, Exception | None]:
     """What the engine registered, and the program's error if it failed: what a failed
     `pulumi up --skip-preview` would have created before it stopped."""
     program = program or PROJECT_ROOT / "__main__.py"
     if existing_secrets is None:
         existing_secrets = _secrets_as_configured(config)
     monitor = _RecordingMonitor(existing_secrets, previous_outputs)
-    error: Optional[Exception] = None
+    error: Exception | None = None
     try:
         sdk_internals.run_program(program, monitor, PROJECT, name, config, secret_keys)
-    except Exception as failure:  # noqa: BLE001 - handed back to the caller, never swallowed
+    except Exception as failure:
         error = failure
     resources = sorted(monitor.registrations, key=_apply_order)
     return Rendering(stack=name, resources=resources, outputs=monitor.outputs), error

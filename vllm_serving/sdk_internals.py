@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pulumi.runtime import mocks, resource, rpc, settings, stack
-from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.sync_await import _sync_await
 
 # The mock resource monitor: a subclass records each RegisterResource request (the engine's

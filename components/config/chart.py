@@ -6,9 +6,8 @@ Names, meanings and defaults are the chart's (`image.*`, `resources.limits.*`,
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -179,7 +178,7 @@ class KeySelector(StrictModel):
 
     name: str = Field(description="The Secret's or ConfigMap's name.")
     key: str = Field(description="The key of its data.")
-    optional: Optional[bool] = Field(None, description="Start the pod even when the Secret or key is missing.")
+    optional: bool | None = Field(None, description="Start the pod even when the Secret or key is missing.")
 
     @field_validator("name")
     @classmethod
@@ -194,7 +193,7 @@ class KeySelector(StrictModel):
 
 class FieldSelector(StrictModel):
     fieldPath: str = Field(description="The pod field, e.g. metadata.name or status.podIP.")
-    apiVersion: Optional[str] = Field(None, description="Its API version; v1 by default.")
+    apiVersion: str | None = Field(None, description="Its API version; v1 by default.")
 
     @field_validator("fieldPath")
     @classmethod
@@ -204,8 +203,8 @@ class FieldSelector(StrictModel):
 
 class ResourceFieldSelector(StrictModel):
     resource: str = Field(description="The container resource, e.g. limits.memory.")
-    containerName: Optional[str] = Field(None, description="The container; this one by default.")
-    divisor: Optional[str] = Field(None, description="The unit the value is given in, e.g. 1Mi.")
+    containerName: str | None = Field(None, description="The container; this one by default.")
+    divisor: str | None = Field(None, description="The unit the value is given in, e.g. 1Mi.")
 
     @field_validator("resource")
     @classmethod
@@ -216,10 +215,10 @@ class ResourceFieldSelector(StrictModel):
 class EnvVarSource(StrictModel):
     """Kubernetes' EnvVarSource, typed: each name and key is checked before it reaches the API."""
 
-    secretKeyRef: Optional[KeySelector] = Field(None, description="A key of a Secret.")
-    configMapKeyRef: Optional[KeySelector] = Field(None, description="A key of a ConfigMap.")
-    fieldRef: Optional[FieldSelector] = Field(None, description="A field of the pod.")
-    resourceFieldRef: Optional[ResourceFieldSelector] = Field(None, description="A resource of the container.")
+    secretKeyRef: KeySelector | None = Field(None, description="A key of a Secret.")
+    configMapKeyRef: KeySelector | None = Field(None, description="A key of a ConfigMap.")
+    fieldRef: FieldSelector | None = Field(None, description="A field of the pod.")
+    resourceFieldRef: ResourceFieldSelector | None = Field(None, description="A resource of the container.")
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -231,8 +230,8 @@ MAX_ENV_VALUE = 32 * 1024
 
 class EnvVar(StrictModel):
     name: str = Field(description="Name of the environment variable.")
-    value: Optional[str] = Field(None, description="Its value; set this or valueFrom.")
-    valueFrom: Optional[EnvVarSource] = Field(
+    value: str | None = Field(None, description="Its value; set this or valueFrom.")
+    valueFrom: EnvVarSource | None = Field(
         None, description="Kubernetes valueFrom (secretKeyRef, configMapKeyRef, ...); set this or value."
     )
 
@@ -249,7 +248,7 @@ class EnvVar(StrictModel):
 
     @field_validator("value")
     @classmethod
-    def _bounded(cls, value: Optional[str]) -> Optional[str]:
+    def _bounded(cls, value: str | None) -> str | None:
         return None if value is None else bounded_text(value, "an env value", MAX_ENV_VALUE, secret=True)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ValidationError
@@ -85,7 +86,7 @@ def pulumi_path_syntax(path: str) -> str:
 # --- which model a location is in, and what it allows ----------------------------------------
 
 
-def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> Optional[type[BaseModel]]:
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
     """The model that holds the last key of loc, or None where loc leaves the models (a free mapping)."""
     current: Any = model
     for part in loc[:-1]:
@@ -113,7 +114,7 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     return [f.alias or n for n, f in holder.model_fields.items()] if holder else []
 
 
-def _did_you_mean(key: str, allowed: list[str]) -> Optional[str]:
+def _did_you_mean(key: str, allowed: list[str]) -> str | None:
     """The allowed key closest to a misspelt one (difflib), case ignored; None when none is close."""
     by_lower = {name.lower(): name for name in allowed}
     if key.lower() in by_lower:

@@ -5,7 +5,6 @@ PodDisruptionBudget and the NetworkPolicy. A stack written for the chart renders
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from pydantic import Field, field_validator
 
@@ -26,8 +25,7 @@ from .fields import (
     shown,
     url_path,
 )
-from .sources import GitSource, HuggingFaceSource, S3Source, SourceName, Sourced
-
+from .sources import GitSource, HuggingFaceSource, S3Source, Sourced, SourceName
 
 # --- LoRA ---------------------------------------------------------------------------------------
 
@@ -54,8 +52,8 @@ class LoraAdapter(StrictModel, Sourced):
 
 class LoraConfig(StrictModel):
     adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
-    maxLoraRank: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-lora-rank: the largest adapter rank.")
-    maxLoras: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-loras: adapters in one batch.")
+    maxLoraRank: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-lora-rank: the largest adapter rank.")
+    maxLoras: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-loras: adapters in one batch.")
 
 
 # --- API key ------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ the multi-node and fit rules read together, and rules.py only lists them.
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
-from ..fit.hub import read_hub_architecture
 from ..fit import Architecture, FitReport, UnknownArchitecture, WeightBytes, check_fit, gpu_spec, read_architecture
+from ..fit.hub import read_hub_architecture
 from .fields import quantity_bytes
 from .stack import ServingConfig
 
@@ -29,11 +29,11 @@ def _volume_for_every_node(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "model.volume.accessModes",
-        f"{volume.accessModes[0]} cannot serve server.nodes {config.server.nodes}: every pod of a group loads "
+        (f"{volume.accessModes[0]} cannot serve server.nodes {config.server.nodes}: every pod of a group loads "
         "the full checkpoint from the volume, and the pods of a group run on different nodes, which a "
         "single-node volume cannot be mounted on (the second pod would stay Pending with a Multi-Attach "
         "error). Use ReadWriteMany (the download Job writes it once) or ReadOnlyMany with a pre-filled "
-        "model.volume.existingClaim",
+        "model.volume.existingClaim"),
         {"model.volume.accessModes", "server.nodes"},
     )]
 
@@ -44,8 +44,8 @@ def _network_needs_nodes(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "server.network",
-        "configures the network between the pods of a multi-node group, and server.nodes is 1; "
-        "remove it, or set server.nodes above 1",
+        ("configures the network between the pods of a multi-node group, and server.nodes is 1; "
+        "remove it, or set server.nodes above 1"),
         {"server.network", "server.nodes"},
     )]
 
@@ -55,8 +55,8 @@ def _autoscaling_single_node(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "autoscaling.enabled",
-        "the KEDA ScaledObject scales the Deployment of a single-node server; with server.nodes > 1 the "
-        "server is a LeaderWorkerSet, which this program does not autoscale: set replicaCount instead",
+        ("the KEDA ScaledObject scales the Deployment of a single-node server; with server.nodes > 1 the "
+        "server is a LeaderWorkerSet, which this program does not autoscale: set replicaCount instead"),
         {"autoscaling", "server.nodes"},
     )]
 
@@ -71,14 +71,14 @@ def _launch_flags_in_extra_args(config: ServingConfig) -> list[Problem]:
         if flag:
             problems.append((
                 f"server.extraArgs.{index}",
-                f"{flag} is set by this program for a multi-node group (from server.nodes and the "
-                "LeaderWorkerSet's LWS_LEADER_ADDRESS / LWS_WORKER_INDEX); remove it",
+                (f"{flag} is set by this program for a multi-node group (from server.nodes and the "
+                "LeaderWorkerSet's LWS_LEADER_ADDRESS / LWS_WORKER_INDEX); remove it"),
                 {"server.extraArgs"},
             ))
     return problems
 
 
-def offline_architecture(config: ServingConfig) -> Optional[Union[Architecture, UnknownArchitecture]]:
+def offline_architecture(config: ServingConfig) -> Architecture | UnknownArchitecture | None:
     """The model's architecture from model.architecture (its config.json fields), with the weight
     bytes of model.size when set; None when it is not given."""
     model = config.model
@@ -88,7 +88,7 @@ def offline_architecture(config: ServingConfig) -> Optional[Union[Architecture, 
     return read_architecture(model.architecture, weights)
 
 
-def fit_report(config: ServingConfig, architecture: Union[Architecture, UnknownArchitecture]) -> FitReport:
+def fit_report(config: ServingConfig, architecture: Architecture | UnknownArchitecture) -> FitReport:
     """The fit check on this stack's GPUs and layout: TP and PP as the command line sets them."""
     server, engine = config.server, config.engine
     memory = int(quantity_bytes(server.gpuMemory)) if server.gpuMemory else None
@@ -109,7 +109,7 @@ FIT_READS = {"model.architecture", "model.size", "server.gpuType", "server.gpuMe
              "engine", "resources.limits"}
 
 
-def fit_problems(config: ServingConfig, architecture: Union[Architecture, UnknownArchitecture]) -> list[Problem]:
+def fit_problems(config: ServingConfig, architecture: Architecture | UnknownArchitecture) -> list[Problem]:
     return [(problem.key, problem.message, FIT_READS) for problem in fit_report(config, architecture).problems()]
 
 
@@ -123,14 +123,14 @@ def _hub_needs_huggingface(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "fitCheck.readHub",
-        "reads model.huggingface.id from the Hub, and model.source is not huggingface; "
-        "give the model's config.json fields in model.architecture instead",
+        ("reads model.huggingface.id from the Hub, and model.source is not huggingface; "
+        "give the model's config.json fields in model.architecture instead"),
         {"fitCheck", "model.source", "model.architecture"},
     )]
 
 
 def hub_fit_problems(
-    config: ServingConfig, read: Callable[..., Union[Architecture, UnknownArchitecture]] = read_hub_architecture
+    config: ServingConfig, read: Callable[..., Architecture | UnknownArchitecture] = read_hub_architecture
 ) -> list[tuple[str, str]]:
     """The fit check on the architecture read from the Hub, when fitCheck.readHub asks for it (and
     model.architecture does not give it). A repository that cannot be read skips the check."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,7 +13,7 @@ from .secrets import plain_credentials
 from .stack import ServingConfig
 
 
-def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) -> ServingConfig:
+def parse_config(raw: dict[str, Any], secret_keys: set[str] | None = None) -> ServingConfig:
     """Validate a stack's config (keys without the namespace) or raise ConfigError listing every problem.
 
     secret_keys: the keys Pulumi holds as secrets; when given, an apiKey that is not one is refused.
@@ -23,8 +23,8 @@ def parse_config(raw: dict[str, Any], secret_keys: Optional[set[str]] = None) ->
     if secret_keys is not None and raw.get("apiKey") and "apiKey" not in secret_keys:
         secret_problems = [(
             "apiKey",
-            "must be a Pulumi secret, or it would sit in plain text in the stack file and the state: "
-            "pulumi config set --secret apiKey <key>",
+            ("must be a Pulumi secret, or it would sit in plain text in the stack file and the state: "
+            "pulumi config set --secret apiKey <key>"),
         )]
     secret_problems += _secrets_that_cannot_stay_secret(raw, secret_keys or set())
     try:
@@ -52,21 +52,21 @@ def _secrets_that_cannot_stay_secret(raw: dict[str, Any], secret_keys: set[str])
     return [
         (
             key,
-            "is a Pulumi secret, but its values would be written into the resources in plain text; only "
+            ("is a Pulumi secret, but its values would be written into the resources in plain text; only "
             f"{' and '.join(SECRET_CAPABLE_KEYS)} values stay secrets. Keep credentials in a Kubernetes Secret "
-            "(model.*.existingSecret, apiKeySecret, or an env entry's valueFrom.secretKeyRef)",
+            "(model.*.existingSecret, apiKeySecret, or an env entry's valueFrom.secretKeyRef)"),
         )
         for key in sorted(secret_keys)
         if key in raw and key not in SECRET_CAPABLE_KEYS
     ]
 
 
-def _plain_credentials(config: ServingConfig, secret_keys: Optional[set[str]]) -> list[tuple[str, str]]:
+def _plain_credentials(config: ServingConfig, secret_keys: set[str] | None) -> list[tuple[str, str]]:
     return [] if "env" in (secret_keys or ()) else plain_credentials(config.env)
 
 
 def _cross_field_problems_best_effort(
-    raw: dict[str, Any], broken_locs: list[tuple[Any, ...]], secret_keys: Optional[set[str]]
+    raw: dict[str, Any], broken_locs: list[tuple[Any, ...]], secret_keys: set[str] | None
 ) -> list[tuple[str, str]]:
     """The cross-field rules, with each broken key put back to its default."""
     patched = json.loads(json.dumps(raw, default=str))

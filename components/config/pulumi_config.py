@@ -28,7 +28,7 @@ def load_config() -> ServingConfig:
         raw = read_pulumi_config()
     except ConfigError:
         raise
-    except Exception as error:  # noqa: BLE001 - anything else is reported as one line, never a traceback
+    except Exception as error:
         # The exception's text is left out: it may quote a value, and a value may be a secret.
         raise ConfigError([("(config)", f"could not be read ({type(error).__name__})")]) from None
     # The CLI passes secret keys through the environment; an automation or mocked engine, in memory.
@@ -111,8 +111,7 @@ def decode_engine_config(values: dict[str, Any]) -> dict[str, Any]:
         if not key.startswith(prefix):
             continue
         name = key[len(prefix):]
-        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            value = _decoded(name, value)
-        raw[name] = value
+        structured = isinstance(value, str) and value.lstrip()[:1] in ("{", "[")
+        raw[name] = _decoded(name, value) if structured else value
     return raw
 

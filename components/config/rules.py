@@ -8,11 +8,11 @@ see the problems in.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
-from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
+from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
 from .vllm_flags import Reading, read_argument
@@ -46,8 +46,8 @@ def _model_source(config: ServingConfig) -> list[Problem]:
             return []
         return [(
             "model.volume.existingClaim",
-            'required when model.source is "" (no download): name the claim that holds the model, '
-            "or set model.source to huggingface, git or s3",
+            ('required when model.source is "" (no download): name the claim that holds the model, '
+            "or set model.source to huggingface, git or s3"),
             {"model.source", "model.volume.existingClaim"},
         )]
     problems = []
@@ -64,9 +64,9 @@ def _replicas_share_the_volume(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "replicaCount",
-        f"{config.replicaCount} replicas cannot share a {volume.accessModes[0]} model volume: pods scheduled on "
+        (f"{config.replicaCount} replicas cannot share a {volume.accessModes[0]} model volume: pods scheduled on "
         "other nodes could not mount it and would stay Pending. Use 1 replica, or a volume with "
-        "ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
+        "ReadWriteMany or ReadOnlyMany in model.volume.accessModes"),
         {"replicaCount", "model.volume.accessModes"},
     )]
 
@@ -77,9 +77,9 @@ def _surge_needs_a_shared_volume(config: ServingConfig) -> list[Problem]:
         return []
     return [(
         "server.rollout",
-        f"surge starts each new pod while the old one runs, and a {volume.accessModes[0]} model volume "
+        (f"surge starts each new pod while the old one runs, and a {volume.accessModes[0]} model volume "
         "cannot be mounted by both (the new pod would wait for the old one's volume forever). Use "
-        "oneAtATime or recreate, or a volume with ReadWriteMany or ReadOnlyMany in model.volume.accessModes",
+        "oneAtATime or recreate, or a volume with ReadWriteMany or ReadOnlyMany in model.volume.accessModes"),
         {"server.rollout", "model.volume.accessModes"},
     )]
 
@@ -97,10 +97,10 @@ def _model_size(config: ServingConfig) -> list[Problem]:
     if needed > server.startupTimeoutSeconds:
         problems.append((
             "server.startupTimeoutSeconds",
-            f"{server.startupTimeoutSeconds} s is too short to load {model.size} ({size / 1e9:.1f} GB) at "
+            (f"{server.startupTimeoutSeconds} s is too short to load {model.size} ({size / 1e9:.1f} GB) at "
             f"{server.assumedLoadRateGBps:g} GB/s (server.assumedLoadRateGBps): that needs about "
             f"{needed:.0f} s ({needed / 60:.0f} min) with {STARTUP_OVERHEAD_SECONDS} s of start-up; "
-            "raise startupTimeoutSeconds, or the assumed rate if your storage is faster",
+            "raise startupTimeoutSeconds, or the assumed rate if your storage is faster"),
             {"server.startupTimeoutSeconds", "server.assumedLoadRateGBps", "model.size"},
         ))
     return problems
@@ -118,11 +118,11 @@ def _volume_holds_every_copy(config: ServingConfig, model_bytes: float) -> list[
     fewer = ", or keep fewer versions (model.volume.keepPreviousVersions)" if older else ""
     return [(
         "model.volume.size",
-        f"{volume.size} ({capacity / 1e9:.1f} GB) cannot hold the {copies} copies of the weights that "
+        (f"{volume.size} ({capacity / 1e9:.1f} GB) cannot hold the {copies} copies of the weights that "
         f"coexist during a model change: the new download beside the served version{kept} "
         f"(model.volume.keepPreviousVersions {volume.keepPreviousVersions}), {copies} × model.size "
         f"{model_size} ({model_bytes / 1e9:.1f} GB) = {needed / 1e9:.1f} GB. Raise model.volume.size to at "
-        f"least {math.ceil(needed / 2**30)}Gi{fewer}",
+        f"least {math.ceil(needed / 2**30)}Gi{fewer}"),
         {"model.size", "model.volume.size", "model.volume.keepPreviousVersions", "model.volume.existingClaim"},
     )]
 
@@ -172,8 +172,8 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
         if expansion:
             problems.append((
                 path,
-                f"holds {shown(expansion)}, which Kubernetes replaces with the value of that environment variable "
-                "(a Secret's, e.g. VLLM_API_KEY) in the command line; write $$( for a literal $(",
+                (f"holds {shown(expansion)}, which Kubernetes replaces with the value of that environment variable "
+                "(a Secret's, e.g. VLLM_API_KEY) in the command line; write $$( for a literal $("),
                 {"server.extraArgs"},
             ))
             continue
@@ -209,8 +209,8 @@ def _parallelism_uses_every_gpu(config: ServingConfig) -> list[Problem]:
     )
     return [(
         "engine.tensorParallelSize" if engine.tensorParallelSize else "engine.pipelineParallelSize",
-        f"tensor parallel {tensor} × pipeline parallel {pipeline} = {tensor * pipeline}, but {given}; "
-        "the product must equal the GPUs",
+        (f"tensor parallel {tensor} × pipeline parallel {pipeline} = {tensor * pipeline}, but {given}; "
+        "the product must equal the GPUs"),
         {"engine", "resources.limits", "server.nodes"},
     )]
 
@@ -250,9 +250,9 @@ def _exposure(config: ServingConfig) -> list[Problem]:
     if exposed and not config.has_api_key and not config.allowUnauthenticated:
         problems.append((
             exposed[0],
-            f"exposes the server outside the cluster ({', '.join(exposed)}) without an API key: anyone who reaches "
+            (f"exposes the server outside the cluster ({', '.join(exposed)}) without an API key: anyone who reaches "
             "it can generate text. Set apiKeySecret (an existing Secret) or apiKey (pulumi config set --secret "
-            "apiKey ...), or allowUnauthenticated: true to expose it without one on purpose",
+            "apiKey ...), or allowUnauthenticated: true to expose it without one on purpose"),
             {"ingress", "httpRoute", "service", "apiKey", "apiKeySecret"},
         ))
     return problems
@@ -276,8 +276,8 @@ def _autoscaling(config: ServingConfig) -> list[Problem]:
     if scaling.maxReplicas > 1 and volume.single_node:
         problems.append((
             "autoscaling.maxReplicas",
-            f"{scaling.maxReplicas} replicas cannot share a {volume.accessModes[0]} model volume: pods on other nodes could "
-            "not mount it. Use maxReplicas 1, or ReadWriteMany / ReadOnlyMany in model.volume.accessModes",
+            (f"{scaling.maxReplicas} replicas cannot share a {volume.accessModes[0]} model volume: pods on other nodes could "
+            "not mount it. Use maxReplicas 1, or ReadWriteMany / ReadOnlyMany in model.volume.accessModes"),
             {"autoscaling", "model.volume.accessModes"},
         ))
     return problems
@@ -310,16 +310,16 @@ def _read_write_once_pod(config: ServingConfig) -> list[Problem]:
     reads = {"model.volume.accessModes", "model.source", "lora.adapters"}
     if len(modes) > 1:
         # pkg/apis/core/validation/validation.go: "may not use ReadWriteOncePod with other access modes".
-        return [("model.volume.accessModes", "ReadWriteOncePod cannot be combined with other access modes "
-                 "(Kubernetes refuses such a claim)", reads)]
+        return [("model.volume.accessModes", ("ReadWriteOncePod cannot be combined with other access modes "
+                 "(Kubernetes refuses such a claim)"), reads)]
     if config.model.source or config.lora.adapters:
         downloads = "model.source is set" if config.model.source else "lora.adapters are set"
         return [(
             "model.volume.accessModes",
-            f"ReadWriteOncePod admits one pod at a time, but {downloads}: a download Job must mount the "
+            (f"ReadWriteOncePod admits one pod at a time, but {downloads}: a download Job must mount the "
             "volume while the server runs (on every model or adapter change), and would wait forever. Use "
             "ReadWriteOnce (the Job then runs on the server's node), or a pre-filled model.volume.existingClaim "
-            'with model.source "" and no lora.adapters',
+            'with model.source "" and no lora.adapters'),
             reads,
         )]
     return []
@@ -333,15 +333,15 @@ def _compile_cache(config: ServingConfig) -> list[Problem]:
     if not config.server.gpu_type:
         problems.append((
             "server.compileCache.gpuType",
-            "the compile cache is keyed by the GPU model it was compiled for: set server.compileCache.gpuType "
-            "(e.g. NVIDIA-A100-SXM4-80GB), or server.nodeSelector nvidia.com/gpu.product",
+            ("the compile cache is keyed by the GPU model it was compiled for: set server.compileCache.gpuType "
+            "(e.g. NVIDIA-A100-SXM4-80GB), or server.nodeSelector nvidia.com/gpu.product"),
             {"server.compileCache", "server.nodeSelector"},
         ))
     if not cache.existingClaim and "ReadOnlyMany" in volume.accessModes:
         problems.append((
             "server.compileCache.existingClaim",
-            "a ReadOnlyMany model volume cannot hold a cache the server writes: set "
-            "server.compileCache.existingClaim to a ReadWriteMany claim (or ReadWriteOnce, for one node)",
+            ("a ReadOnlyMany model volume cannot hold a cache the server writes: set "
+            "server.compileCache.existingClaim to a ReadWriteMany claim (or ReadWriteOnce, for one node)"),
             {"server.compileCache", "model.volume.accessModes"},
         ))
     return problems

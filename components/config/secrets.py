@@ -8,7 +8,7 @@ the variable NAME defined before it, and `$$` stands for a literal `$` (core/v1 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from .chart import EnvVar
 
@@ -32,7 +32,7 @@ def expansions(text: str) -> list[str]:
     return [match.group(0) for match in _EXPANSION.finditer(unescaped)]
 
 
-def kubernetes_expansion(text: str) -> Optional[str]:
+def kubernetes_expansion(text: str) -> str | None:
     found = expansions(text)
     return found[0] if found else None
 
@@ -55,8 +55,8 @@ def tool_config_names(env: list[EnvVar]) -> list[tuple[str, str]]:
     return [
         (
             f"env.{index}.name",
-            f"{var.name} would reconfigure git or rclone in the download Job (they read every GIT_* / RCLONE_* "
-            "variable), past the checks of model.git / model.s3; set the source there instead",
+            (f"{var.name} would reconfigure git or rclone in the download Job (they read every GIT_* / RCLONE_* "
+            "variable), past the checks of model.git / model.s3; set the source there instead"),
         )
         for index, var in enumerate(env)
         if _TOOL_CONFIG.fullmatch(var.name)
@@ -69,10 +69,10 @@ def plain_credentials(env: list[EnvVar]) -> list[tuple[str, str]]:
     return [
         (
             f"env.{index}",
-            f"{var.name} looks like a credential (its name matches {CREDENTIAL_NAME.pattern}), so it must not be "
+            (f"{var.name} looks like a credential (its name matches {CREDENTIAL_NAME.pattern}), so it must not be "
             "a plain value: give it as valueFrom.secretKeyRef {name: <Secret>, key: <key>} (kubectl create secret "
             "generic ...), or make env a Pulumi secret (pulumi config set --secret --path 'env[N].value' ...), or use "
-            "the key meant for it (apiKeySecret, model.*.existingSecret, pulumi config set --secret apiKey)",
+            "the key meant for it (apiKeySecret, model.*.existingSecret, pulumi config set --secret apiKey)"),
         )
         for index, var in enumerate(env)
         if var.value and is_credential_name(var.name)
@@ -88,7 +88,7 @@ def secret_expansions(env: list[EnvVar]) -> list[tuple[str, str]]:
         if secret_refs:
             problems.append((
                 f"env.{index}",
-                f"{var.name} expands {secret_refs[0]}, a variable that holds a secret: Kubernetes would copy the "
-                "secret into this variable in plain sight of every process that logs its environment",
+                (f"{var.name} expands {secret_refs[0]}, a variable that holds a secret: Kubernetes would copy the "
+                "secret into this variable in plain sight of every process that logs its environment"),
             ))
     return problems

@@ -4,7 +4,7 @@ and the download Job (`download.*`)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
@@ -37,7 +37,7 @@ class Toleration(StrictModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = Field(
         "", description="Taint effect to tolerate; empty for every effect."
     )
-    tolerationSeconds: Optional[int] = Field(None, ge=-(2**63), le=2**63 - 1, description="With NoExecute: how long the pod stays once tainted.")
+    tolerationSeconds: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="With NoExecute: how long the pod stays once tainted.")
 
     @field_validator("key")
     @classmethod
@@ -173,10 +173,10 @@ class ServerConfig(StrictModel):
     network: NetworkConfig = Field(
         default_factory=NetworkConfig, description="The network of a multi-node group's collective traffic."
     )
-    gpuType: Optional[str] = Field(
+    gpuType: str | None = Field(
         None, description="GPU model of the nodes, for the fit check's memory figure (e.g. H100-80GB)."
     )
-    gpuMemory: Optional[str] = Field(
+    gpuMemory: str | None = Field(
         None, description="Memory of one GPU as a quantity (e.g. 80Gi), for the fit check; wins over gpuType."
     )
     prePullImage: bool = Field(
@@ -222,7 +222,7 @@ class ServerConfig(StrictModel):
 
     @field_validator("gpuType")
     @classmethod
-    def _known_gpu(cls, value: Optional[str]) -> Optional[str]:
+    def _known_gpu(cls, value: str | None) -> str | None:
         if value is not None and value not in GPU_TABLE:
             raise ValueError(
                 f"{value!r} is not a GPU type the fit check knows ({', '.join(GPU_TABLE)}); "
@@ -232,7 +232,7 @@ class ServerConfig(StrictModel):
 
     @field_validator("gpuMemory", mode="before")
     @classmethod
-    def _gpu_memory_quantity(cls, value: Any) -> Optional[str]:
+    def _gpu_memory_quantity(cls, value: Any) -> str | None:
         return None if value is None else quantity(value, "the GPU memory")
 
     @field_validator("shmSizeLimit", mode="before")
@@ -254,7 +254,7 @@ class DownloadConfig(StrictModel):
     image: str = Field("", description="Image of the download Job; empty for the source's default.")
     parallelism: int = Field(8, ge=1, le=256, description="Parallel file transfers of the download.")
     backoffLimit: int = Field(3, ge=0, le=20, description="Retries of a failed download pod.")
-    ttlSecondsAfterFinished: Optional[int] = Field(
+    ttlSecondsAfterFinished: int | None = Field(
         None, ge=0, le=INT32_MAX, description="Delete the finished Job after this many seconds; unset to keep it."
     )
     timeoutMinutes: int = Field(
@@ -273,13 +273,13 @@ class DownloadConfig(StrictModel):
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
     memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")
     # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/storage/placement.py).
-    nodeSelector: Optional[dict[str, KubernetesString]] = Field(
+    nodeSelector: dict[str, KubernetesString] | None = Field(
         None, description="Node labels the download pods require; unset for server.nodeSelector."
     )
-    tolerations: Optional[list[Toleration]] = Field(
+    tolerations: list[Toleration] | None = Field(
         None, description="Tolerations of the download pods; unset for server.tolerations."
     )
-    affinity: Optional[dict[str, Any]] = Field(
+    affinity: dict[str, Any] | None = Field(
         None, description="Kubernetes affinity of the download pods; unset for server.affinity."
     )
 
@@ -290,40 +290,40 @@ class DownloadConfig(StrictModel):
 
     @field_validator("nodeSelector")
     @classmethod
-    def _node_selector(cls, value: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+    def _node_selector(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return None if value is None else labels(value, "download.nodeSelector")
 
 
 class EngineConfig(StrictModel):
     """vLLM engine arguments as typed fields; each unset one is left to vLLM's own default."""
 
-    maxModelLen: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-model-len: context length.")
-    gpuMemoryUtilization: Optional[float] = Field(
+    maxModelLen: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-model-len: context length.")
+    gpuMemoryUtilization: float | None = Field(
         None, gt=0, le=1, description="--gpu-memory-utilization: share of GPU memory vLLM may use, 0 < x ≤ 1."
     )
-    dtype: Optional[Literal["auto", "half", "float16", "bfloat16", "float", "float32"]] = Field(
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = Field(
         None, description="--dtype of weights and activations."
     )
-    quantization: Optional[str] = Field(None, description="--quantization method, e.g. awq, gptq, fp8.")
-    kvCacheDtype: Optional[Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]] = Field(
+    quantization: str | None = Field(None, description="--quantization method, e.g. awq, gptq, fp8.")
+    kvCacheDtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] | None = Field(
         None, description="--kv-cache-dtype."
     )
-    enablePrefixCaching: Optional[bool] = Field(None, description="--enable-prefix-caching / --no-enable-prefix-caching.")
-    enableChunkedPrefill: Optional[bool] = Field(
+    enablePrefixCaching: bool | None = Field(None, description="--enable-prefix-caching / --no-enable-prefix-caching.")
+    enableChunkedPrefill: bool | None = Field(
         None, description="--enable-chunked-prefill / --no-enable-chunked-prefill."
     )
-    maxNumSeqs: Optional[int] = Field(None, ge=1, le=INT32_MAX, description="--max-num-seqs: concurrent sequences per step.")
+    maxNumSeqs: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-num-seqs: concurrent sequences per step.")
     trustRemoteCode: bool = Field(False, description="--trust-remote-code: run the model repository's own code.")
-    tensorParallelSize: Optional[int] = Field(
+    tensorParallelSize: int | None = Field(
         None, ge=1, le=INT32_MAX, description="--tensor-parallel-size; default: the GPUs per pod / pipelineParallelSize."
     )
-    pipelineParallelSize: Optional[int] = Field(
+    pipelineParallelSize: int | None = Field(
         None, ge=1, le=INT32_MAX, description="--pipeline-parallel-size; default: server.nodes (pipeline parallel across nodes)."
     )
 
     @field_validator("quantization")
     @classmethod
-    def _quantization_name(cls, value: Optional[str]) -> Optional[str]:
+    def _quantization_name(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[a-z0-9_-]+", value):
             raise ValueError(f"{value!r} is not a vLLM quantization method name (e.g. awq, gptq, fp8)")
         return value

@@ -12,12 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from .chart import VolumeConfig
-from .fields import StrictModel, bounded_text, dns1035_label, dns1123_subdomain, git_ref, hf_repo_id, http_url, quantity, s3_url
+from .fields import (
+    StrictModel,
+    bounded_text,
+    dns1035_label,
+    dns1123_subdomain,
+    git_ref,
+    hf_repo_id,
+    http_url,
+    quantity,
+    s3_url,
+)
 
 DEFAULT_GIT_IMAGE = "docker.io/alpine/git:v2.49.1"
 DEFAULT_S3_IMAGE = "docker.io/rclone/rclone:1.74.2"
@@ -165,7 +175,7 @@ class GitSource(ModelSource):
     def required(self) -> list[tuple[str, str]]:
         return [("url", self.url)]
 
-    def default_image(self, server_image: str) -> str:
+    def default_image(self, server_image: str) -> str:  # noqa: ARG002 - every kind's signature
         return DEFAULT_GIT_IMAGE
 
 
@@ -213,7 +223,7 @@ class S3Source(ModelSource):
     def required(self) -> list[tuple[str, str]]:
         return [("url", self.url), ("existingSecret", self.existingSecret)]
 
-    def default_image(self, server_image: str) -> str:
+    def default_image(self, server_image: str) -> str:  # noqa: ARG002 - every kind's signature
         return DEFAULT_S3_IMAGE
 
 
@@ -231,7 +241,7 @@ class Sourced:
         s3: S3Source
 
     @property
-    def download_source(self) -> Optional[ModelSource]:
+    def download_source(self) -> ModelSource | None:
         """The source the files are downloaded from; None when nothing is downloaded."""
         chosen = getattr(self, self.source) if self.source else None
         return chosen if isinstance(chosen, ModelSource) else None
@@ -262,7 +272,7 @@ class ModelConfig(StrictModel, Sourced):
     huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource, description="The Hugging Face source.")
     git: GitSource = Field(default_factory=GitSource, description="The git source (Git LFS supported).")
     s3: S3Source = Field(default_factory=S3Source, description="The S3 source.")
-    architecture: Optional[dict[str, Any]] = Field(
+    architecture: dict[str, Any] | None = Field(
         None,
         description="The model's config.json fields (model_type, num_hidden_layers, hidden_size, heads, "
         "torch_dtype...), for the fit check offline; unset to skip it (or read it from the Hub, fitCheck.readHub).",

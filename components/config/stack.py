@@ -6,8 +6,6 @@ is computed here only; components, rules and tools read it from the config.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from .chart import EnvVar, ImageConfig, ResourcesConfig, ServiceConfig
@@ -44,7 +42,7 @@ class ServingConfig(StrictModel):
     download: DownloadConfig = Field(default_factory=DownloadConfig, description="Settings of the download Job.")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="vLLM engine arguments as typed keys.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters served beside the model.")
-    apiKey: Optional[SecretStr] = Field(
+    apiKey: SecretStr | None = Field(
         None, description="API key the server requires on /v1; set with `pulumi config set --secret apiKey`."
     )
     apiKeySecret: ApiKeySecretRef = Field(default_factory=ApiKeySecretRef, description="An existing Secret holding the API key, instead of apiKey.")

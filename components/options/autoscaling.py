@@ -9,7 +9,6 @@ the Prometheus named in the stack, and drives an HPA it creates and owns (keda-h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -69,7 +68,7 @@ class AutoscalingArgs:
 class Autoscaling(pulumi.ComponentResource):
     scaled_object: k8s.apiextensions.CustomResource
 
-    def __init__(self, name: str, args: AutoscalingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:Autoscaling", name, None, opts)
         scaling = args.autoscaling
         stabilization = min(scaling.cooldownSeconds, MAX_STABILIZATION_SECONDS)

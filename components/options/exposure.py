@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -40,14 +39,14 @@ def ingress_annotations(ingress: IngressConfig) -> dict[str, str]:
     return {**STREAMING_ANNOTATIONS, "nginx.ingress.kubernetes.io/proxy-body-size": ingress.maxRequestBodySize, **ingress.annotations}
 
 
-def ingress_base_url(ingress: IngressConfig) -> Optional[str]:
+def ingress_base_url(ingress: IngressConfig) -> str | None:
     if not ingress.enabled:
         return None
     scheme = "https" if ingress.tlsSecret else "http"
     return f"{scheme}://{ingress.host}{ingress.path.rstrip('/')}/v1"
 
 
-def http_route_base_url(route: HttpRouteConfig) -> Optional[str]:
+def http_route_base_url(route: HttpRouteConfig) -> str | None:
     # The route cannot tell whether the Gateway's listener terminates TLS, and without a hostname
     # it answers on whatever address the Gateway has: neither is known here.
     if not route.enabled or not route.hostnames:
@@ -55,7 +54,7 @@ def http_route_base_url(route: HttpRouteConfig) -> Optional[str]:
     return f"http://{route.hostnames[0]}/v1"
 
 
-def external_base_url(ingress: IngressConfig, route: HttpRouteConfig) -> Optional[str]:
+def external_base_url(ingress: IngressConfig, route: HttpRouteConfig) -> str | None:
     """The OpenAI base URL from outside the cluster; the Ingress's when both exist."""
     return ingress_base_url(ingress) or http_route_base_url(route)
 
@@ -74,10 +73,10 @@ class ExposureArgs:
 class Exposure(pulumi.ComponentResource):
     """Outputs: `external_base_url` (None when nothing is exposed or no host is known)."""
 
-    ingress: Optional[k8s.networking.v1.Ingress]
-    http_route: Optional[k8s.apiextensions.CustomResource]
+    ingress: k8s.networking.v1.Ingress | None
+    http_route: k8s.apiextensions.CustomResource | None
 
-    def __init__(self, name: str, args: ExposureArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ExposureArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:Exposure", name, None, opts)
         labels = common_labels(args.deploy_name, "server", args.version)
         self.ingress = None

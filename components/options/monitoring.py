@@ -4,7 +4,6 @@ or plain prometheus.io/* annotations on the pods for a Prometheus configured by 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -35,10 +34,10 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    service_monitor: Optional[k8s.apiextensions.CustomResource]
-    pod_monitor: Optional[k8s.apiextensions.CustomResource]
+    service_monitor: k8s.apiextensions.CustomResource | None
+    pod_monitor: k8s.apiextensions.CustomResource | None
 
-    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:Monitoring", name, None, opts)
         selector = {"matchLabels": selector_labels(args.deploy_name, "server")}
         self.service_monitor = None
@@ -60,7 +59,7 @@ class Monitoring(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
-    def _monitor(
+    def _monitor(  # noqa: PLR0917 - private, called twice with every part named in place
         self,
         resource_name: str,
         kind: str,

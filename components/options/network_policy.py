@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -59,7 +59,7 @@ def _admit_group_peers(deploy_name: str) -> k8s.networking.v1.NetworkPolicyIngre
 class NetworkPolicy(pulumi.ComponentResource):
     network_policy: k8s.networking.v1.NetworkPolicy
 
-    def __init__(self, name: str, args: NetworkPolicyArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: NetworkPolicyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:NetworkPolicy", name, None, opts)
         self.network_policy = k8s.networking.v1.NetworkPolicy(
             name,  # the component holds only this resource: the same name, under its own type

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,7 +32,7 @@ class PodDisruptionBudgetArgs:
 class PodDisruptionBudget(pulumi.ComponentResource):
     pod_disruption_budget: k8s.policy.v1.PodDisruptionBudget
 
-    def __init__(self, name: str, args: PodDisruptionBudgetArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PodDisruptionBudgetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:PodDisruptionBudget", name, None, opts)
         self.pod_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             name,  # the component holds only this resource: the same name, under its own type

@@ -18,13 +18,14 @@ huggingface_hub release would do with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 # The selection rule is select_files.sh (one POSIX awk program): the git and S3 downloads run the
 # same file in their alpine images, so every source selects alike. It sits beside this file.
@@ -35,7 +36,7 @@ class SelectionError(Exception):
     """The repository holds nothing the rule or FILES can pick, or lists an unsafe path."""
 
 
-def _run_rule(mode: str, paths: Iterable[str], files: str, index_json: Optional[str]) -> list[str]:
+def _run_rule(mode: str, paths: Iterable[str], files: str, index_json: str | None) -> list[str]:
     paths = list(paths)
     for path in paths:
         if "\n" in path or "\r" in path:
@@ -58,13 +59,13 @@ def _run_rule(mode: str, paths: Iterable[str], files: str, index_json: Optional[
     return [line for line in done.stdout.split("\n") if line]
 
 
-def select_files(paths: Iterable[str], files: str = "", index_json: Optional[str] = None) -> list[str]:
+def select_files(paths: Iterable[str], files: str = "", index_json: str | None = None) -> list[str]:
     """The repository paths to download, sorted (see select_files.sh); `index_json` is the text of
     the index that index_to_read named, when there is one."""
     return _run_rule("select", paths, files, index_json)
 
 
-def index_to_read(paths: Iterable[str], files: str = "") -> Optional[str]:
+def index_to_read(paths: Iterable[str], files: str = "") -> str | None:
     """The index whose weight_map select_files needs, or None when it cannot change the result."""
     named = _run_rule("index", paths, files, None)
     return named[0] if named else None
@@ -97,20 +98,16 @@ class _Progress:
     def _on_disk(self) -> int:
         done = 0
         for name in self.files:
-            try:
+            with contextlib.suppress(OSError):
                 done += os.path.getsize(os.path.join(self.model_dir, name))
-            except OSError:
-                pass
         # huggingface_hub writes into .incomplete files under local_dir/.cache/huggingface/download/
         # (local_dir/.huggingface/ before 0.24).
         for metadata in (os.path.join(".cache", "huggingface"), ".huggingface"):
             for root, _, names in os.walk(os.path.join(self.model_dir, metadata)):
                 for name in names:
                     if name.endswith(".incomplete"):
-                        try:
+                        with contextlib.suppress(OSError):
                             done += os.path.getsize(os.path.join(root, name))
-                        except OSError:
-                            pass
         return done
 
     def _run(self) -> None:
@@ -119,7 +116,7 @@ class _Progress:
             percent = f" ({100 * done / self.total:.0f}%)" if self.total else ""
             print(f"huggingface: progress {_human(done)} of {_human(self.total)}{percent}", flush=True)
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.interval > 0:
             self.thread.start()
         return self
@@ -128,7 +125,7 @@ class _Progress:
         self.stop.set()
 
 
-def _why(error: BaseException, token: Optional[str]) -> str:
+def _why(error: BaseException, token: str | None) -> str:
     """One line saying why the Hub refused, never containing the token."""
     kinds = {cls.__name__ for cls in type(error).__mro__}
     status = getattr(getattr(error, "response", None), "status_code", None)
@@ -158,7 +155,7 @@ def _why(error: BaseException, token: Optional[str]) -> str:
     return why
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0912, PLR0915 - the download, step by step, as its log reads
     repo_id = os.environ.get("HF_MODEL_ID", "").strip()
     revision = os.environ.get("HF_REVISION", "").strip() or "main"
     files = os.environ.get("HF_FILES", "")
@@ -203,7 +200,7 @@ def main() -> int:
         commit = info.sha
         sizes = {s.rfilename: (s.size or 0) for s in (info.siblings or [])}
         if not sizes:
-            sizes = {name: 0 for name in api.list_repo_files(repo_id, revision=commit)}
+            sizes = dict.fromkeys(api.list_repo_files(repo_id, revision=commit), 0)
         index = index_to_read(sizes, files)
         index_json = None
         if index is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -35,7 +34,7 @@ class ApiKeySecret(pulumi.ComponentResource):
     secret_name: pulumi.Output[str]
     key: str = API_KEY_KEY
 
-    def __init__(self, name: str, args: ApiKeySecretArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ApiKeySecretArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:ApiKeySecret", name, None, opts)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",

@@ -6,7 +6,6 @@ Every flag here comes from one key; config/rules.py refuses the same flag in ser
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from ..config import EngineConfig, LoraConfig, ServingConfig
 from ..labels import MODEL_MOUNT, SERVER_PORT
@@ -17,7 +16,7 @@ ADAPTERS_MOUNT = "/adapters"
 SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
 
 
-def image_release(tag: str) -> Optional[tuple[int, int, int]]:
+def image_release(tag: str) -> tuple[int, int, int] | None:
     """The vLLM release a tag such as v0.33.0 (or 0.33.0, v0.33.0-cu128) names; None for another tag."""
     match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag)
     return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)) if match else None

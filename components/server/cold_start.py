@@ -21,7 +21,6 @@ cluster's link, registry and storage deliver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ..config import ServingConfig, quantity_bytes
 from ..config.rules import STARTUP_OVERHEAD_SECONDS
@@ -52,7 +51,7 @@ def _job_runs_server_image(config: ServingConfig) -> bool:
     return (config.download.image or source.default_image(config.image.reference)) == config.image.reference
 
 
-def predict_cold_start(config: ServingConfig) -> Optional[ColdStart]:
+def predict_cold_start(config: ServingConfig) -> ColdStart | None:
     """None when model.size is not set: without the bytes there is nothing to predict from."""
     if not config.model.size:
         return None

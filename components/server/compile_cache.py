@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi_kubernetes as k8s
 
@@ -59,7 +59,7 @@ def cache_key(config: ServingConfig) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def compile_cache(config: ServingConfig, model_claim: Any) -> Optional[CompileCache]:
+def compile_cache(config: ServingConfig, model_claim: Any) -> CompileCache | None:
     """Where the server keeps its compile cache; None when the cache is off."""
     cache = config.server.compileCache
     if not cache.enabled:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,8 +12,8 @@ import pulumi_kubernetes as k8s
 from ..config import ServingConfig
 from ..env import env_var_args
 from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
-from ..storage.placement import server_placement, unconstrained_binding_warning
 from ..options.monitoring import scrape_annotations
+from ..storage.placement import server_placement, unconstrained_binding_warning
 from .args import adapter_mount, server_args
 from .compile_cache import compile_cache
 
@@ -77,16 +77,16 @@ class VllmServerArgs:
     # The model's directory in the volume, mounted at /model.
     model_dir: str
     # The source fingerprint the completion marker must hold; None when the model is not downloaded here.
-    model_fingerprint: Optional[str]
+    model_fingerprint: str | None
     # LoRA adapter name -> (directory in the volume, source fingerprint).
     adapters: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The Secret and key holding the API key, when the server requires one.
-    api_key_secret: Optional[tuple[pulumi.Input[str], str]] = None
+    api_key_secret: tuple[pulumi.Input[str], str] | None = None
     # A one-way checksum of the key's value (components/server/api_key.py); None when not known.
-    api_key_checksum: Optional[pulumi.Input[str]] = None
+    api_key_checksum: pulumi.Input[str] | None = None
     # When `env` is a Pulumi secret: the EnvSecret its values are read from, and their checksum.
-    env_secret_name: Optional[pulumi.Input[str]] = None
-    env_checksum: Optional[str] = None
+    env_secret_name: pulumi.Input[str] | None = None
+    env_checksum: str | None = None
 
 
 def _model_mounts(args: VllmServerArgs) -> list[k8s.core.v1.VolumeMountArgs]:
@@ -133,7 +133,7 @@ class ServerLaunch:
     # This module is the server behind `vllm serve` in every release, including the chart's v0.3.3.
     command: tuple[str, ...] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
     # None: the single-node command line, server_args(config).
-    args: Optional[tuple[str, ...]] = None
+    args: tuple[str, ...] | None = None
     # The OpenAI server's port, /health probes and the drain; a headless worker has none of them.
     serves_http: bool = True
     env: tuple[k8s.core.v1.EnvVarArgs, ...] = ()
@@ -141,7 +141,7 @@ class ServerLaunch:
     add_capabilities: tuple[str, ...] = ()
 
 
-def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) -> Optional[dict]:
+def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) -> dict | None:
     context = dict(config.server.securityContext)
     if add_capabilities:
         capabilities = dict(context.get("capabilities") or {})
@@ -153,23 +153,23 @@ def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) ->
 
 def _health_probes(config: ServingConfig) -> dict[str, k8s.core.v1.ProbeArgs]:
     health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
-    return dict(
+    return {
         # Loading weights can take many minutes; until /health answers once, only this probe runs.
-        startup_probe=k8s.core.v1.ProbeArgs(
+        "startup_probe": k8s.core.v1.ProbeArgs(
             http_get=health,
             period_seconds=PROBE_PERIOD_SECONDS,
             timeout_seconds=5,
             failure_threshold=math.ceil(config.server.startupTimeoutSeconds / PROBE_PERIOD_SECONDS),
         ),
-        readiness_probe=k8s.core.v1.ProbeArgs(
+        "readiness_probe": k8s.core.v1.ProbeArgs(
             http_get=health, period_seconds=PROBE_PERIOD_SECONDS, timeout_seconds=5, failure_threshold=3
         ),
         # Generous: a server busy with long generations answers /health slowly, and a restart
         # costs a full model load.
-        liveness_probe=k8s.core.v1.ProbeArgs(
+        "liveness_probe": k8s.core.v1.ProbeArgs(
             http_get=health, period_seconds=30, timeout_seconds=10, failure_threshold=5
         ),
-    )
+    }
 
 
 def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()) -> k8s.core.v1.ContainerArgs:
@@ -196,7 +196,7 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
     )
 
 
-def _drain(config: ServingConfig) -> Optional[k8s.core.v1.LifecycleArgs]:
+def _drain(config: ServingConfig) -> k8s.core.v1.LifecycleArgs | None:
     """Keep serving while a terminating pod leaves the Service's endpoints, then let vLLM finish.
 
     A terminating pod is taken out of the ready endpoints at once, but kube-proxy and ingress
@@ -273,7 +273,7 @@ def pod_spec(
     )
 
 
-def _pod_annotations(args: VllmServerArgs) -> Optional[pulumi.Input[dict[str, pulumi.Input[str]]]]:
+def _pod_annotations(args: VllmServerArgs) -> pulumi.Input[dict[str, pulumi.Input[str]]] | None:
     config = args.config
     annotations: dict[str, pulumi.Input[str]] = {**scrape_annotations(config.metrics), **config.server.podAnnotations}
     if args.api_key_checksum is not None:
@@ -301,7 +301,7 @@ class VllmServer(pulumi.ComponentResource):
         self,
         name: str,
         args: VllmServerArgs,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ):
         super().__init__("vllm-serving:index:VllmServer", name, None, opts)

@@ -17,7 +17,8 @@ The pod spec is the Deployment's (deployment.py): the same volumes, init contain
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -129,7 +130,7 @@ class MultiNodeServer(pulumi.ComponentResource):
         self,
         name: str,
         args: VllmServerArgs,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ):
         super().__init__("vllm-serving:index:MultiNodeServer", name, None, opts)

@@ -15,8 +15,6 @@ which a 12 GB pull can outlast, and nothing depends on it. `pulumi.com/skipAwait
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -36,7 +34,7 @@ def pre_pull_name(deploy_name: str) -> str:
 class PrePullImage(pulumi.ComponentResource):
     daemon_set: k8s.apps.v1.DaemonSet
 
-    def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, config: ServingConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:PrePullImage", name, None, opts)
         deploy_name, image = config.model.deployName, config.image
         labels = common_labels(deploy_name, "pre-pull", image.tag)

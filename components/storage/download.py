@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -46,7 +46,7 @@ def download_scripts() -> dict[str, str]:
 
 
 def source_env(
-    source: ModelSource, parallelism: int, secret_name: Optional[pulumi.Input[str]] = None
+    source: ModelSource, parallelism: int, secret_name: pulumi.Input[str] | None = None
 ) -> list[k8s.core.v1.EnvVarArgs]:
     """The source's pod environment as Kubernetes EnvVars; Secret keys by reference only.
 
@@ -84,9 +84,9 @@ class ModelDownloadArgs:
     # Where the Job's pod may run (placement.py, download_placement).
     placement: PodPlacement = field(default_factory=PodPlacement)
     # The source's Secret name, gated on the SecretCheck (None: read it from config unchecked).
-    checked_secret_name: Optional[pulumi.Input[str]] = None
+    checked_secret_name: pulumi.Input[str] | None = None
     # When `env` is a Pulumi secret: the EnvSecret its values are read from.
-    env_secret_name: Optional[pulumi.Input[str]] = None
+    env_secret_name: pulumi.Input[str] | None = None
 
     @property
     def source(self) -> ModelSource:
@@ -241,7 +241,7 @@ class ModelDownload(pulumi.ComponentResource):
         self,
         name: str,
         args: ModelDownloadArgs,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ):
         super().__init__("vllm-serving:index:ModelDownload", name, None, opts)

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from ..config import SINGLE_NODE_ACCESS_MODES, ServingConfig
 
@@ -99,10 +100,10 @@ def pod_placement(
 
 def with_overrides(
     default: tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]],
-    overrides: tuple[Optional[dict[str, str]], Optional[list[dict[str, Any]]], Optional[dict[str, Any]]],
+    overrides: tuple[dict[str, str] | None, list[dict[str, Any]] | None, dict[str, Any] | None],
 ) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
     """Each override that is set (not None, even when empty) replaces its default as a whole."""
-    return tuple(default_value if override is None else override for default_value, override in zip(default, overrides))  # type: ignore[return-value]
+    return tuple(default_value if override is None else override for default_value, override in zip(default, overrides, strict=False))  # type: ignore[return-value]
 
 
 def _server_fields(config: ServingConfig) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]:
@@ -134,7 +135,7 @@ def download_placement(config: ServingConfig) -> PodPlacement:
     return pod_placement(*fields, config.claim_name, config.model.volume.accessModes)
 
 
-def unconstrained_binding_warning(config: ServingConfig) -> Optional[str]:
+def unconstrained_binding_warning(config: ServingConfig) -> str | None:
     """A warning when a new single-node volume may be bound where the GPU pods cannot follow.
 
     The download Job is the new volume's first consumer. With no node constraint it may run on a

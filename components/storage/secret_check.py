@@ -9,7 +9,6 @@ looked at here; the server takes a one-way checksum of its API key's value from 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -51,13 +50,13 @@ def grouped_needs(config: ServingConfig) -> list[SecretNeed]:
     return list(merged.values())
 
 
-def _missing_keys(need: SecretNeed, namespace: str, data: Optional[dict]) -> None:
+def _missing_keys(need: SecretNeed, namespace: str, data: dict | None) -> None:
     missing = [key for key in need.keys if key not in (data or {})]
     if missing:
         raise ConfigError([(
             need.config_key,
-            f"the Secret {namespace}/{need.secret} has no key {', '.join(missing)} "
-            f"(it has: {', '.join(sorted(data or {})) or 'no keys'})",
+            (f"the Secret {namespace}/{need.secret} has no key {', '.join(missing)} "
+            f"(it has: {', '.join(sorted(data or {})) or 'no keys'})"),
         )])
 
 
@@ -71,7 +70,7 @@ class SecretCheck(pulumi.ComponentResource):
     cannot start never fails, it would wait for its deadline). `data(secret)`: what was read.
     """
 
-    def __init__(self, name: str, config: ServingConfig, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, config: ServingConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:SecretCheck", name, None, opts)
         namespace = config.namespace
         self._data: dict[str, pulumi.Output[dict]] = {}

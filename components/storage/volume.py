@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,16 +24,16 @@ class ModelVolumeArgs:
     volume: VolumeConfig
     version: str
     # Expected bytes of the weights, when known: an annotation policies can check the size against.
-    model_bytes: Optional[int] = None
+    model_bytes: int | None = None
 
 
 class ModelVolume(pulumi.ComponentResource):
     """Outputs `claim_name`, the claim to mount."""
 
     claim_name: pulumi.Output[str]
-    claim: Optional[k8s.core.v1.PersistentVolumeClaim]
+    claim: k8s.core.v1.PersistentVolumeClaim | None
 
-    def __init__(self, name: str, args: ModelVolumeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ModelVolumeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:ModelVolume", name, None, opts)
         volume = args.volume
         self.claim = None
@@ -67,7 +66,7 @@ class ModelVolume(pulumi.ComponentResource):
         self.register_outputs({"claimName": self.claim_name})
 
 
-def _size_annotations(args: ModelVolumeArgs) -> Optional[dict[str, str]]:
+def _size_annotations(args: ModelVolumeArgs) -> dict[str, str] | None:
     """What policies compare the claim's size with: bytes of one copy, and copies held at once."""
     if not args.model_bytes:
         return None

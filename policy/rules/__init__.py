@@ -18,7 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .images import check_image_pinned, split_image
-from .props import GPU_RESOURCE, MODEL_BYTES_ANNOTATION, MODEL_COPIES_ANNOTATION, POD_SPEC_PATHS, PVC_TYPE, Check, Props, containers, pod_spec
+from .props import (
+    GPU_RESOURCE,
+    MODEL_BYTES_ANNOTATION,
+    MODEL_COPIES_ANNOTATION,
+    POD_SPEC_PATHS,
+    PVC_TYPE,
+    Check,
+    Props,
+    containers,
+    pod_spec,
+)
 from .quantity import QuantityError, parse_quantity
 from .resources import check_model_volume_size, check_requests_within_limits
 from .secrets import TOKEN_FORMATS, check_no_plaintext_secrets, find_tokens

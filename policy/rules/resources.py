@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from .props import MODEL_BYTES_ANNOTATION, MODEL_COPIES_ANNOTATION, PVC_TYPE, Props, containers, get
 from .quantity import QuantityError, format_bytes, parse_quantity
@@ -34,7 +34,7 @@ def check_requests_within_limits(resource_type: str, props: Props) -> list[str]:
     return violations
 
 
-def _whole_number(annotations: Any, name: str, default: Optional[int]) -> tuple[Optional[int], list[str]]:
+def _whole_number(annotations: Any, name: str, default: int | None) -> tuple[int | None, list[str]]:
     """An annotation holding a whole number: (the number or default when absent, violations)."""
     value = get(annotations, name)
     if value is None:
@@ -45,7 +45,7 @@ def _whole_number(annotations: Any, name: str, default: Optional[int]) -> tuple[
     return int(text), []
 
 
-def _copies_needed(annotations: Any) -> tuple[Optional[tuple[int, int]], list[str]]:
+def _copies_needed(annotations: Any) -> tuple[tuple[int, int] | None, list[str]]:
     """(bytes of one copy, copies held at once) from the claim's annotations, or the violations;
     (None, []) when the model's size is not annotated."""
     model_bytes, bad_bytes = _whole_number(annotations, MODEL_BYTES_ANNOTATION, None)
@@ -81,6 +81,6 @@ def check_model_volume_size(resource_type: str, props: Props) -> list[str]:
         else f"the model's {format_bytes(total)}"
     )
     return [
-        f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}: the download would fail with "
-        "a full disk after hours of work; raise model.volume.size (or lower model.volume.keepPreviousVersions)"
+        (f"the claim requests {storage!r} = {format_bytes(size)}, less than {held}: the download would fail with "
+        "a full disk after hours of work; raise model.volume.size (or lower model.volume.keepPreviousVersions)")
     ]

@@ -34,7 +34,7 @@ def main() -> None:
             error = None
         except SystemExit as exit_:
             error = f"argparse refused it (exit {exit_.code}): {stderr.getvalue().strip().splitlines()[-1:]}"
-        except Exception as exc:  # noqa: BLE001 - any refusal is the finding, reported by name
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         results.append({"name": case["name"], "error": error})
     json.dump(results, sys.stdout)

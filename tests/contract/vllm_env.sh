@@ -15,9 +15,10 @@ fi
 start=$(date +%s)
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check -q)
-# CPU torch from PyTorch's own index (the PyPI wheel is the CUDA build); TORCH_INDEX= (empty) where
-# a CPU wheel is already at hand (pip's find-links).
-torch_index="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
+# torch==2.13.0 is the CPU wheel these machines keep on disk (pip's find-links: PyPI's is the
+# multi-GB CUDA build); elsewhere set TORCH_INDEX=https://download.pytorch.org/whl/cpu, PyTorch's
+# CPU index, which CI's network (package registries only) does not reach.
+torch_index="${TORCH_INDEX-}"
 "${pip[@]}" ${torch_index:+--extra-index-url "$torch_index"} -r "$here/vllm-parser-requirements.txt"
 # VLLM_WHEEL: a local copy of the 336 MB wheel, instead of PyPI's.
 "${pip[@]}" --no-deps "${VLLM_WHEEL:-vllm==0.33.0}"

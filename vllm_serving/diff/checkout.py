@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 from components.config import ConfigError
 from components.rename_guard import DEPLOY_NAME_OUTPUT
@@ -58,7 +59,7 @@ def _project_dir(stack_file: Path, toplevel: Path) -> Path:
         if (directory / "Pulumi.yaml").is_file():
             return directory
     # A stack file kept outside the project's tree: the project is this one, if the repository holds it.
-    if PROJECT_ROOT == toplevel or toplevel in PROJECT_ROOT.parents:
+    if toplevel == PROJECT_ROOT or toplevel in PROJECT_ROOT.parents:
         return PROJECT_ROOT
     return toplevel
 
@@ -92,7 +93,7 @@ class _Revision:
     toplevel: Path
     commit: str
     stack_file: Path
-    relative: Optional[Path]  # the stack file inside the repository; None when outside it
+    relative: Path | None  # the stack file inside the repository; None when outside it
     at_base: bool
 
     @property
@@ -127,7 +128,7 @@ def _locate(stack_file: Path, base: str) -> _Revision:
     toplevel = _toplevel(directory.resolve())
     commit = _commit(toplevel, base)
     try:
-        relative: Optional[Path] = stack_file.relative_to(toplevel)
+        relative: Path | None = stack_file.relative_to(toplevel)
     except ValueError:
         relative = None
     at_base = relative is not None and relative.as_posix() in _files_at(toplevel, commit)
@@ -145,13 +146,13 @@ class _BaseBatch:
     checkout: Path  # the base commit's tree
     project: Path  # the Pulumi project in it
     revisions: list[_Revision] = field(default_factory=list)
-    process: Optional[subprocess.Popen] = None
+    process: subprocess.Popen | None = None
 
     def _checked_out(self, revision: _Revision) -> Path:
         assert revision.relative is not None  # at_base implies the file is in the repository
         return self.checkout / revision.relative
 
-    def start(self, revisions: Optional[Sequence[_Revision]] = None) -> subprocess.Popen:
+    def start(self, revisions: Sequence[_Revision] | None = None) -> subprocess.Popen:
         # Only the base's tree on the path: this checkout's modules must not stand in for its own.
         env = {**os.environ, "PYTHONPATH": str(self.project)}
         files = [self._checked_out(revision) for revision in revisions or self.revisions]
@@ -160,7 +161,7 @@ class _BaseBatch:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
-    def read(self) -> list[Union[Side, DiffError]]:
+    def read(self) -> list[Side | DiffError]:
         """Each stack's base side, in order, or the error that kept it from rendering."""
         assert self.process is not None
         stdout, stderr = self.process.communicate()
@@ -169,7 +170,7 @@ class _BaseBatch:
         if self.process.returncode != 0 and not stdout and "unrecognized arguments" in stderr:
             return self._one_process_each()
         lines = stdout.splitlines()
-        results: list[Union[Side, DiffError]] = []
+        results: list[Side | DiffError] = []
         for index, revision in enumerate(self.revisions):
             if index >= len(lines):
                 results.append(base_error(revision.base, stderr or "the base's render stopped early"))
@@ -185,9 +186,9 @@ class _BaseBatch:
                 results.append(side_from_rendering(revision.label, document))
         return results
 
-    def _one_process_each(self) -> list[Union[Side, DiffError]]:
+    def _one_process_each(self) -> list[Side | DiffError]:
         """A base whose `render` takes one stack: one subprocess per stack, as that code expects."""
-        results: list[Union[Side, DiffError]] = []
+        results: list[Side | DiffError] = []
         for revision in self.revisions:
             process = self.start([revision])
             stdout, stderr = process.communicate()
@@ -200,7 +201,7 @@ class _BaseBatch:
             self.process.communicate()
 
 
-def _side_or_error(revision: _Revision, returncode: int, stdout: str, stderr: str) -> Union[Side, DiffError]:
+def _side_or_error(revision: _Revision, returncode: int, stdout: str, stderr: str) -> Side | DiffError:
     if returncode != 0:
         return base_error(revision.base, stderr)
     try:
@@ -209,7 +210,7 @@ def _side_or_error(revision: _Revision, returncode: int, stdout: str, stderr: st
         return DiffError(f"at {revision.base}: `render --format json` printed no JSON:\n{stdout[:500]}")
 
 
-def _render_working_tree(stack_file: Path, previous_outputs: Optional[dict[str, Any]] = None) -> Side:
+def _render_working_tree(stack_file: Path, previous_outputs: dict[str, Any] | None = None) -> Side:
     if not stack_file.is_file():
         return Side("working tree", {}, {}, absent=f"{stack_file.name} does not exist in the working tree")
     # Looked up when called, so that a test can stand in for the renderer.
@@ -231,7 +232,7 @@ def _located(stack: str, base: str) -> _Revision:
     return revision
 
 
-def _batches(located: Sequence[Union[_Revision, Exception]], temp: Path) -> dict[int, _BaseBatch]:
+def _batches(located: Sequence[_Revision | Exception], temp: Path) -> dict[int, _BaseBatch]:
     """The stacks present at the base, by project: each base commit extracted once, one batch per
     project; keyed by the stack's position in `located`."""
     checkouts: dict[tuple[Path, str], Path] = {}
@@ -254,12 +255,12 @@ def _batches(located: Sequence[Union[_Revision, Exception]], temp: Path) -> dict
 Sides = tuple[Side, Side]
 
 
-def render_many_sides(stacks: Sequence[str], base: str) -> list[Union[Sides, Exception]]:
+def render_many_sides(stacks: Sequence[str], base: str) -> list[Sides | Exception]:
     """Each stack rendered at `base` (by that revision's code) and in the working tree (by this
     code): (base side, working tree side), or the error that stopped that stack's comparison."""
-    for cache in (_toplevel, _commit, _files_at):
-        cache.cache_clear()  # shared by the stacks of one batch only: a branch may move between batches
-    located: list[Union[_Revision, Exception]] = []
+    for cached in (_toplevel, _commit, _files_at):
+        cached.cache_clear()  # shared by the stacks of one batch only: a branch may move between batches
+    located: list[_Revision | Exception] = []
     for stack in stacks:
         try:
             located.append(_located(stack, base))
@@ -283,19 +284,19 @@ def render_many_sides(stacks: Sequence[str], base: str) -> list[Union[Sides, Exc
                 batch.stop()
 
 
-def _working_tree_or_error(item: Union[_Revision, Exception]) -> Union[Side, Exception]:
+def _working_tree_or_error(item: _Revision | Exception) -> Side | Exception:
     if isinstance(item, Exception):
         return item
     try:
         return _render_working_tree(item.stack_file)
-    except Exception as error:  # noqa: BLE001 - each stack's failure is reported by the command
+    except Exception as error:
         return error
 
 
 def _pair(
-    item: Union[_Revision, Exception], batch: Optional[_BaseBatch], old: dict[int, Any],
-    new: Union[Side, Exception], base: str,
-) -> Union[Sides, Exception]:
+    item: _Revision | Exception, batch: _BaseBatch | None, old: dict[int, Any],
+    new: Side | Exception, base: str,
+) -> Sides | Exception:
     if isinstance(item, Exception):
         return item
     if batch is not None:
@@ -313,7 +314,7 @@ def _pair(
         # deployed, which raises the program's own refusal (components/rename_guard.py).
         try:
             _render_working_tree(item.stack_file, previous_outputs=base_side.outputs)
-        except Exception as error:  # noqa: BLE001 - each stack's failure is reported by the command
+        except Exception as error:
             return error
     return base_side, new
 

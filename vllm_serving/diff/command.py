@@ -6,7 +6,8 @@ import argparse
 import re
 import sys
 import traceback
-from typing import Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from ..stack_file import StackFileError, stack_name
 from .checkout import DiffError, render_many_sides, resolve_stack
@@ -16,7 +17,8 @@ from .printing import render_markdown, render_text
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 
 
-def _report_error(stack: str, error: BaseException, output_format: str, several: bool, out: TextIO, err: TextIO) -> None:
+def _report_error(  # noqa: PLR0917 - private, one call site
+    stack: str, error: BaseException, output_format: str, several: bool, out: TextIO, err: TextIO) -> None:
     if isinstance(error, (DiffError, StackFileError)):
         message = str(error)
     else:
@@ -31,19 +33,19 @@ def _report_error(stack: str, error: BaseException, output_format: str, several:
 
 def run_many(
     stacks: Sequence[str], base: str = "HEAD", output_format: str = "text",
-    out: Optional[TextIO] = None, err: Optional[TextIO] = None,
+    out: TextIO | None = None, err: TextIO | None = None,
 ) -> int:
     """Diff every stack in one process (one base subprocess per project): the worst exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     several = len(stacks) > 1
     try:
         results = render_many_sides(stacks, base)
-    except Exception as error:  # noqa: BLE001 - e.g. git archive failing: every stack fails alike
+    except Exception as error:
         for stack in stacks:
             _report_error(stack, error, output_format, several, out, err)
         return EXIT_ERROR
     worst = EXIT_SAME
-    for index, (stack, result) in enumerate(zip(stacks, results)):
+    for index, (stack, result) in enumerate(zip(stacks, results, strict=False)):
         name = stack_name(resolve_stack(stack))
         if several and index and output_format == "text":
             out.write("\n")
@@ -60,7 +62,7 @@ def run_many(
 
 
 def run(
-    stack: str, base: str = "HEAD", output_format: str = "text", out: Optional[TextIO] = None, err: Optional[TextIO] = None
+    stack: str, base: str = "HEAD", output_format: str = "text", out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     return run_many([stack], base, output_format, out, err)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import REPLACE, FieldChange, ResourceChange, Report, Side
+from .model import REPLACE, FieldChange, Report, ResourceChange, Side
 from .replacement import classify
 from .values import diff_values
 

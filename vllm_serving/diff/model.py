@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # What a field change does, beyond being changed.
 REPLACE, RESTART, REFUSED, NOTE = "replace", "restart", "refused", "note"
@@ -45,8 +45,8 @@ class FieldChange:
 class ResourceChange:
     urn: str
     action: str  # create, delete, update, replace
-    old: Optional[dict[str, Any]]
-    new: Optional[dict[str, Any]]
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
     fields: list[FieldChange] = field(default_factory=list)
     options: list[FieldChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

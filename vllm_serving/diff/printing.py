@@ -60,7 +60,7 @@ def _heading(change: ResourceChange) -> str:
     return f"{_SYMBOL[change.action]} {manifest.get('kind')} {name}  (pulumi: {resource['name']})"
 
 
-def _consequence(change: ResourceChange) -> list[str]:
+def _consequence(change: ResourceChange) -> list[str]:  # noqa: PLR0912 - one sentence per kind of change
     lines = []
     kind = change.kind or "resource"
     if change.action == REPLACE:

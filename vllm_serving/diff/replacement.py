@@ -7,7 +7,8 @@ first is decided on the report's ResourceChange (model.py).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from components.config import quantity_bytes
 
@@ -54,8 +55,8 @@ _RULES: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
     # rolloutStrategy and startupPolicy change no revision, so the running groups stay.
     "LeaderWorkerSet": [
         (("spec", "leaderWorkerTemplate"), RESTART,
-         "the group template (leader/worker pod templates, size, restart policy) changes, so new groups roll out; "
-         "each group restarts as a whole"),
+         ("the group template (leader/worker pod templates, size, restart policy) changes, so new groups roll out; "
+         "each group restarts as a whole")),
         (("spec", "networkConfig"), RESTART, "the group's network config is part of its revision, so new groups roll out"),
     ],
     "Service": [(("spec", "clusterIP"), REPLACE, "a Service's clusterIP is immutable")],
@@ -75,7 +76,7 @@ def _immutable_data_rule(kind: str, old: dict, new: dict) -> list[tuple[tuple[st
     return [((key,), REPLACE, why) for key in keys]
 
 
-def _quantity(value: Any) -> Optional[float]:
+def _quantity(value: Any) -> float | None:
     """A storage request's size, or None when it is not a quantity (left as a plain change)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
@@ -86,7 +87,7 @@ def _quantity(value: Any) -> Optional[float]:
         # finds no match); a base revision's manifest is not validated by today's code.
         return None
 
-def _storage_effect(change: FieldChange) -> Optional[Effect]:
+def _storage_effect(change: FieldChange) -> Effect | None:
     old, new = _quantity(change.old), _quantity(change.new)
     if old is None or new is None:
         return None
@@ -97,7 +98,7 @@ def _storage_effect(change: FieldChange) -> Optional[Effect]:
 
 def _matches_option(path: FieldPath, pattern: str) -> bool:
     text = render_path(path)
-    return pattern == "*" or text == pattern or text.startswith(pattern + ".") or text.startswith(pattern + "[")
+    return pattern in ("*", text) or text.startswith(pattern + ".") or text.startswith(pattern + "[")
 
 
 def classify(kind: str, old: dict, new: dict, change: FieldChange, replace_on_changes: Sequence[str] = ()) -> None:
@@ -112,6 +113,6 @@ def classify(kind: str, old: dict, new: dict, change: FieldChange, replace_on_ch
         effect = _storage_effect(change)
         if effect:
             change.effects.append(effect)
-    if any(_matches_option(change.path, pattern) for pattern in replace_on_changes):
-        if not any(e.kind == REPLACE for e in change.effects):
+    listed = any(_matches_option(change.path, pattern) for pattern in replace_on_changes)
+    if listed and not any(e.kind == REPLACE for e in change.effects):
             change.effects.append(Effect(REPLACE, "the resource's replaceOnChanges option lists this field"))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from .model import FieldChange, FieldPath
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
+MISSING: Any = type("Missing", (), {"__repr__": lambda _self: "<missing>"})()
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Item:
 ORDER = Item("(order)")
 
 
-def _names(items: list[Any]) -> Optional[list[str]]:
+def _names(items: list[Any]) -> list[str] | None:
     names = [item.get("name") if isinstance(item, dict) else None for item in items]
     if all(isinstance(name, str) for name in names) and len(set(names)) == len(names):
         return names  # type: ignore[return-value]  # all str, checked above
@@ -37,7 +38,7 @@ def _same(old: Any, new: Any) -> bool:
 
 
 def _diff_named_lists(old_names: list[str], old: list, new_names: list[str], new: list, path: FieldPath) -> Iterator[FieldChange]:
-    by_old, by_new = dict(zip(old_names, old)), dict(zip(new_names, new))
+    by_old, by_new = dict(zip(old_names, old, strict=False)), dict(zip(new_names, new, strict=False))
     for name in [*new_names, *(n for n in old_names if n not in by_new)]:
         yield from diff_values(by_old.get(name, MISSING), by_new.get(name, MISSING), (*path, Item(name)))
     kept_old = [n for n in old_names if n in by_new]
