@@ -26,7 +26,8 @@ def env_var_args(env: list[EnvVar], secret_name: pulumi.Input[str] | None = None
         )
         if secret_name is not None and var.value is not None
         else k8s.core.v1.EnvVarArgs(
-            name=var.name, value=var.value, value_from=var.valueFrom.as_dict() if var.valueFrom else None
+            # Kubernetes' own shape (secretKeyRef, ...), which the provider takes as it is.
+            name=var.name, value=var.value, value_from=var.valueFrom.as_dict() if var.valueFrom else None,  # type: ignore[arg-type]
         )
         for var in env
     ]

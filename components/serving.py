@@ -10,6 +10,7 @@ import json
 import shlex
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from .config import ModelConfig, ServingConfig, quantity_bytes
 from .env import EnvSecret, EnvSecretArgs, env_checksum
@@ -137,12 +138,12 @@ class VllmServing(pulumi.ComponentResource):
         # The Secret was read at preview: its value's checksum changes when the key is rotated in
         # place. One-way, so it need not stay a Pulumi secret (and must not: a masked value would
         # hide the change from `pulumi preview`).
-        checksum = pulumi.Output.unsecret(
+        read_checksum = pulumi.Output.unsecret(
             self.secret_check.data(reference.name).apply(
                 lambda data: api_key_checksum((data or {}).get(reference.key, ""), namespace, deploy_name)
             )
         )
-        return (self.secret_check.gate(reference.name), reference.key), checksum
+        return (self.secret_check.gate(reference.name), reference.key), read_checksum
 
     def _server(
         self,
@@ -171,6 +172,7 @@ class VllmServing(pulumi.ComponentResource):
         # the pod itself waits for the completion markers.
         server_depends_on = [download.job for download in downloads]
         self.server: VllmServer | MultiNodeServer
+        workload: pulumi.CustomResource
         if config.multi_node:
             self.server = MultiNodeServer(f"{name}-server", server_args, opts=self._child, depends_on=server_depends_on)
             workload = self.server.leader_worker_set
@@ -193,6 +195,12 @@ class VllmServing(pulumi.ComponentResource):
         )
 
     # --- optional features (docs/production.md) -------------------------------------------------
+
+    def _deployment(self) -> k8s.apps.v1.Deployment:
+        """The single-node server's Deployment, for what only scales or watches a Deployment."""
+        if not isinstance(self.server, VllmServer):
+            raise TypeError("a multi-node server has no Deployment (config refuses what would need one)")
+        return self.server.deployment
 
     def _options(self) -> None:
         """Each component exists only when its feature is set, so a stack that uses none renders,
@@ -217,7 +225,8 @@ class VllmServing(pulumi.ComponentResource):
                 f"{name}-autoscaling",
                 AutoscalingArgs(
                     deploy_name=deploy_name, namespace=namespace, version=version,
-                    deployment_name=self.server.deployment.metadata.name,
+                    # Config refuses autoscaling with server.nodes > 1: the server is the Deployment.
+                    deployment_name=self._deployment().metadata.name,
                     served_model_name=deploy_name,
                     autoscaling=config.autoscaling,
                 ),

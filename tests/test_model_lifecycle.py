@@ -231,7 +231,7 @@ def test_before_the_download_the_served_version_stays_whatever_the_keep_count(tm
 
 def test_a_keep_count_that_is_not_a_number_deletes_nothing(tmp_path):
     four_versions(tmp_path)
-    result = prune(tmp_path, "cccccccccccc", "one")  # type: ignore[arg-type]
+    result = prune(tmp_path, "cccccccccccc", "one")
     assert len(list(tmp_path.iterdir())) == 6
     assert "KEEP_PREVIOUS_VERSIONS=one is not a whole number" in result.stderr
 

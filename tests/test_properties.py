@@ -252,7 +252,7 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:  
                     st.sampled_from(["NVIDIA-L40S", "amd64", "g5.xlarge"]),
                     max_size=2,
                 ),
-                "tolerations": st.lists(tolerations, max_size=3, unique_by=lambda t: t.get("key", "")),
+                "tolerations": st.lists(tolerations, max_size=3, unique_by=lambda t: t.get("key", "")),  # type: ignore[attr-defined]  # draws are dicts
                 "startupTimeoutSeconds": st.integers(60, 7200),
                 "shmSizeLimit": st.sampled_from(["", "16Gi", "1Gi"]),
                 "podAnnotations": st.dictionaries(st.sampled_from(["example.com/owner"]), dns_label, max_size=1),

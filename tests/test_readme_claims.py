@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 import yaml
@@ -233,7 +234,7 @@ def test_docs_production_duration_rules_hold_and_render_refuses_what_validate_wo
     parent, leaf = key.rsplit(".", 1)
 
     def raw(value: str) -> dict:
-        nested = {leaf: value}
+        nested: dict[str, Any] = {leaf: value}
         for part in reversed(parent.split(".")):
             nested = {part: nested}
         return {"model": HF_MODEL, **nested}

@@ -17,7 +17,7 @@ from .fields import (
     KubernetesString,
     MemoryQuantity,
     StrictModel,
-    annotations,
+    annotation_map,
     bounded_text,
     dns1123_subdomain,
     env_name,
@@ -265,4 +265,4 @@ class ServiceConfig(StrictModel):
     @field_validator("annotations")
     @classmethod
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        return annotations(value, "service.annotations")
+        return annotation_map(value, "service.annotations")

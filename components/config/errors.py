@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -143,7 +143,7 @@ def _unknown_key(root: type[BaseModel], loc: Sequence[Any]) -> str:
     return message + (f" (allowed here: {', '.join(allowed)})" if allowed else "")
 
 
-def _json_text_hint(item: dict[str, Any], loc: Sequence[Any]) -> str:
+def _json_text_hint(item: Mapping[str, Any], loc: Sequence[Any]) -> str:
     """A mapping or list given as JSON text: what `pulumi config set --path KEY '{...}'` stores."""
     value = item.get("input")
     if not isinstance(value, str) or value.lstrip()[:1] not in ("{", "["):

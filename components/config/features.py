@@ -14,7 +14,7 @@ from .fields import (
     PROMETHEUS_DURATION,
     KubernetesString,
     StrictModel,
-    annotations,
+    annotation_map,
     dns1123_label,
     dns1123_subdomain,
     duration,
@@ -141,7 +141,7 @@ class IngressConfig(StrictModel):
     @field_validator("annotations")
     @classmethod
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        return annotations(value, "ingress.annotations")
+        return annotation_map(value, "ingress.annotations")
 
 
 class ParentRef(StrictModel):

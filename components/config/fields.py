@@ -159,7 +159,7 @@ def labels(value: dict[str, str], what: str) -> dict[str, str]:
     return value
 
 
-def annotations(value: dict[str, str], what: str) -> dict[str, str]:
+def annotation_map(value: dict[str, str], what: str) -> dict[str, str]:
     for key in value:
         qualified_key(key, f"{what} key")
     size = sum(len(key.encode()) + len(item.encode()) for key, item in value.items())

@@ -15,7 +15,7 @@ from .fields import (
     KubernetesString,
     MemoryQuantity,
     StrictModel,
-    annotations,
+    annotation_map,
     bounded_text,
     dns1123_subdomain,
     image_reference,
@@ -199,7 +199,7 @@ class ServerConfig(StrictModel):
     @field_validator("runtimeClassName", "priorityClassName", "serviceAccountName")
     @classmethod
     def _names(cls, value: str, info: ValidationInfo) -> str:
-        kind = {"runtimeClassName": "RuntimeClass", "priorityClassName": "PriorityClass"}.get(info.field_name, "ServiceAccount")
+        kind = {"runtimeClassName": "RuntimeClass", "priorityClassName": "PriorityClass"}.get(info.field_name or "", "ServiceAccount")
         return dns1123_subdomain(value, f"{kind} name")
 
     @field_validator("extraArgs")
@@ -218,7 +218,7 @@ class ServerConfig(StrictModel):
     @field_validator("podAnnotations")
     @classmethod
     def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        return annotations(value, "server.podAnnotations")
+        return annotation_map(value, "server.podAnnotations")
 
     @field_validator("gpuType")
     @classmethod

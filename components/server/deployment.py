@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 import pulumi
@@ -151,7 +152,7 @@ def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) ->
     return context or None
 
 
-def _health_probes(config: ServingConfig) -> dict[str, k8s.core.v1.ProbeArgs]:
+def _health_probes(config: ServingConfig) -> dict[str, Any]:
     health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
     return {
         # Loading weights can take many minutes; until /health answers once, only this probe runs.
@@ -190,7 +191,7 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
             *_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
             *(cache.mounts() if (cache := compile_cache(config, args.claim_name)) else []),
         ],
-        security_context=_security_context(config, launch.add_capabilities),
+        security_context=_security_context(config, launch.add_capabilities),  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
         **(_health_probes(config) if launch.serves_http else {}),
         lifecycle=_drain(config) if launch.serves_http else None,
     )
@@ -247,13 +248,13 @@ def pod_spec(
         # In the node's network namespace, only this policy still resolves cluster names (the leader's address).
         dns_policy="ClusterFirstWithHostNet" if host_network else None,
         node_selector=placement.node_selector or None,
-        tolerations=placement.tolerations or None,
-        affinity=placement.affinity or None,
+        tolerations=placement.tolerations or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+        affinity=placement.affinity or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
         runtime_class_name=server.runtimeClassName or None,
         priority_class_name=server.priorityClassName or None,
         service_account_name=server.serviceAccountName or None,
-        security_context=dict(server.podSecurityContext) or None,
-        image_pull_secrets=[{"name": name} for name in config.imagePullSecrets] or None,
+        security_context=dict(server.podSecurityContext) or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+        image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=name) for name in config.imagePullSecrets] or None,
         termination_grace_period_seconds=config.termination_grace_seconds,
         volumes=[
             k8s.core.v1.VolumeArgs(

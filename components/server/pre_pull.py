@@ -56,9 +56,9 @@ class PrePullImage(pulumi.ComponentResource):
                         )],
                         containers=[k8s.core.v1.ContainerArgs(name="pause", image=PAUSE_IMAGE, resources=_TINY)],
                         node_selector=placement.node_selector or None,
-                        tolerations=placement.tolerations or None,
-                        affinity=placement.affinity or None,
-                        image_pull_secrets=[{"name": secret} for secret in config.imagePullSecrets] or None,
+                        tolerations=placement.tolerations or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+                        affinity=placement.affinity or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+                        image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=secret) for secret in config.imagePullSecrets] or None,
                         termination_grace_period_seconds=0,
                     ),
                 ),

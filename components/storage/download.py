@@ -173,9 +173,9 @@ def _job_spec(
             spec=k8s.core.v1.PodSpecArgs(
                 restart_policy="Never",
                 node_selector=args.placement.node_selector or None,
-                tolerations=args.placement.tolerations or None,
-                affinity=args.placement.affinity or None,
-                image_pull_secrets=[{"name": name} for name in args.image_pull_secrets] or None,
+                tolerations=args.placement.tolerations or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+                affinity=args.placement.affinity or None,  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
+                image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=name) for name in args.image_pull_secrets] or None,
                 security_context=k8s.core.v1.PodSecurityContextArgs(
                     run_as_non_root=download.runAsUser != 0,
                     run_as_user=download.runAsUser,

@@ -8,7 +8,9 @@ looked at here; the server takes a one-way checksum of its API key's value from 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -73,14 +75,14 @@ class SecretCheck(pulumi.ComponentResource):
     def __init__(self, name: str, config: ServingConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:SecretCheck", name, None, opts)
         namespace = config.namespace
-        self._data: dict[str, pulumi.Output[dict]] = {}
+        self._data: dict[str, pulumi.Output[Any]] = {}
         checks = []
         for need in grouped_needs(config):
             secret = k8s.core.v1.Secret.get(
                 f"{name}-{need.secret}", f"{namespace}/{need.secret}", opts=pulumi.ResourceOptions(parent=self)
             )
             self._data[need.secret] = secret.data
-            checks.append(secret.data.apply(lambda data, need=need: _missing_keys(need, namespace, data)))
+            checks.append(secret.data.apply(functools.partial(_missing_keys, need, namespace)))
         self._passed = pulumi.Output.all(*checks)
         self.register_outputs({})
 

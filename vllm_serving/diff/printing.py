@@ -51,6 +51,7 @@ def _object(resource: dict[str, Any]) -> str:
 
 def _heading(change: ResourceChange) -> str:
     resource = change.new or change.old
+    assert resource is not None, "a change has an old side, a new side, or both"
     manifest = resource.get("manifest")
     if manifest is None:
         return f"{_SYMBOL[change.action]} {resource['type']} {resource['name']}"

@@ -110,9 +110,9 @@ def classify(kind: str, old: dict, new: dict, change: FieldChange, replace_on_ch
                 change.effects.append(Effect(effect, why))
             break
     if kind == "PersistentVolumeClaim" and change.path == ("spec", "resources", "requests", "storage"):
-        effect = _storage_effect(change)
-        if effect:
-            change.effects.append(effect)
+        storage_effect = _storage_effect(change)
+        if storage_effect:
+            change.effects.append(storage_effect)
     listed = any(_matches_option(change.path, pattern) for pattern in replace_on_changes)
     if listed and not any(e.kind == REPLACE for e in change.effects):
             change.effects.append(Effect(REPLACE, "the resource's replaceOnChanges option lists this field"))
