@@ -56,6 +56,17 @@ class ModelSource(StrictModel):
     if TYPE_CHECKING:  # declared by each kind, in its own place among that kind's keys
         existingSecret: str
 
+    # Every kind has these two keys (declared in its own place): one check for all of them.
+    @field_validator("files", check_fields=False)
+    @classmethod
+    def _files(cls, value: str) -> str:
+        return bounded_text(value, "files")
+
+    @field_validator("existingSecret", check_fields=False)
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return dns1123_subdomain(value, "Secret name")
+
     def spec(self) -> dict[str, str]:
         """What identifies the downloaded bytes; a change to any of it means a new download."""
         raise NotImplementedError
@@ -100,16 +111,6 @@ class HuggingFaceSource(ModelSource):
     def _revision(cls, value: str) -> str:
         return value and git_ref(value, "revision")
 
-    @field_validator("files")
-    @classmethod
-    def _files(cls, value: str) -> str:
-        return bounded_text(value, "files")
-
-    @field_validator("existingSecret")
-    @classmethod
-    def _secret(cls, value: str) -> str:
-        return dns1123_subdomain(value, "Secret name")
-
     def spec(self) -> dict[str, str]:
         return {"id": self.id, "revision": self.revision, "files": self.files}
 
@@ -152,16 +153,6 @@ class GitSource(ModelSource):
     def _ref(cls, value: str) -> str:
         return value and git_ref(value, "git ref")
 
-    @field_validator("files")
-    @classmethod
-    def _files(cls, value: str) -> str:
-        return bounded_text(value, "files")
-
-    @field_validator("existingSecret")
-    @classmethod
-    def _secret(cls, value: str) -> str:
-        return dns1123_subdomain(value, "Secret name")
-
     def spec(self) -> dict[str, str]:
         # `files` joins the spec only when set, so that a stack without it keeps its fingerprint
         # (and its downloaded directory) across the upgrade that added the key.
@@ -193,16 +184,6 @@ class S3Source(ModelSource):
     @classmethod
     def _url(cls, value: str) -> str:
         return value and s3_url(value)
-
-    @field_validator("files")
-    @classmethod
-    def _files(cls, value: str) -> str:
-        return bounded_text(value, "files")
-
-    @field_validator("existingSecret")
-    @classmethod
-    def _secret(cls, value: str) -> str:
-        return dns1123_subdomain(value, "Secret name")
 
     def spec(self) -> dict[str, str]:
         # As for git: `files` is in the spec only when set, so existing fingerprints stay.
