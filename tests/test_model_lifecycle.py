@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from components.config import parse_config
 from components.storage.download import SCRIPTS_DIR
 from tests.conftest import HF_MODEL, container, env_of, problems, render_values
+from tests.download.test_prune_versions import version as prune_test_version
 
 
 def job_name(rendering):
@@ -163,16 +163,8 @@ def test_extra_args_cannot_override_what_the_program_sets(argument, key):
 
 
 def make_version(root: Path, version: str, complete: bool, age: int = 0) -> Path:
-    directory = root / version
-    directory.mkdir(parents=True)
-    (directory / "model.safetensors").write_bytes(b"weights")
-    (directory / ".vllm-serving-owner").write_text("stack\n")  # prune removes only its own stack's versions
-    if complete:
-        marker = directory / ".vllm-serving-complete"
-        marker.write_text(version + "\n")
-        stamp = time.time() - age
-        os.utime(marker, (stamp, stamp))
-    return directory
+    # Owned by "stack": prune removes only its own stack's versions (tests/download/test_prune_versions.py).
+    return prune_test_version(root, version, "stack", complete, age)
 
 
 SHELLS = [shell for shell in ("dash", "busybox") if shutil.which(shell)] or ["sh"]
