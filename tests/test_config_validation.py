@@ -546,3 +546,15 @@ def test_the_option_list_generator_applies_vllms_rules(tmp_path):
         "-h", "--help", "--headless", "--lora-modules", "--port", "--allow-credentials", "--no-allow-credentials",
         "--max-model-len", "-mml", "--enable-sleep-mode", "--no-enable-sleep-mode", "--disable-sleep-mode", "--hf-token",
     ])
+
+
+def test_a_bare_extra_arg_is_refused_since_vllm_could_read_it_as_the_model():
+    # `vllm serve` takes an optional positional model_tag in place of --model.
+    found, _ = problems({
+        "model": {"deployName": "m", "source": "huggingface", "huggingface": {"id": "org/m"}},
+        "server": {"extraArgs": ["--max-model-len", "4321", "/tmp/other-model"]},
+    })
+    assert set(found) == {"server.extraArgs[1]", "server.extraArgs[2]"}
+    assert "4321" not in found["server.extraArgs[1]"]  # a bare item may be a secret: never shown
+    assert "could read a bare item as the model to serve" in found["server.extraArgs[2]"]
+    assert "--max-model-len=8192" in found["server.extraArgs[1]"]

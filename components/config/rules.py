@@ -168,6 +168,21 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
     typed = _typed_keys_set(config)
     for index, argument in enumerate(config.server.extraArgs):
         path = f"server.extraArgs.{index}"
+        if not argument.startswith("-"):
+            # vLLM's parser has an optional positional, model_tag (vllm/entrypoints/common/cli_args.py,
+            # make_arg_parser), which `vllm serve` puts in place of --model: a bare item could be read
+            # as the model to serve. A flag and its value go in one item, so none is ever bare.
+            problems.append((
+                path,
+                # The value is not shown: a bare item may be the secret a flag before it takes.
+                (
+                    "is not a flag: vLLM's parser could read a bare item as the model to "
+                    "serve (its positional model_tag), in place of --model; write each flag with its value "
+                    "in one item, e.g. --max-model-len=8192"
+                ),
+                {"server.extraArgs"},
+            ))
+            continue
         expansion = kubernetes_expansion(argument)
         if expansion:
             problems.append((
