@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 
 from .checksum import secret_checksum
 from .config import EnvVar
-from .labels import common_labels
+from .secret_values import secret_of_values
 
 
 def env_var_args(env: list[EnvVar], secret_name: pulumi.Input[str] | None = None) -> list[k8s.core.v1.EnvVarArgs]:
@@ -57,18 +57,9 @@ class EnvSecret(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EnvSecretArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:EnvSecret", name, None, opts)
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.deploy_name}-env",
-                namespace=args.namespace,
-                labels=common_labels(args.deploy_name, "env", args.version),
-            ),
-            type="Opaque",
-            string_data={
-                var.name: pulumi.Output.secret(var.value) for var in args.env if var.value is not None
-            },
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+        secret = secret_of_values(
+            self, f"{name}-secret", deploy_name=args.deploy_name, namespace=args.namespace, component="env",
+            version=args.version, values={var.name: var.value for var in args.env if var.value is not None},
         )
         self.secret_name = secret.metadata.name
         self.register_outputs({"secretName": self.secret_name})

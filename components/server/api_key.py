@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
 from ..checksum import secret_checksum
-from ..labels import common_labels
+from ..secret_values import secret_of_values
 
 API_KEY_KEY = "apiKey"
 
@@ -36,17 +35,9 @@ class ApiKeySecret(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ApiKeySecretArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vllm-serving:index:ApiKeySecret", name, None, opts)
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.deploy_name}-api-key",
-                namespace=args.namespace,
-                labels=common_labels(args.deploy_name, "api-key", args.version),
-            ),
-            type="Opaque",
-            # Output.secret keeps the value encrypted in Pulumi's state and masked in its output.
-            string_data={API_KEY_KEY: pulumi.Output.secret(args.api_key.get_secret_value())},
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+        secret = secret_of_values(
+            self, f"{name}-secret", deploy_name=args.deploy_name, namespace=args.namespace, component="api-key",
+            version=args.version, values={API_KEY_KEY: args.api_key.get_secret_value()},
         )
         self.secret_name = secret.metadata.name
         self.register_outputs({"secretName": self.secret_name})
