@@ -4,6 +4,11 @@ Run by download.sh as `python3 hf_download.py` inside the vllm/vllm-openai image
 whose huggingface_hub may be any 0.x, 1.x or later release: only the Python API
 calls that exist across all of them are used (no CLI, whose flags changed).
 
+huggingface_hub lists the repository and resolves the revision. The bytes go through
+its Xet client (snapshot_download) when Xet is on and hf_xet is installed, and
+otherwise, over plain HTTP, through hf_http.py beside this file, which costs a third
+of huggingface_hub's own HTTP loop in CPU (see hf_http.py).
+
 Environment: HF_MODEL_ID, HF_REVISION (empty: main), HF_FILES (comma-separated
 names or globs; empty: the selection rule of select_files.sh), HF_TOKEN (optional),
 HF_MAX_WORKERS (default 8), DOWNLOAD_PROGRESS_SECONDS (default 30), MODEL_DIR;
@@ -30,6 +35,9 @@ from collections.abc import Iterable
 # The selection rule is select_files.sh (one POSIX awk program): the git and S3 downloads run the
 # same file in their alpine images, so every source selects alike. It sits beside this file.
 SELECT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "select_files.sh")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from hf_http import STAGING, HubFiles, TransferError, finish_commit, start_commit  # noqa: E402 (beside this file)
 
 
 class SelectionError(Exception):
@@ -101,8 +109,8 @@ class _Progress:
             with contextlib.suppress(OSError):
                 done += os.path.getsize(os.path.join(self.model_dir, name))
         # huggingface_hub writes into .incomplete files under local_dir/.cache/huggingface/download/
-        # (local_dir/.huggingface/ before 0.24).
-        for metadata in (os.path.join(".cache", "huggingface"), ".huggingface"):
+        # (local_dir/.huggingface/ before 0.24), hf_http.py under STAGING.
+        for metadata in (os.path.join(".cache", "huggingface"), ".huggingface", STAGING):
             for root, _, names in os.walk(os.path.join(self.model_dir, metadata)):
                 for name in names:
                     if name.endswith(".incomplete"):
@@ -129,6 +137,10 @@ def _why(error: BaseException, token: str | None) -> str:
     """One line saying why the Hub refused, never containing the token."""
     kinds = {cls.__name__ for cls in type(error).__mro__}
     status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(error, TransferError):
+        status = error.status
+        if status not in (401, 403, 404):
+            return str(error).replace(token, "***") if token else str(error)
     given = "the token from the Secret's `token` key"
     if "GatedRepoError" in kinds or ("RepositoryNotFoundError" not in kinds and status in (401, 403)):
         if token:
@@ -142,7 +154,7 @@ def _why(error: BaseException, token: str | None) -> str:
     elif "RepositoryNotFoundError" in kinds:
         why = ("repository not found (check model.huggingface.id), or private and "
                + (f"{given} has no access to it" if token else "no token was given"))
-    elif "EntryNotFoundError" in kinds or "RemoteEntryNotFoundError" in kinds:
+    elif "EntryNotFoundError" in kinds or "RemoteEntryNotFoundError" in kinds or status == 404:
         why = f"a listed file is missing on the server: {str(error).splitlines()[0] if str(error) else ''}"
     elif kinds & {"ConnectError", "ConnectionError", "ConnectTimeout", "TimeoutException", "Timeout", "ProxyError"}:
         endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
@@ -153,6 +165,24 @@ def _why(error: BaseException, token: str | None) -> str:
     if token:
         why = why.replace(token, "***")
     return why
+
+
+def _download_timeout() -> float:
+    """huggingface_hub's HF_HUB_DOWNLOAD_TIMEOUT (default 10 s): how long a read may wait for a byte."""
+    try:
+        return max(float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "").strip() or 10), 1.0)
+    except ValueError:
+        return 10.0
+
+
+def _xet_on(huggingface_hub: object) -> bool:
+    """Whether huggingface_hub would move the bytes with Xet: a release that knows Xet, hf_xet
+    installed, and HF_HUB_DISABLE_XET not set (read as huggingface_hub reads it)."""
+    import importlib.util
+
+    disabled = os.environ.get("HF_HUB_DISABLE_XET", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    knows_xet = hasattr(getattr(huggingface_hub, "constants", None), "HF_HUB_DISABLE_XET")
+    return knows_xet and not disabled and importlib.util.find_spec("hf_xet") is not None
 
 
 def main() -> int:  # noqa: PLR0912, PLR0915 - the download, step by step, as its log reads
@@ -187,7 +217,8 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - the download, step by step, as it
 
     try:
         import huggingface_hub
-        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+        from huggingface_hub import HfApi, hf_hub_download, hf_hub_url, snapshot_download
+        from huggingface_hub.utils import build_hf_headers
     except ImportError as error:
         print(f"{what}: huggingface_hub is not installed in the download image ({error})", file=sys.stderr)
         return 2
@@ -201,31 +232,45 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - the download, step by step, as it
         sizes = {s.rfilename: (s.size or 0) for s in (info.siblings or [])}
         if not sizes:
             sizes = dict.fromkeys(api.list_repo_files(repo_id, revision=commit), 0)
+        xet = _xet_on(huggingface_hub)
+        http = None
+        if not xet:
+            start_commit(model_dir, commit)
+            http = HubFiles(model_dir=model_dir, url_of=lambda name: hf_hub_url(repo_id, name, revision=commit),
+                            headers=build_hf_headers(token=token), timeout=_download_timeout(),
+                            redact=lambda text: text.replace(token, "***") if token else text)
         index = index_to_read(sizes, files)
         index_json = None
         if index is not None:
-            path = hf_hub_download(repo_id, index, revision=commit, local_dir=model_dir, token=token)
+            if http is None:
+                path = hf_hub_download(repo_id, index, revision=commit, local_dir=model_dir, token=token)
+            else:
+                path = http.fetch(index, sizes.get(index) or None)
             with open(path, encoding="utf-8") as handle:
                 index_json = handle.read()
         selected = select_files(sizes, files, index_json)
         total = sum(sizes.get(name, 0) for name in selected)
         print(
             f"huggingface: {repo_id} at {commit} (huggingface_hub {huggingface_hub.__version__}): "
-            f"{len(selected)} of {len(sizes)} files, {_human(total)}, {workers} parallel downloads",
+            f"{len(selected)} of {len(sizes)} files, {_human(total)}, {workers} parallel downloads "
+            f"({'Xet' if xet else 'HTTP'})",
             flush=True,
         )
         for name in selected:
             print(f"huggingface:   {name} ({_human(sizes.get(name, 0))})", flush=True)
         started = time.monotonic()
         with _Progress(model_dir, selected, total, interval):
-            snapshot_download(
-                repo_id,
-                revision=commit,
-                local_dir=model_dir,
-                allow_patterns=[_fnmatch_literal(name) for name in selected],
-                max_workers=workers,
-                token=token,
-            )
+            if http is None:
+                snapshot_download(
+                    repo_id,
+                    revision=commit,
+                    local_dir=model_dir,
+                    allow_patterns=[_fnmatch_literal(name) for name in selected],
+                    max_workers=workers,
+                    token=token,
+                )
+            else:
+                http.fetch_all(selected, sizes, workers)
         missing = [name for name in selected if not os.path.isfile(os.path.join(model_dir, name))]
         if missing:
             raise SelectionError(f"files missing after the download: {', '.join(missing)}")
@@ -239,6 +284,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - the download, step by step, as it
     except Exception as error:  # one line for the Job's log, whatever the client version raised
         print(f"{what}: {_why(error, token)}", file=sys.stderr)
         return 1
+    finish_commit(model_dir)
     elapsed = max(time.monotonic() - started, 1e-6)
     print(f"huggingface: downloaded {_human(total)} in {elapsed:.1f} s ({_human(total / elapsed)}/s)", flush=True)
     return 0

@@ -29,10 +29,13 @@ class Request:
 
 @dataclass
 class Stall:
-    """Stop sending `name` after `after` bytes until released (or the client goes away)."""
+    """Stop sending `name` after `after` bytes until released (or the client goes away); `once`:
+    only the first response that reaches `after` stalls, later requests are served in full."""
 
     name: str
     after: int
+    once: bool = False
+    spent: bool = False
     reached: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -75,9 +78,13 @@ class RecordingServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
 
-    def stall(self, name: str, after: int) -> Stall:
-        stall = self.stalls[name] = Stall(name, after)
+    def stall(self, name: str, after: int, once: bool = False) -> Stall:
+        stall = self.stalls[name] = Stall(name, after, once)
         return stall
+
+    def active_stall(self, name: str) -> Stall | None:
+        stall = self.stalls.get(name)
+        return None if stall is None or stall.spent else stall
 
     def clear(self) -> None:
         with self.lock:
@@ -153,7 +160,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        stall = self.server.stalls.get(name)
+        stall = self.server.active_stall(name)
         cut = self.server.cuts.get(name)
         with path.open("rb") as handle:
             offset, remaining = start, end - start + 1
@@ -169,6 +176,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
                 if stall and offset + count > stall.after >= offset:
                     count = max(stall.after - offset, 0)
                     if count == 0:
+                        stall.spent = stall.once
                         stall.reached.set()
                         # Hold the connection open, sending nothing, as a stuck transfer would.
                         stall.release.wait(60)

@@ -24,7 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .http_util import RecordingHandler, RecordingServer, sha256_file
 
@@ -89,6 +89,8 @@ class FakeHub(RecordingServer):
     def __init__(self) -> None:
         super().__init__(_HubHandler)
         self.repos: dict[str, HubRepo] = {}
+        # Another server that GETs of LFS files are redirected to, as the Hub sends them to its CDN.
+        self.lfs_redirect: FakeHub | None = None
 
     def add_repo(self, repo_id: str, gated: bool = False, token: str | None = None, xet: bool = False) -> HubRepo:
         repo = self.repos[repo_id] = HubRepo(repo_id, gated=gated, token=token, xet=xet)
@@ -236,6 +238,11 @@ class _HubHandler(RecordingHandler):
         info = repo.commits[sha].get(name)
         if info is None:
             _error(self, 404, "EntryNotFound", f"{name} does not exist on {revision}")
+            return
+        cdn = self.server.lfs_redirect
+        if cdn is not None and info.sha256 and self.command == "GET":
+            cdn.repos.setdefault(repo_id, repo)
+            self.reply(302, headers={"Location": f"{cdn.url}/{repo_id}/resolve/{sha}/{quote(name)}"})
             return
         headers = {"X-Repo-Commit": sha, "ETag": f'"{info.sha256 or info.blob_id}"'}
         if info.sha256:

@@ -191,11 +191,9 @@ def test_killed_mid_transfer_then_resumed(hub, model_repo, dash_downloader):
     second = hub.stall("model-00002-of-00002.safetensors", after=MiB // 2)
     process = dash_downloader.start(**hf_env(hub, HF_MAX_WORKERS="4", DOWNLOAD_PROGRESS_SECONDS="0.1"))
     try:
-        # huggingface_hub records a finished file in a metadata file, after moving it into place.
-        done = [dash_downloader.model_dir / base / "download" / "config.json.metadata"
-                for base in (".cache/huggingface", ".huggingface")]
-        hub.wait_for(lambda: first.reached.is_set() and second.reached.is_set()
-                     and any(p.is_file() and p.stat().st_size > 0 for p in done))
+        # A file is moved into place once it is whole (hf_http.py): config.json has finished.
+        done = dash_downloader.model_dir / "config.json"
+        hub.wait_for(lambda: first.reached.is_set() and second.reached.is_set() and done.is_file())
         hub.wait_for(lambda: "huggingface: progress" in dash_downloader.output_so_far())
     finally:
         killed = dash_downloader.kill(process)
@@ -258,3 +256,69 @@ def test_xet_offer_is_taken_when_turned_on(hub, xet_repo, dash_downloader):
         if process.poll() is None:
             dash_downloader.kill(process)
     assert hub.xet_requests()
+
+
+# --- the plain-HTTP transfer (hf_http.py): Xet off, as with a mirror -----------------------------
+
+
+def test_a_stalled_transfer_resumes_from_its_bytes(hub, model_repo, dash_downloader):
+    """A shard stops arriving after 1 MiB: after HF_HUB_DOWNLOAD_TIMEOUT the same run asks for
+    the rest with a Range request and ends with the right bytes, none of the first MiB sent twice."""
+    _, main, _ = model_repo
+    name = "model-00001-of-00002.safetensors"
+    hub.stall(name, after=MiB, once=True)
+    result = dash_downloader.run(**hf_env(hub, HF_HUB_DOWNLOAD_TIMEOUT="1"))
+    assert result.returncode == 0, result.output
+    assert model_files(dash_downloader) == expected(main, SELECTED)
+    gets = [r for r in hub.file_requests() if r.method == "GET" and r.path.endswith(name)]
+    assert [r.headers.get("range") for r in gets] == [None, f"bytes={MiB}-"]
+    assert hub.sent[name] == main[name].stat().st_size
+    assert "(HTTP)" in result.stdout
+
+
+def test_token_goes_to_the_endpoint_only_never_to_the_cdn(hub, model_repo, dash_downloader):
+    """The Hub redirects LFS files to its CDN with a signed URL: the token stays with the Hub."""
+    from .hub_fake import FakeHub
+
+    _, main, _ = model_repo
+    cdn = FakeHub().start()
+    try:
+        hub.lfs_redirect = cdn
+        result = dash_downloader.run(**hf_env(hub), HF_TOKEN=TOKEN)
+        assert result.returncode == 0, result.output
+        assert model_files(dash_downloader) == expected(main, SELECTED)
+        cdn_gets = [r for r in cdn.file_requests() if r.method == "GET"]
+        assert {r.path.rsplit("/", 1)[-1] for r in cdn_gets} >= {
+            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
+        assert all("authorization" not in r.headers for r in cdn_gets)
+        assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.file_requests())
+    finally:
+        cdn.stop()
+    assert TOKEN not in result.output
+
+
+def test_files_of_an_older_commit_of_the_same_spec_are_removed_not_trusted(hub, model_repo, dash_downloader):
+    """An attempt cut short while `main` pointed at another commit left files placed for it: the
+    next attempt removes those, fetches over a same-named file it did not place, and keeps a file
+    that is not its own."""
+    _, main, _ = model_repo
+    model_dir = dash_downloader.model_dir
+    (model_dir / ".vllm-serving-partial").write_text("0123456789ab\n")
+    staging = model_dir / ".cache" / "vllm-serving"
+    staging.mkdir(parents=True)
+    (staging / "commit").write_text("0" * 40 + "\n")
+    (staging / "placed").write_text("model-00003-of-00003.safetensors\n")
+    (model_dir / "model-00003-of-00003.safetensors").write_bytes(b"old shard")
+    # config.json of the right size, wrong bytes, not placed by this code: fetched again.
+    (model_dir / "config.json").write_bytes(b"x" * main["config.json"].stat().st_size)
+    (model_dir / "notes.txt").write_text("kept")
+    result = dash_downloader.run(**hf_env(hub))
+    assert result.returncode == 0, result.output
+    assert model_files(dash_downloader) == {**expected(main, SELECTED), "notes.txt": sha256_text("kept")}
+    assert not staging.exists()
+
+
+def sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
