@@ -156,6 +156,10 @@ def _why(error: BaseException, token: str | None) -> str:
                + (f"{given} has no access to it" if token else "no token was given"))
     elif "EntryNotFoundError" in kinds or "RemoteEntryNotFoundError" in kinds or status == 404:
         why = f"a listed file is missing on the server: {str(error).splitlines()[0] if str(error) else ''}"
+    elif _untrusted_certificate(error):
+        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        why = (f"the TLS certificate of {endpoint} is not trusted: put the CA that signed it in the image, or "
+               "name a bundle holding it in env (SSL_CERT_FILE; REQUESTS_CA_BUNDLE for huggingface_hub 0.x)")
     elif kinds & {"ConnectError", "ConnectionError", "ConnectTimeout", "TimeoutException", "Timeout", "ProxyError"}:
         endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
         why = f"cannot reach {endpoint} ({type(error).__name__}); check HF_ENDPOINT and the proxy settings"
@@ -165,6 +169,17 @@ def _why(error: BaseException, token: str | None) -> str:
     if token:
         why = why.replace(token, "***")
     return why
+
+
+def _untrusted_certificate(error: BaseException | None) -> bool:
+    """Whether a certificate check failed anywhere in the error's chain (httpx and requests wrap
+    the ssl module's error in their own)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def _download_timeout() -> float:

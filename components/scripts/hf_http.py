@@ -31,6 +31,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -65,6 +66,21 @@ class _NoTokenAcrossHosts(urllib.request.HTTPRedirectHandler):
         if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
             new.remove_header("Authorization")
         return new
+
+
+def tls_context() -> ssl.SSLContext:
+    """The CAs huggingface_hub's own client would trust: a bundle named in REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE (requests, under huggingface_hub 0.x) or SSL_CERT_FILE / SSL_CERT_DIR (httpx,
+    1.x and later; OpenSSL reads those two itself), else the system's, else certifi's when the
+    image has no system store."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    context = ssl.create_default_context(cafile=bundle)
+    if bundle is None and not context.cert_store_stats().get("x509_ca"):
+        with contextlib.suppress(ImportError):
+            import certifi  # huggingface_hub's clients depend on it
+
+            context.load_verify_locations(cafile=certifi.where())
+    return context
 
 
 def staging_dir(model_dir: str) -> str:
@@ -109,7 +125,7 @@ class HubFiles:
     def __init__(self, *, model_dir: str, url_of: Callable[[str], str], headers: dict[str, str],
                  timeout: float, redact: Callable[[str], str]):
         self.model_dir, self.url_of, self.headers, self.timeout, self.redact = model_dir, url_of, headers, timeout, redact
-        self.opener = urllib.request.build_opener(_NoTokenAcrossHosts)
+        self.opener = urllib.request.build_opener(_NoTokenAcrossHosts, urllib.request.HTTPSHandler(context=tls_context()))
         self.stop = threading.Event()
         self.placed = _placed(model_dir)
         self.lock = threading.Lock()

@@ -57,9 +57,21 @@ class RecordingServer(ThreadingHTTPServer):
         # A short poll interval: stop() waits for the loop to notice, once per test.
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
+    scheme = "http"
+
+    def serve_tls(self, certificate: Path, key: Path) -> Self:
+        """Serve HTTPS with this certificate (before start())."""
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https"
+        return self
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def start(self) -> Self:
         self.thread.start()

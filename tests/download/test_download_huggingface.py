@@ -322,3 +322,56 @@ def sha256_text(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def private_ca(tmp_path):
+    """A self-signed certificate for 127.0.0.1, as a private mirror's CA would issue one."""
+    from .conftest import require_tool
+
+    require_tool("openssl")
+    certificate, key = tmp_path / "ca.pem", tmp_path / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mirror",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True)
+    return certificate, key
+
+
+def test_a_mirror_behind_a_private_ca(private_ca, random_file, dash_downloader):
+    """HTTPS to a mirror whose certificate only a private CA vouches for, named as users name it
+    (SSL_CERT_FILE for httpx, huggingface_hub 1.x and later; REQUESTS_CA_BUNDLE for requests, 0.x):
+    huggingface_hub's listing and hf_http.py's transfer both trust it, and without it the message
+    says what to set."""
+    from .hub_fake import FakeHub
+
+    certificate, key = private_ca
+    hub = FakeHub().serve_tls(certificate, key).start()
+    try:
+        files = {"config.json": random_file("config.json", 300), "model.safetensors": random_file("w", 2 * MiB)}
+        hub.add_repo("acme/tiny-llm").commit(files)
+        result = dash_downloader.run(**hf_env(hub), SSL_CERT_FILE=str(certificate), REQUESTS_CA_BUNDLE=str(certificate))
+        assert result.returncode == 0, result.output
+        assert model_files(dash_downloader) == expected(files, ["config.json", "model.safetensors"])
+        assert "(HTTP)" in result.stdout
+        untrusted = dash_downloader.run(**hf_env(hub), SOURCE_FINGERPRINT="another-spec")
+        assert untrusted.returncode != 0
+        assert "the TLS certificate of https://127.0.0.1:" in untrusted.last_error_line
+        assert "is not trusted" in untrusted.last_error_line
+    finally:
+        hub.stop()
+
+
+def test_a_ca_bundle_named_for_requests_is_trusted_too(private_ca, monkeypatch):
+    """Images with huggingface_hub 0.x (requests) name their CA bundle in REQUESTS_CA_BUNDLE."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "components" / "scripts"))
+    try:
+        import hf_http
+    finally:
+        sys.path.pop(0)
+    certificate, _ = private_ca
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    subjects = [dict(part[0] for part in cert["subject"]) for cert in hf_http.tls_context().get_ca_certs()]
+    assert {"commonName": "mirror"} in subjects
