@@ -300,7 +300,7 @@ def measure(measured: dict[str, dict[str, Callable[[], None]]], models: dict[str
             rounds: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
     """Seconds per model and source, and the big model's client CPU seconds per source. A round
     runs each source (the bound first) on each model in turn, so a neighbour's load hits all alike."""
-    seconds = {model: {name: [] for name in runs} for model, runs in measured.items()}
+    seconds: dict[str, dict[str, list[float]]] = {model: {name: [] for name in runs} for model, runs in measured.items()}
     cpu: dict[str, list[float]] = {name: [] for name in measured["model"]}
     for round_number in range(rounds):
         for name in measured["model"]:

@@ -368,7 +368,7 @@ def test_a_ca_bundle_named_for_requests_is_trusted_too(private_ca, monkeypatch):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "components" / "scripts"))
     try:
-        import hf_http
+        import hf_http  # type: ignore[import-not-found]  # a script of the download image, put on the path above
     finally:
         sys.path.pop(0)
     certificate, _ = private_ca
