@@ -12,8 +12,9 @@ import textwrap
 
 import pytest
 
+from tests.examples import EXAMPLE_STACK_FILES
 from vllm_serving import sdk_internals
-from vllm_serving.render import render_config
+from vllm_serving.render import render, render_config
 
 
 @pytest.mark.parametrize("internal", sdk_internals.INTERNALS, ids=lambda i: f"{i.module}.{i.name}")
@@ -23,12 +24,14 @@ def test_each_sdk_internal_exists_with_the_parameters_the_harness_passes(interna
         module = importlib.import_module(internal.module)
     except ImportError as error:
         pytest.fail(f"Pulumi SDK upgrade: module {internal.module} is gone ({error}); needed because it {internal.why}")
-    if not hasattr(module, internal.name):
-        pytest.fail(f"Pulumi SDK upgrade: {symbol} is gone; the render harness needs it because it {internal.why}")
+    target = module
+    for part in internal.name.split("."):  # a class's attribute is named Class.attribute
+        if not hasattr(target, part):
+            pytest.fail(f"Pulumi SDK upgrade: {symbol} is gone; the render harness needs it because it {internal.why}")
+        target = getattr(target, part)
     if not internal.parameters:
         return
-    target = getattr(module, internal.name)
-    signature = inspect.signature(target.__init__ if inspect.isclass(target) else target)
+    signature = inspect.signature(target)
     missing = [name for name in internal.parameters if name not in signature.parameters]
     assert not missing, f"Pulumi SDK upgrade: {symbol}{signature} no longer takes {missing}; it {internal.why}"
 
@@ -111,3 +114,24 @@ def test_a_render_skips_the_stack_walk_and_puts_it_back(monkeypatch):
     assert rendering.one("Deployment")
     assert walks == []  # not one walk for the dozen registrations
     assert resource._get_stack_trace is counting_walk
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACK_FILES, ids=lambda path: path.name)
+def test_the_echoed_registration_answers_what_the_mock_monitor_would(stack, monkeypatch):
+    """echo_registration skips the mock's serializing of a state that is the inputs again: the
+    program must see the same URN, id and outputs as from MockMonitor.RegisterResource itself."""
+    echo = sdk_internals.echo_registration
+    compared = []
+
+    def both(monitor, request):
+        inputs, response = echo(monitor, request)
+        own = sdk_internals.MockMonitor.RegisterResource(monitor, request)
+        assert (response.urn, response.id) == (own.urn, own.id)
+        assert sdk_internals.deserialize_properties(response.object) == sdk_internals.deserialize_properties(own.object)
+        assert inputs == sdk_internals.deserialize_properties(request.object)
+        compared.append(request.name)
+        return inputs, response
+
+    monkeypatch.setattr(sdk_internals, "echo_registration", both)
+    render(stack)
+    assert len(compared) >= 5  # every registration but the stack's own and the Secret reads

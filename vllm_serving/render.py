@@ -126,36 +126,41 @@ class _RecordingMonitor(sdk_internals.MockMonitor):
         self.outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            timeouts = request.customTimeouts
-            self.registrations.append(
-                RenderedResource(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    inputs=sdk_internals.deserialize_properties(request.object),
-                    parent=request.parent,
-                    dependencies=list(request.dependencies),
-                    custom=request.custom,
-                    options={
-                        "protect": request.protect if request.HasField("protect") else False,
-                        "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
-                        "deleteBeforeReplace": request.deleteBeforeReplace,
-                        "replaceOnChanges": list(request.replaceOnChanges),
-                        **_aliases(request),
-                        "customTimeouts": {
-                            key: value
-                            for key, value in (
-                                ("create", timeouts.create),
-                                ("update", timeouts.update),
-                                ("delete", timeouts.delete),
-                            )
-                            if value
-                        },
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        if request.importId:  # an import: the mock answers what it read
+            response = super().RegisterResource(request)
+            inputs = sdk_internals.deserialize_properties(request.object)
+        else:
+            inputs, response = sdk_internals.echo_registration(self, request)
+        timeouts = request.customTimeouts
+        self.registrations.append(
+            RenderedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=inputs,
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                custom=request.custom,
+                options={
+                    "protect": request.protect if request.HasField("protect") else False,
+                    "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    **_aliases(request),
+                    "customTimeouts": {
+                        key: value
+                        for key, value in (
+                            ("create", timeouts.create),
+                            ("update", timeouts.update),
+                            ("delete", timeouts.delete),
+                        )
+                        if value
                     },
-                )
+                },
             )
+        )
         return response
 
     def RegisterResourceOutputs(self, request):

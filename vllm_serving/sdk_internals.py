@@ -21,8 +21,8 @@ from typing import Any
 
 from pulumi.runtime import mocks, resource, rpc, settings, stack
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.proto import source_pb2
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.proto import resource_pb2, source_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 # The mock resource monitor: a subclass records each RegisterResource request (the engine's
 # gRPC message, with the options the public Mocks API never sees: protect, dependsOn,
@@ -77,6 +77,22 @@ INTERNALS: tuple[Internal, ...] = (
         ("mocks",),
     ),
     Internal(
+        "pulumi.runtime.mocks", "MockMonitor.make_urn",
+        "the URN MockMonitor.RegisterResource answers; `echo_registration` answers the same one",
+        ("parent", "type_", "name"),
+    ),
+    Internal(
+        "pulumi.runtime.mocks", "MockMonitor.ResourceRegistration",
+        "what MockMonitor.RegisterResource records in `resources` (read by the mock's getResource "
+        "invoke and ExistsResource); `echo_registration` records the same",
+        ("urn", "id", "state"),
+    ),
+    Internal(
+        "pulumi.runtime.sync_await", "_ensure_event_loop",
+        "MockMonitor.RegisterResource makes sure the executor thread it runs on has an event loop "
+        "before deserializing (resource references need one); `echo_registration` does the same",
+    ),
+    Internal(
         "pulumi.runtime.rpc", "deserialize_properties",
         "turns a request's protobuf Struct back into the program's values, as the engine would "
         "see them (a secret stays wrapped in its signature dict, which manifests.normalize reads)",
@@ -99,6 +115,34 @@ INTERNALS: tuple[Internal, ...] = (
 def deserialize_properties(struct: Any) -> Any:
     """A protobuf Struct from a monitor request, as plain values."""
     return rpc.deserialize_properties(struct)
+
+
+def echo_registration(monitor: MockMonitor, request: Any) -> tuple[dict[str, Any], Any]:
+    """MockMonitor.RegisterResource for a registration whose mocked state is its inputs: the
+    deserialized inputs, and the response (URN, id, state).
+
+    The mock deserializes the request's properties, asks `monitor.mocks.new_resource`, then
+    serializes the state it answers back into the response, on its own event loop: about a
+    tenth of a render, for a state that is the request's properties again. Here the request's
+    properties are the response's state as they stand, which the SDK deserializes to the same
+    values (a secret's marker moves up to the map that holds it either way), and the inputs
+    are deserialized once, for the caller to record. A state that differs from the inputs
+    (a mock that answers something else) is serialized as the mock does. The request's resource
+    transforms are not resolved for the mocks: the program registers none, and no mock here reads them.
+    """
+    urn = monitor.make_urn(request.parent, request.type, request.name)
+    _ensure_event_loop()  # see INTERNALS
+    inputs = rpc.deserialize_properties(request.object)
+    args = mocks.MockResourceArgs(
+        typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+        resource_id=request.importId, custom=request.custom or False,
+    )
+    # Optional[str] as the mock's own code passes it on (None: an empty id in the response).
+    answer: tuple[Any, dict] = monitor.mocks.new_resource(args)
+    resource_id, state = answer
+    monitor.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
+    state_proto = request.object if state == inputs else _sync_await(rpc.serialize_properties(state, {}))
+    return inputs, resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=state_proto)
 
 
 def run_program(  # noqa: PLR0917 -- render.py, outside this change, passes all six by position
