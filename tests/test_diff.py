@@ -23,10 +23,12 @@ import yaml
 
 from tests.conftest import HF_MODEL, render_values
 from vllm_serving import cli, diff
-from vllm_serving.diff import REFUSED, REPLACE, RESTART, Side, compare, render_markdown, render_text
+from vllm_serving import render as render_module
+from vllm_serving.diff import REFUSED, REPLACE, RESTART, Side, compare, render_markdown, render_text, same_code
 from vllm_serving.render import rendering_as_json
 from vllm_serving.stack_file import PROJECT_ROOT
 
+REAL_RUNNING_TREE = same_code.running_tree
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
@@ -61,6 +63,19 @@ def committed_project(tmp_path_factory) -> Path:
 def repo(committed_project: Path, tmp_path: Path) -> Path:
     """A private copy of the committed project, free to edit."""
     return Path(shutil.copytree(committed_project, tmp_path / "repo", symlinks=True))
+
+
+@pytest.fixture(autouse=True)
+def base_code_differs(monkeypatch):
+    """Whether a base's code is the code running here depends on the checkout the tests run from
+    (a symlinked .venv, work in progress): by default, the base renders in a subprocess of its
+    own code, as it does whenever the code differs; `same_code_as` says otherwise."""
+    monkeypatch.setattr(same_code, "running_tree", lambda: None)
+
+
+def same_code_as(monkeypatch, repo: Path) -> None:
+    """The code running here is, file for file, the code of `repo`'s working tree (a copy of it)."""
+    monkeypatch.setattr(same_code, "running_tree", lambda: REAL_RUNNING_TREE(repo))
 
 
 def stack_file(repo: Path, stack: str) -> Path:
@@ -676,3 +691,94 @@ def test_a_base_whose_render_takes_one_stack_is_rendered_once_per_stack(repo):
     assert out.getvalue().startswith("stack codellama-7b: HEAD (")
     assert "\nstack llama-3-8b-existing-claim: HEAD (" in out.getvalue()
     assert "~ spec.replicas: 2 → 3" in out.getvalue()
+
+
+# --- a base whose code is the code running here ------------------------------------------------
+
+
+def recorded_renders(monkeypatch) -> tuple[list[list[str]], list[str]]:
+    """The base subprocesses started, and the stack files rendered in this process."""
+    started: list[list[str]] = []
+    here: list[str] = []
+    real_popen, real_render = subprocess.Popen, render_module.render
+
+    def recording_popen(command, **kwargs):
+        started.append(command)
+        return real_popen(command, **kwargs)
+
+    def recording_render(stack_file, *args, **kwargs):
+        here.append(Path(stack_file).name)
+        return real_render(stack_file, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(render_module, "render", recording_render)
+    return started, here
+
+
+def test_a_base_with_this_very_code_renders_in_this_process_with_the_same_report(repo, monkeypatch):
+    edit_stack(repo, "llama-3-8b-existing-claim", lambda config: config.update({"vllm-serving:replicaCount": 3}))
+    names = ("codellama-7b", "llama-3-8b-existing-claim", "llama-3-70b-production")
+    stacks = [str(stack_file(repo, name)) for name in names]
+    by_subprocess = io.StringIO()
+    assert diff.run_many(stacks, "HEAD", "markdown", out=by_subprocess, err=io.StringIO()) == 1
+
+    same_code_as(monkeypatch, repo)
+    started, here = recorded_renders(monkeypatch)
+    in_process = io.StringIO()
+    code = diff.run_many(stacks, "HEAD", "markdown", out=in_process, err=io.StringIO())
+
+    assert code == 1
+    assert in_process.getvalue() == by_subprocess.getvalue()
+    assert [c for c in started if "render" in c] == []  # no subprocess imports Pulumi again
+    # The unchanged stacks render once for both sides, the edited one twice.
+    assert sorted(here) == sorted(
+        ["Pulumi.codellama-7b.yaml", "Pulumi.llama-3-70b-production.yaml", *["Pulumi.llama-3-8b-existing-claim.yaml"] * 2]
+    )
+
+
+def test_a_base_whose_code_differs_from_this_code_still_renders_by_its_own(repo, monkeypatch):
+    same_code_as(monkeypatch, repo)
+    labels = repo / "components" / "labels.py"
+    labels.write_text(labels.read_text().replace('PART_OF = "vllm-serving"', 'PART_OF = "vllm-serving-old"'))
+    git(repo, "commit", "-q", "-am", "older labels")
+    labels.write_text(labels.read_text().replace('PART_OF = "vllm-serving-old"', 'PART_OF = "vllm-serving"'))
+    started, _ = recorded_renders(monkeypatch)
+    code, out, _ = run_diff(repo, "codellama-7b")
+
+    assert code == 1
+    assert len([c for c in started if "render" in c]) == 1
+    _, lines = block(out, "~ Service default/codellama-7b ")
+    assert lines == ['~ metadata.labels["app.kubernetes.io/part-of"]: "vllm-serving-old" → "vllm-serving"']
+
+
+def test_a_base_that_fails_in_this_process_reports_its_own_codes_message(repo, monkeypatch):
+    original = stack_file(repo, "codellama-7b").read_text()
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:replicaCount": -1}))
+    git(repo, "commit", "-q", "-am", "broken")
+    stack_file(repo, "codellama-7b").write_text(original)
+    expected = run_diff(repo, "codellama-7b")
+
+    same_code_as(monkeypatch, repo)
+    started, _ = recorded_renders(monkeypatch)
+
+    assert run_diff(repo, "codellama-7b") == expected
+    assert expected[0] == 2 and expected[2].startswith("error: at HEAD: invalid stack config")
+    assert len([c for c in started if "render" in c]) == 1  # the base's own code, for its message
+
+
+def test_same_code_compares_every_file_but_the_stack_files(repo):
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert same_code.base_tree(repo, head, repo) == REAL_RUNNING_TREE(repo)
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:replicaCount": 3}))
+    assert same_code.base_tree(repo, head, repo) == REAL_RUNNING_TREE(repo)
+
+    (repo / "components" / "new_module.py").write_text("")  # untracked, not ignored: it may be imported
+    assert same_code.base_tree(repo, head, repo) != REAL_RUNNING_TREE(repo)
+    (repo / "components" / "new_module.py").unlink()
+    (repo / "README.md").write_text("changed")
+    assert same_code.base_tree(repo, head, repo) != REAL_RUNNING_TREE(repo)
+    (repo / "README.md").unlink()  # a file deleted from the working tree is not there
+    assert same_code.base_tree(repo, head, repo) != REAL_RUNNING_TREE(repo)
+    (repo / "link").symlink_to("components")
+    assert REAL_RUNNING_TREE(repo) is None
+

@@ -7,6 +7,12 @@ while the subprocess runs. Several stacks of one project render in ONE base subp
 A base revision whose `render` takes one stack only refuses the extra arguments (argparse's
 "unrecognized arguments", exit status 2, before rendering anything): then each stack renders in a
 subprocess of its own, as before.
+
+A base whose code is file for file the code running here (same_code.py) renders in this process
+instead: the subprocess would run the same code on the same stack file, and would first import
+Pulumi again. A stack file that is also unchanged since the base renders once, for both sides. A
+base that fails to render in this process is rendered by the subprocess after all, so that its
+error reads exactly as it always has.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from components.config import ConfigError
 from components.rename_guard import DEPLOY_NAME_OUTPUT
 
 from ..stack_file import PROJECT_ROOT, STACKS_DIR, StackFileError, stack_path
+from . import same_code
 from .model import Side, side_from_rendering
 
 
@@ -211,16 +218,79 @@ def _side_or_error(revision: _Revision, returncode: int, stdout: str, stderr: st
 
 
 def _render_working_tree(stack_file: Path, previous_outputs: dict[str, Any] | None = None) -> Side:
+    return _render_working_tree_document(stack_file, previous_outputs)[0]
+
+
+def _render_working_tree_document(
+    stack_file: Path, previous_outputs: dict[str, Any] | None = None,
+) -> tuple[Side, dict[str, Any] | None]:
+    """The working tree's side, and the rendering it was made of (None for a missing stack file)."""
     if not stack_file.is_file():
-        return Side("working tree", {}, {}, absent=f"{stack_file.name} does not exist in the working tree")
+        return Side("working tree", {}, {}, absent=f"{stack_file.name} does not exist in the working tree"), None
     # Looked up when called, so that a test can stand in for the renderer.
     from ..render import render, rendering_as_json
 
     try:
-        rendering = render(stack_path(str(stack_file)), previous_outputs=previous_outputs)
-        return side_from_rendering("working tree", rendering_as_json(rendering))
+        document = rendering_as_json(render(stack_path(str(stack_file)), previous_outputs=previous_outputs))
+        return side_from_rendering("working tree", document), document
     except (ConfigError, StackFileError) as error:
         raise DiffError(f"in the working tree: {error}") from None
+
+
+def _as_printed(document: dict[str, Any]) -> dict[str, Any]:
+    """A rendering as the base's subprocess hands it over: through its JSON line."""
+    return json.loads(json.dumps(document))
+
+
+@dataclass
+class _SameCodeBase:
+    """A stack whose base revision's code is the code running here: its stack file at the base."""
+
+    revision: _Revision
+    text: bytes
+
+    def side(self, work_document: dict[str, Any] | None, temp: Path) -> Side | None:
+        """The base side rendered here, or None when that failed (the subprocess then says why)."""
+        if work_document is not None and self.revision.stack_file.read_bytes() == self.text:
+            # The same stack file and the same code: the same rendering, once.
+            return side_from_rendering(self.revision.label, _as_printed(work_document))
+        from ..render import render, rendering_as_json
+
+        directory = Path(tempfile.mkdtemp(dir=temp))
+        base_file = directory / self.revision.stack_file.name  # the name gives the stack's name
+        base_file.write_bytes(self.text)
+        try:
+            return side_from_rendering(self.revision.label, _as_printed(rendering_as_json(render(base_file))))
+        except Exception:  # reported by the base's own code, below
+            return None
+
+
+def _same_code_bases(located: Sequence[_Revision | Exception]) -> dict[int, _SameCodeBase]:
+    """The stacks present at a base whose project holds this very code, by position in `located`,
+    with their stack files at the base (one git call per repository)."""
+    running = same_code.running_tree()
+    if running is None:
+        return {}
+    same: dict[tuple[Path, str, Path], bool] = {}
+    wanted: dict[Path, list[tuple[int, _Revision]]] = {}
+    for index, revision in enumerate(located):
+        if not isinstance(revision, _Revision) or not revision.at_base or revision.relative is None:
+            continue
+        if "\n" in revision.relative.as_posix():
+            continue
+        project = _project_dir(revision.stack_file, revision.toplevel)
+        key = (revision.toplevel, revision.commit, project)
+        if key not in same:
+            same[key] = same_code.base_tree(revision.toplevel, revision.commit, project) == running
+        if same[key]:
+            wanted.setdefault(revision.toplevel, []).append((index, revision))
+    found: dict[int, _SameCodeBase] = {}
+    for toplevel, revisions in wanted.items():
+        specs = [f"{revision.commit}:{revision.relative.as_posix()}" for _, revision in revisions if revision.relative]
+        for (index, revision), text in zip(revisions, same_code.read_blobs(toplevel, specs), strict=True):
+            if text is not None:
+                found[index] = _SameCodeBase(revision, text)
+    return found
 
 
 def _located(stack: str, base: str) -> _Revision:
@@ -232,14 +302,17 @@ def _located(stack: str, base: str) -> _Revision:
     return revision
 
 
-def _batches(located: Sequence[_Revision | Exception], temp: Path) -> dict[int, _BaseBatch]:
-    """The stacks present at the base, by project: each base commit extracted once, one batch per
-    project; keyed by the stack's position in `located`."""
+def _batches(
+    located: Sequence[_Revision | Exception], temp: Path, only: set[int] | None = None,
+) -> dict[int, _BaseBatch]:
+    """The stacks present at the base (those at positions `only`, if given), by project: each base
+    commit extracted once, one batch per project; keyed by the stack's position in `located`."""
     checkouts: dict[tuple[Path, str], Path] = {}
     batches: dict[Path, _BaseBatch] = {}
     placed: dict[int, _BaseBatch] = {}
+    temp.mkdir(exist_ok=True)
     for index, revision in enumerate(located):
-        if not isinstance(revision, _Revision) or not revision.at_base:
+        if not isinstance(revision, _Revision) or not revision.at_base or (only is not None and index not in only):
             continue
         key = (revision.toplevel, revision.commit)
         if key not in checkouts:
@@ -267,41 +340,49 @@ def render_many_sides(stacks: Sequence[str], base: str) -> list[Sides | Exceptio
         except (DiffError, StackFileError) as error:
             located.append(error)
     with tempfile.TemporaryDirectory(prefix="vllm-serving-diff-") as temp:
-        placed = _batches(located, Path(temp))
+        same = _same_code_bases(located)
+        placed = _batches(located, Path(temp) / "base", {i for i in range(len(located)) if i not in same})
         batches = list({id(batch): batch for batch in placed.values()}.values())
         try:
             # Started before the working tree renders, so that the two run side by side.
             for batch in batches:
                 batch.process = batch.start()
-            work = [_working_tree_or_error(item) for item in located]
-            old = {id(batch): iter(batch.read()) for batch in batches}
-            return [
-                _pair(item, placed.get(index), old, work[index], base)
-                for index, item in enumerate(located)
-            ]
+            rendered = [_working_tree_or_error(item) for item in located]
+            work = [side for side, _ in rendered]
+            old: dict[int, Side | DiffError] = {}
+            for index, base_code in same.items():
+                side = base_code.side(rendered[index][1], Path(temp))
+                if side is not None:
+                    old[index] = side
+            for batch in batches:
+                old.update(zip((index for index, b in placed.items() if b is batch), batch.read(), strict=True))
+            # A base that failed here: rendered by its own code after all, for its own message.
+            again = _batches(located, Path(temp) / "again", {index for index in same if index not in old})
+            for batch in {id(batch): batch for batch in again.values()}.values():
+                batches.append(batch)
+                batch.process = batch.start()
+                old.update(zip((index for index, b in again.items() if b is batch), batch.read(), strict=True))
+            return [_pair(item, old.get(index), work[index], base) for index, item in enumerate(located)]
         finally:
             for batch in batches:
                 batch.stop()
 
 
-def _working_tree_or_error(item: _Revision | Exception) -> Side | Exception:
+def _working_tree_or_error(item: _Revision | Exception) -> tuple[Side | Exception, dict[str, Any] | None]:
     if isinstance(item, Exception):
-        return item
+        return item, None
     try:
-        return _render_working_tree(item.stack_file)
+        return _render_working_tree_document(item.stack_file)
     except Exception as error:
-        return error
+        return error, None
 
 
 def _pair(
-    item: _Revision | Exception, batch: _BaseBatch | None, old: dict[int, Any],
-    new: Side | Exception, base: str,
+    item: _Revision | Exception, base_side: Side | DiffError | None, new: Side | Exception, base: str,
 ) -> Sides | Exception:
     if isinstance(item, Exception):
         return item
-    if batch is not None:
-        base_side = next(old[id(batch)])  # the batch answers in the order its stacks were placed
-    else:
+    if base_side is None:
         base_side = Side(item.label, {}, {}, absent=f"{item.stack_file.name} does not exist at {base}")
     if isinstance(new, Exception):
         return new
