@@ -782,3 +782,39 @@ def test_same_code_compares_every_file_but_the_stack_files(repo):
     (repo / "link").symlink_to("components")
     assert REAL_RUNNING_TREE(repo) is None
 
+
+# --- diff --validate -------------------------------------------------------------------------
+
+
+def test_diff_validate_checks_the_working_trees_manifests_from_the_same_rendering(repo, monkeypatch):
+    edit_stack(repo, "codellama-7b", lambda config: config.update({"vllm-serving:replicaCount": 0}))
+    _, here = recorded_renders(monkeypatch)
+    out, err = io.StringIO(), io.StringIO()
+    code = diff.run_many([str(stack_file(repo, "codellama-7b"))], "HEAD", out=out, err=err, validate=True)
+
+    assert code == 1  # changed, and valid
+    assert here == ["Pulumi.codellama-7b.yaml"]  # the working tree, rendered once for both
+    assert "validated 5 manifests against the Kubernetes 1.29–1.35 schemas: all valid" in err.getvalue()
+
+
+def test_diff_validate_reports_a_violation_in_the_stacks_section_and_exits_2(repo, monkeypatch):
+    real = render_module.rendering_as_json
+
+    def with_a_bad_field(rendering):
+        document = real(rendering)
+        for resource in document["resources"]:
+            if (resource["manifest"] or {}).get("kind") == "Deployment":
+                resource["manifest"]["spec"]["replicaz"] = 1
+        return document
+
+    monkeypatch.setattr(render_module, "rendering_as_json", with_a_bad_field)
+    stacks = [str(stack_file(repo, name)) for name in ("codellama-7b", "mistral-s3")]
+    out, err = io.StringIO(), io.StringIO()
+    code = diff.run_many(stacks, "HEAD", "markdown", out=out, err=err, validate=True)
+
+    assert code == 2
+    violation = "Deployment/codellama-7b (Kubernetes 1.29.0): spec: Additional properties are not allowed"
+    assert f"stack codellama-7b: {violation}" in err.getvalue()
+    section = out.getvalue().split("#### Stack `mistral-s3`")[0]
+    assert "Schema violations of the working tree's manifests (`--validate`):" in section and violation in section
+    assert cli.build_parser("diff").parse_args(["diff", "x", "--validate"]).validate

@@ -117,9 +117,11 @@ def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secret
     assert steps_using(offline, "actions/setup-python")[0]["with"]["python-version"] == "3.11"
     scripts = "\n".join(step.get("run", "") for step in offline["steps"])
     assert 'LOCKS="requirements.txt requirements-validate.txt" bash scripts/bootstrap.sh' in scripts
-    # One process for every changed stack, for the diff and for the schemas.
-    assert './vllm-serving diff "${stacks[@]}" --base "origin/${BASE_REF}" --format markdown >> comment.md' in scripts
-    assert './vllm-serving render "${stacks[@]}" --validate' in scripts
+    # One process for every changed stack, for the diff and the schemas, from the same renderings.
+    assert (
+        './vllm-serving diff "${stacks[@]}" --base "origin/${BASE_REF}" --format markdown --validate >> comment.md'
+    ) in scripts
+    assert "./vllm-serving render" not in scripts  # no second rendering of the same stacks
     assert "for stack in" not in scripts
     assert offline["permissions"]["pull-requests"] == "write"
     assert steps_using(offline, "actions/checkout")[0]["with"]["fetch-depth"] == 0

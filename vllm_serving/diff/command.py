@@ -12,7 +12,8 @@ from typing import TextIO
 from ..stack_file import StackFileError, stack_name
 from .checkout import DiffError, render_many_sides, resolve_stack
 from .compare import compare
-from .printing import render_markdown, render_text
+from .model import Side
+from .printing import render_markdown, render_text, render_violations_markdown
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
 
@@ -31,11 +32,32 @@ def _report_error(  # noqa: PLR0917 - private, one call site
         out.write(f"#### Stack `{stack}`: error\n{fence}text\n{message}\n{fence}\n")
 
 
-def run_many(
-    stacks: Sequence[str], base: str = "HEAD", output_format: str = "text",
-    out: TextIO | None = None, err: TextIO | None = None,
+def _validate(  # noqa: PLR0917 - private, one call site
+    name: str, work: Side, output_format: str, several: bool, out: TextIO, err: TextIO,
 ) -> int:
-    """Diff every stack in one process (one base subprocess per project): the worst exit status."""
+    """`--validate`: the working tree's manifests, the ones the diff just rendered, against the
+    schemas, as `render --validate` checks them; EXIT_ERROR on a violation."""
+    from ..validate import validate_manifests, validation_summary
+
+    manifests = [resource["manifest"] for resource in work.resources.values() if resource.get("manifest") is not None]
+    failures = validate_manifests(manifests)
+    prefix = f"stack {name}: " if several else ""
+    if not failures:
+        print(prefix + validation_summary(manifests), file=err)
+        return EXIT_SAME
+    print("\n".join(prefix + failure for failure in failures), file=err)
+    if output_format == "markdown":
+        out.write(render_violations_markdown(failures))
+    return EXIT_ERROR
+
+
+def run_many(  # noqa: PLR0917 - the tests pass the leading three by position
+    stacks: Sequence[str], base: str = "HEAD", output_format: str = "text",
+    out: TextIO | None = None, err: TextIO | None = None, validate: bool = False,
+) -> int:
+    """Diff every stack in one process (one base subprocess per project, unless the base's code
+    is this code): the worst exit status. `validate`: also check each working tree rendering
+    against the schemas (EXIT_ERROR on a violation)."""
     out, err = out or sys.stdout, err or sys.stderr
     several = len(stacks) > 1
     try:
@@ -58,19 +80,22 @@ def run_many(
             out.write("\n")
         out.write(render_markdown(report) if output_format == "markdown" else render_text(report))
         worst = max(worst, EXIT_CHANGED if report.changed else EXIT_SAME)
+        if validate and not report.work.absent:
+            worst = max(worst, _validate(name, report.work, output_format, several, out, err))
     return worst
 
 
-def run(
-    stack: str, base: str = "HEAD", output_format: str = "text", out: TextIO | None = None, err: TextIO | None = None
+def run(  # noqa: PLR0917 - as run_many
+    stack: str, base: str = "HEAD", output_format: str = "text", out: TextIO | None = None,
+    err: TextIO | None = None, validate: bool = False,
 ) -> int:
-    return run_many([stack], base, output_format, out, err)
+    return run_many([stack], base, output_format, out, err, validate)
 
 
 def _diff_command(args: argparse.Namespace) -> int:
     from ..cli import stack_arguments
 
-    return run_many(stack_arguments(args), args.base, args.format)
+    return run_many(stack_arguments(args), args.base, args.format, validate=args.validate)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -83,7 +108,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "Render each stack at a git revision (by that revision's own code, in one subprocess for all "
             "stacks) and in the working tree, and print per resource what is added, removed or changed, "
             "field by field, marking changes that replace a resource or restart the server pods. Exit "
-            "status, the worst of the stacks: 0 no change, 1 changes, 2 error."
+            "status, the worst of the stacks: 0 no change, 1 changes, 2 error (or, with --validate, a "
+            "schema violation)."
         ),
     )
     add_stack_arguments(parser)
@@ -93,5 +119,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("text", "markdown"),
         default="text",
         help="text: plain text; markdown: a summary heading and the text in a fenced block, for a PR comment",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="also check every manifest of the working tree against the Kubernetes OpenAPI schemas of each "
+        "supported version, as `render --validate` does, from the same rendering (exit status 2 on a violation)",
     )
     parser.set_defaults(handler=_diff_command)

@@ -124,3 +124,10 @@ def render_markdown(report: Report) -> str:
     if not report.changed:
         return heading
     return f"{heading}\n{fence}text\n{body}{fence}\n"
+
+
+def render_violations_markdown(failures: list[str]) -> str:
+    """`diff --validate`'s schema violations of one stack, in its section of the comment."""
+    body = "".join(f"{failure}\n" for failure in failures)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", body)), default=0))
+    return f"\nSchema violations of the working tree's manifests (`--validate`):\n{fence}text\n{body}{fence}\n"
