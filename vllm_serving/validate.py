@@ -10,12 +10,15 @@ the version's `_definitions.json`, several MB) and builds a new validator on eve
 15 ms per manifest and version. Here each validator is built once per (schema version, apiVersion,
 kind) and reused, with the same schema files, the same resolution of a version to the schema
 directory and the same first error reported, so validating many stacks in one process costs the
-checks alone.
+checks alone. A manifest is first checked by the validator's schema compiled to plain closures
+(validity.py, about ten times faster than jsonschema's walk); only one they find invalid goes
+through jsonschema, for the first error it reports.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -25,6 +28,7 @@ from kubernetes_validate.utils import all_versions, major_minor, schema_contents
 from referencing import Registry, Resource
 
 from .crd_schemas import schema_for, validate_custom_resource
+from .validity import compile_validity
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
 
@@ -60,12 +64,22 @@ def _validator(version: str, api_version: str, kind: str) -> jsonschema.protocol
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
+@cache
+def _validity(version: str, api_version: str, kind: str) -> Callable[[Any], bool] | None:
+    """_validator's verdict alone, compiled once (validity.py); None: ask the validator."""
+    return compile_validity(_validator(version, api_version, kind))
+
+
 def _kubernetes_failure(manifest: dict[str, Any], version: str) -> str:
     """The first violation of `manifest` against Kubernetes `version`'s strict schema, or ''."""
+    api_version, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
     try:
-        validator = _validator(version, manifest.get("apiVersion", ""), manifest.get("kind", ""))
+        validator = _validator(version, api_version, kind)
     except kubernetes_validate.SchemaNotFoundError as error:
         return f"no schema: {error}"
+    valid = _validity(version, api_version, kind)
+    if valid is not None and valid(manifest):
+        return ""  # jsonschema finds nothing either; only a manifest it rejects needs its first error
     try:
         validator.validate(manifest)
     except jsonschema.ValidationError as error:
