@@ -118,3 +118,13 @@ def test_what_it_does_not_implement_is_left_to_jsonschema(schema):
 
     assert compile_validity(jsonschema.Draft202012Validator(schema)) is None
     assert compile_validity(jsonschema.Draft202012Validator({}, format_checker=jsonschema.FormatChecker())) is None
+
+
+def test_a_violation_reads_the_same_whether_or_not_the_compiled_check_is_in_use(manifests):
+    deployment = copy.deepcopy(next(m for m in manifests if m["kind"] == "Deployment"))
+    deployment["spec"]["replicas"] = "two"
+    # The first use of a validator is jsonschema's alone, later ones go through the compiled check first.
+    first, second = validate.validate_manifests([deployment]), validate.validate_manifests([deployment])
+    assert first == second and len(first) == len(validate.SUPPORTED_KUBERNETES_VERSIONS)
+    assert first[0].endswith("spec.replicas: 'two' is not of type 'integer', 'null'")
+    assert validate.validate_manifests(manifests) == validate.validate_manifests(manifests) == []

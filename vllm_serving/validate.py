@@ -64,9 +64,20 @@ def _validator(version: str, api_version: str, kind: str) -> jsonschema.protocol
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
-@cache
+_uses: dict[tuple[str, str, str], int] = {}
+
+
 def _validity(version: str, api_version: str, kind: str) -> Callable[[Any], bool] | None:
-    """_validator's verdict alone, compiled once (validity.py); None: ask the validator."""
+    """_validator's verdict alone, compiled (validity.py) once the validator is used a second
+    time: compiling costs about one jsonschema validation, so one stack alone is not slowed
+    down; None: ask the validator."""
+    key = (version, api_version, kind)
+    _uses[key] = _uses.get(key, 0) + 1
+    return _compiled_validity(*key) if _uses[key] > 1 else None
+
+
+@cache
+def _compiled_validity(version: str, api_version: str, kind: str) -> Callable[[Any], bool] | None:
     return compile_validity(_validator(version, api_version, kind))
 
 
