@@ -57,14 +57,36 @@ _TYPE_CHECKS: dict[str, Check] = {
 }
 
 
+# The exact Python types of JSON values, and the type names each one satisfies by itself.
+_EXACT = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
 def _type_check(types: Any) -> Check:
     names = [types] if isinstance(types, str) else list(types)
     if any(not isinstance(name, str) or name not in _TYPE_CHECKS for name in names):
         raise _Unsupported(f"type {types!r}")
     checks = [_TYPE_CHECKS[name] for name in names]
-    if len(checks) == 1:
-        return checks[0]
-    return lambda value: any(check(value) for check in checks)
+    # A value of a plain JSON type is answered by its type alone; anything else (a subclass, a
+    # Decimal) by jsonschema's own predicates above.
+    accepted = {kind for kind, name in _EXACT.items() if name in names}
+    if "number" in names:
+        accepted |= {int, float}
+    elif "integer" in names:
+        accepted.add(int)
+    integral_float = "integer" in names and "number" not in names
+    plain = frozenset({*_EXACT, int, float})
+
+    def check(value: Any) -> bool:
+        kind = type(value)
+        if kind in accepted:
+            return True
+        if kind is float and integral_float:
+            return value.is_integer()
+        if kind in plain:
+            return False
+        return any(each(value) for each in checks)
+
+    return check
 
 
 def _enum_check(values: Any) -> Check:
@@ -88,6 +110,24 @@ def _never(_value: Any) -> bool:
 def _late(cell: list[Check]) -> Check:
     """The check a recursive schema will have, once compiled."""
     return lambda value: cell[0](value)  # noqa: PLW0108 - cell[0] is set after this returns
+
+
+def _all_of(checks: list[Check]) -> Check:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+
+    def check(value: Any) -> bool:
+        for each in checks:  # noqa: SIM110 - a loop, not all() over a generator: this runs for every node
+            if not each(value):
+                return False
+        return True
+
+    return check
 
 
 def _negation(inner: Check) -> Check:
@@ -127,7 +167,7 @@ class _Compiler:
         del self.pending[key]
         return check
 
-    def _compile_keywords(self, schema: dict[str, Any], resolver: Any) -> Check:  # noqa: PLR0912 - one branch per keyword
+    def _compile_keywords(self, schema: dict[str, Any], resolver: Any) -> Check:
         checks: list[Check] = []
         object_keywords = ("properties", "additionalProperties", "required")
         for keyword, value in schema.items():
@@ -154,11 +194,7 @@ class _Compiler:
                 raise _Unsupported(keyword)
         if any(keyword in schema for keyword in object_keywords):
             checks.append(self._object(schema, resolver))
-        if not checks:
-            return _always
-        if len(checks) == 1:
-            return checks[0]
-        return lambda value: all(check(value) for check in checks)
+        return _all_of(checks)
 
     def _object(self, schema: dict[str, Any], resolver: Any) -> Check:
         if "patternProperties" in schema:
@@ -192,12 +228,19 @@ class _Compiler:
 
     @staticmethod
     def _items(each: Check) -> Check:
-        return lambda value: not isinstance(value, list) or all(each(item) for item in value)
+        def check(value: Any) -> bool:
+            if isinstance(value, list):
+                for item in value:
+                    if not each(item):
+                        return False
+            return True
+
+        return check
 
     @staticmethod
     def _combination(keyword: str, checks: list[Check]) -> Check:
         if keyword == "allOf":
-            return lambda value: all(check(value) for check in checks)
+            return _all_of(checks)
         if keyword == "anyOf":
             return lambda value: any(check(value) for check in checks)
         return lambda value: sum(1 for check in checks if check(value)) == 1
