@@ -11,7 +11,7 @@ import pytest
 from components.config import ConfigError, parse_config
 from tests.conftest import HF_MODEL, assert_schema_valid, manifest, problems, render_values
 from tests.examples import EXAMPLE_STACK_FILES
-from vllm_serving.crd_schemas import SCHEMAS, openapi_schema, validate_custom_resource
+from vllm_serving.crd_schemas import SCHEMAS, openapi_schema, validate_custom_resource, validation_schema
 from vllm_serving.render import render
 from vllm_serving.stack_file import STACKS_DIR
 from vllm_serving.validate import validate_manifests
@@ -301,6 +301,13 @@ def schema_nodes(node):
         elif key == "anyOf":
             for sub in value:
                 yield from schema_nodes(sub)
+
+
+def test_every_shipped_schema_converts_to_a_valid_draft_7_schema():
+    import jsonschema
+
+    for api_version, kind in SCHEMAS:
+        jsonschema.Draft7Validator.check_schema(validation_schema(api_version, kind))
 
 
 def test_every_shipped_schema_is_a_structural_object_schema_without_descriptions():
