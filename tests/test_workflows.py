@@ -118,9 +118,10 @@ def test_preview_runs_on_pull_requests_with_an_offline_diff_that_needs_no_secret
     scripts = "\n".join(step.get("run", "") for step in offline["steps"])
     assert 'LOCKS="requirements.txt requirements-validate.txt" bash scripts/bootstrap.sh' in scripts
     # One process for every changed stack, for the diff and the schemas, from the same renderings.
-    assert (
-        './vllm-serving diff "${stacks[@]}" --base "origin/${BASE_REF}" --format markdown --validate >> comment.md'
-    ) in scripts
+    diff = './vllm-serving diff "${stacks[@]}" --base "origin/${BASE_REF}" --format markdown --validate > "$RUNNER_TEMP/diff.md"'
+    assert diff in scripts
+    # Nothing is written into the checkout before the diff: the base's code can be this code.
+    assert scripts.index(diff) < scripts.index("> comment.md") and 'cat "$RUNNER_TEMP/diff.md"' in scripts
     assert "./vllm-serving render" not in scripts  # no second rendering of the same stacks
     assert "for stack in" not in scripts
     assert offline["permissions"]["pull-requests"] == "write"
