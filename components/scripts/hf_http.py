@@ -107,12 +107,14 @@ def start_commit(model_dir: str, commit: str) -> None:
 
 
 def _placed(model_dir: str) -> set[str]:
-    """The files moved into place for the recorded commit, one name a line."""
+    """The files moved into place for the recorded commit, one name a line. Only names inside
+    MODEL_DIR count: the list is on the volume, and what removes files must not be led outside it."""
     try:
         with open(os.path.join(staging_dir(model_dir), "placed"), encoding="utf-8") as handle:
-            return {line.rstrip("\n") for line in handle if line.strip()}
+            names = {line.rstrip("\n") for line in handle if line.strip()}
     except OSError:
         return set()
+    return {name for name in names if not os.path.isabs(name) and ".." not in name.split("/")}
 
 
 def finish_commit(model_dir: str) -> None:

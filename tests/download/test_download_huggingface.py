@@ -307,7 +307,8 @@ def test_files_of_an_older_commit_of_the_same_spec_are_removed_not_trusted(hub, 
     staging = model_dir / ".cache" / "vllm-serving"
     staging.mkdir(parents=True)
     (staging / "commit").write_text("0" * 40 + "\n")
-    (staging / "placed").write_text("model-00003-of-00003.safetensors\n")
+    (staging / "placed").write_text("model-00003-of-00003.safetensors\n../outside.txt\n")
+    (model_dir.parent / "outside.txt").write_text("not in the model directory")
     (model_dir / "model-00003-of-00003.safetensors").write_bytes(b"old shard")
     # config.json of the right size, wrong bytes, not placed by this code: fetched again.
     (model_dir / "config.json").write_bytes(b"x" * main["config.json"].stat().st_size)
@@ -316,6 +317,7 @@ def test_files_of_an_older_commit_of_the_same_spec_are_removed_not_trusted(hub, 
     assert result.returncode == 0, result.output
     assert model_files(dash_downloader) == {**expected(main, SELECTED), "notes.txt": sha256_text("kept")}
     assert not staging.exists()
+    assert (model_dir.parent / "outside.txt").exists()
 
 
 def sha256_text(text: str) -> str:
