@@ -6,8 +6,8 @@ calls that exist across all of them are used (no CLI, whose flags changed).
 
 huggingface_hub lists the repository and resolves the revision. The bytes go through
 its Xet client (snapshot_download) when Xet is on and hf_xet is installed, and
-otherwise, over plain HTTP, through hf_http.py beside this file, which costs a third
-of huggingface_hub's own HTTP loop in CPU (see hf_http.py).
+otherwise, over plain HTTP, through hf_http.py beside this file, which costs less than half the CPU of
+huggingface_hub's own HTTP loop (see hf_http.py).
 
 Environment: HF_MODEL_ID, HF_REVISION (empty: main), HF_FILES (comma-separated
 names or globs; empty: the selection rule of select_files.sh), HF_TOKEN (optional),
