@@ -139,8 +139,6 @@ def _why(error: BaseException, token: str | None) -> str:
     status = getattr(getattr(error, "response", None), "status_code", None)
     if isinstance(error, TransferError):
         status = error.status
-        if status not in (401, 403, 404):
-            return str(error).replace(token, "***") if token else str(error)
     given = "the token from the Secret's `token` key"
     if "GatedRepoError" in kinds or ("RepositoryNotFoundError" not in kinds and status in (401, 403)):
         if token:
@@ -156,6 +154,8 @@ def _why(error: BaseException, token: str | None) -> str:
                + (f"{given} has no access to it" if token else "no token was given"))
     elif "EntryNotFoundError" in kinds or "RemoteEntryNotFoundError" in kinds or status == 404:
         why = f"a listed file is missing on the server: {str(error).splitlines()[0] if str(error) else ''}"
+    elif isinstance(error, TransferError):  # hf_http.py's own one line
+        why = str(error)
     elif _untrusted_certificate(error):
         endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
         why = (f"the TLS certificate of {endpoint} is not trusted: put the CA that signed it in the image, or "

@@ -28,6 +28,7 @@ the server image has.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -228,8 +229,6 @@ class HubFiles:
 
 
 def _disk_error(error: BaseException) -> bool:
-    import errno
-
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 
