@@ -200,11 +200,8 @@ class HubFiles:
             expected = size if size is not None else (offset + int(length) if length and length.isdigit() else None)
             if size is not None and length and length.isdigit() and offset + int(length) != size:
                 raise TransferError(f"{name}: the server sends {offset + int(length)} bytes, the listing says {size}")
-            flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
-            descriptor = os.open(partial, flags, 0o644)
+            descriptor = _open_at(partial, offset)
             try:
-                os.lseek(descriptor, offset, os.SEEK_SET)
-                os.ftruncate(descriptor, offset)
                 written = offset + _copy(response, descriptor, self.stop)
             finally:
                 os.close(descriptor)
@@ -230,6 +227,23 @@ class HubFiles:
 
 def _disk_error(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
+def _open_at(partial: str, offset: int) -> int:
+    """The partial file, open for writing at `offset`, holding only its first `offset` bytes.
+
+    A fresh start removes the old file and creates a new one instead of truncating it: on ext4
+    (the usual filesystem of a volume), a file truncated to zero is flushed to disk when it is
+    closed (auto_da_alloc, its guard for editors that rewrite files in place), which made each
+    close wait for its file's writeback and held a download at about half the link's speed."""
+    if not offset:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+        return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    descriptor = os.open(partial, os.O_WRONLY)
+    os.ftruncate(descriptor, offset)  # never zero here: a resume keeps its bytes
+    os.lseek(descriptor, offset, os.SEEK_SET)
+    return descriptor
 
 
 def _copy(response: HTTPResponse, descriptor: int, stop: threading.Event) -> int:

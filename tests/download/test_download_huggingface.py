@@ -5,6 +5,7 @@ vllm/vllm-openai image."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -363,8 +364,9 @@ def test_a_mirror_behind_a_private_ca(private_ca, random_file, dash_downloader):
         hub.stop()
 
 
-def test_a_ca_bundle_named_for_requests_is_trusted_too(private_ca, monkeypatch):
-    """Images with huggingface_hub 0.x (requests) name their CA bundle in REQUESTS_CA_BUNDLE."""
+@pytest.fixture
+def hf_http():
+    """hf_http.py, the download image's script, imported here to call it directly."""
     import sys
     from pathlib import Path
 
@@ -373,7 +375,35 @@ def test_a_ca_bundle_named_for_requests_is_trusted_too(private_ca, monkeypatch):
         import hf_http  # type: ignore[import-not-found]  # a script of the download image, put on the path above
     finally:
         sys.path.pop(0)
+    return hf_http
+
+
+def test_a_ca_bundle_named_for_requests_is_trusted_too(private_ca, monkeypatch, hf_http):
+    """Images with huggingface_hub 0.x (requests) name their CA bundle in REQUESTS_CA_BUNDLE."""
     certificate, _ = private_ca
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
     subjects = [dict(part[0] for part in cert["subject"]) for cert in hf_http.tls_context().get_ca_certs()]
     assert {"commonName": "mirror"} in subjects
+
+
+def test_a_file_is_created_afresh_never_truncated_to_zero(hub, model_repo, tmp_path, monkeypatch, hf_http):
+    """ext4 flushes a file truncated to zero to disk when it is closed (auto_da_alloc), so a
+    transfer that truncated its fresh partial file waited for that file's writeback at every
+    close: half the link's speed in benchmarks/download_throughput.py. A fresh file is created;
+    a resumed one is cut back to the bytes it keeps, never to zero."""
+    repo, main, _ = model_repo
+    commit = repo.resolve("main")
+    truncated: list[int] = []
+    ftruncate = os.ftruncate
+    monkeypatch.setattr(os, "ftruncate", lambda fd, length: (truncated.append(length), ftruncate(fd, length))[1])
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    hf_http.start_commit(str(model_dir), commit)
+    files = hf_http.HubFiles(model_dir=str(model_dir), url_of=lambda name: f"{hub.url}/acme/tiny-llm/resolve/{commit}/{name}",
+                             headers={}, timeout=1, redact=str)
+    name = "model-00001-of-00002.safetensors"
+    hub.stall(name, after=MiB, once=True)
+    sizes = {n: main[n].stat().st_size for n in ("config.json", name)}
+    files.fetch_all(sizes, sizes, workers=2)
+    assert {n: sha256_file(model_dir / n) for n in sizes} == expected(main, sizes)
+    assert truncated == [MiB]  # the resume, from the first MiB on disk; the fresh starts, none
