@@ -114,7 +114,12 @@ def test_git_lfs_server_closing_mid_file(git_repo, git_server_factory, busybox_d
     store, files = git_repo
     server = git_server_factory(store)
     server.cuts[sha256_file(files["model.safetensors"])] = MiB
-    result = busybox_downloader.run(timeout=120, **git_env(server.repo_url("model")))
+    # Two retries a second apart, as the S3 case below sets rclone's: git-lfs's own 8 with
+    # backoff up to 10 s took half a minute to reach the same failure. A user's GIT_CONFIG_*
+    # entries reach git-lfs (git_download.sh appends its own after them).
+    retries = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "lfs.transfer.maxretries", "GIT_CONFIG_VALUE_0": "2",
+               "GIT_CONFIG_KEY_1": "lfs.transfer.maxretrydelay", "GIT_CONFIG_VALUE_1": "1"}
+    result = busybox_downloader.run(timeout=120, **git_env(server.repo_url("model")), **retries)
     assert result.returncode != 0
     assert "download failed: git" in result.last_error_line
     assert not busybox_downloader.marker.exists()
