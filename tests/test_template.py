@@ -136,7 +136,7 @@ def test_the_projects_own_tests_catch_a_broken_stack(project):
 
 def test_the_projects_workflow_renders_every_stack_and_passes_actionlint(project):
     workflow = project / ".github" / "workflows" / "stacks.yml"
-    assert "vllm-serving render \"${stack_file}\" --program __main__.py --validate" in workflow.read_text()
+    assert "vllm-serving render stacks/Pulumi.*.yaml --program __main__.py --validate -o rendered" in workflow.read_text()
     result = subprocess.run(
         [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(workflow)],
         cwd=project, capture_output=True, text=True,
