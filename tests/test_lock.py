@@ -126,3 +126,38 @@ def test_the_pulumi_toolchain_reads_the_render_lock():
     project = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
     assert project["runtime"]["options"] == {"toolchain": "pip", "virtualenv": ".venv"}
     assert read_lock("requirements.txt")["pulumi"]["direct"]
+
+
+def _one_package_lock(name: str) -> str:
+    """The lines of requirements.txt that pin `name`, hashes included: a lock of one package."""
+    lines, inside = [], False
+    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+        if PIN.match(line):
+            inside = normalize(PIN.match(line)[1]) == name
+        if inside and not line.lstrip().startswith("#"):
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("dont_write_bytecode", "compiled"), [("1", True), ("", False)])
+def test_bootstrap_compiles_the_bytecode_python_would_not_write_itself(tmp_path, dont_write_bytecode, compiled):
+    """With PYTHONDONTWRITEBYTECODE set, Python never writes a .pyc, so every process would
+    compile pulumi_kubernetes again (2.4 s an import on 2 cores, not 0.8): bootstrap.sh has uv
+    compile at install time then, and only then. Run on a copy of the script, with one package
+    of requirements.txt (already in uv's cache, as the suite's own .venv installed it)."""
+    import os
+    import shutil
+    import subprocess
+
+    root = tmp_path / "project"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "scripts" / "bootstrap.sh", root / "scripts")
+    shutil.copy(PROJECT_ROOT / "requirements-uv.txt", root)
+    (root / "one.txt").write_text(_one_package_lock("semver"))
+    venv = tmp_path / "venv"
+    env = {**os.environ, "VENV": str(venv), "LOCKS": "one.txt", "PYTHONDONTWRITEBYTECODE": dont_write_bytecode}
+    done = subprocess.run(["bash", "-c", 'source "$0"', str(root / "scripts" / "bootstrap.sh")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (venv / ".locks-installed" / "one.txt").is_file()
+    assert bool(list(venv.glob("lib/python3*/site-packages/semver/__pycache__/*.pyc"))) == compiled
