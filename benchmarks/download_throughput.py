@@ -218,9 +218,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rclone", default=shutil.which("rclone") or "rclone")
     parser.add_argument("--git-lfs", default=shutil.which("git-lfs") or "git-lfs")
+    # Each source's parallelism as the Job sets it by default (download.parallelism: 8).
     parser.add_argument("--hf-workers", default="8")
     parser.add_argument("--lfs-concurrency", default="8")
-    parser.add_argument("--s3-concurrency", default="16")
+    parser.add_argument("--s3-concurrency", default="8")
     parser.add_argument("--only", nargs="+", default=[], metavar="SOURCE",
                         help="run the bound and these sources only (huggingface, git, s3, s3-alone)")
     parser.add_argument("--s3-etag-hash", default="", help="rclone serve s3 --etag-hash (MD5: the client verifies it)")
