@@ -269,16 +269,17 @@ class HelmBinary:
     """The helm binary and the chart, as a CI job would run `helm template` once per release."""
 
     def __init__(self, binary: str | None, chart: str | None):
-        self.binary, self.chart = binary, chart
+        self.binary, self.chart = binary or "", chart or ""
         self.missing = "" if binary and chart else "no --helm-binary" if not binary else "no --helm-chart given"
+        self.version = ""
         if not self.missing:
-            version = subprocess.run([binary, "version", "--short"], capture_output=True, text=True)
+            version = subprocess.run([self.binary, "version", "--short"], capture_output=True, text=True)
             self.version = version.stdout.strip() or version.stderr.strip()
 
     def render(self, cwd: Path, index: int, head: bool) -> tuple[float, str]:
         values = scratch(cwd) / f"values-{index}-{'head' if head else 'base'}.yaml"
         values.write_text(yaml.safe_dump(helm_values(index, head=head)))
-        _, cpu, out = timed([str(self.binary), "template", f"bench-{index}", str(self.chart), "-f", str(values)], cwd)
+        _, cpu, out = timed([self.binary, "template", f"bench-{index}", self.chart, "-f", str(values)], cwd)
         return cpu, out
 
     def print_anchor(self, cwd: Path, renders: int) -> None:

@@ -132,8 +132,8 @@ def _one_package_lock(name: str) -> str:
     """The lines of requirements.txt that pin `name`, hashes included: a lock of one package."""
     lines, inside = [], False
     for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
-        if PIN.match(line):
-            inside = normalize(PIN.match(line)[1]) == name
+        if pin := PIN.match(line):
+            inside = normalize(pin[1]) == name
         if inside and not line.lstrip().startswith("#"):
             lines.append(line)
     return "\n".join(lines) + "\n"

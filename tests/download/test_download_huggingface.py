@@ -393,7 +393,7 @@ def test_a_file_is_created_afresh_never_truncated_to_zero(hub, model_repo, tmp_p
     a resumed one is cut back to the bytes it keeps, never to zero."""
     repo, main, _ = model_repo
     commit = repo.resolve("main")
-    truncated: list[int] = []
+    truncated = []
     ftruncate = os.ftruncate
     monkeypatch.setattr(os, "ftruncate", lambda fd, length: (truncated.append(length), ftruncate(fd, length))[1])
     model_dir = tmp_path / "model"
