@@ -182,8 +182,7 @@ class HubFiles:
         if size is not None and offset == size:
             return True
         if size is not None and offset > size:
-            os.remove(partial)
-            offset = 0
+            offset = 0  # more than the listing's size on disk: start over (_open_at removes it)
         request = urllib.request.Request(self.url_of(name), headers=dict(self.headers))
         if offset:
             request.add_header("Range", f"bytes={offset}-")
