@@ -28,8 +28,9 @@ from jsonschema._utils import equal
 
 Check = Callable[[Any], bool]
 
-# Keywords of Draft 2020-12 that assert nothing here: annotations, or containers of what `$ref` reaches.
-_NOT_ASSERTING = frozenset({"format"})  # without a format checker, jsonschema does not assert formats
+# Keywords the validator knows that assert nothing here: without a format checker, jsonschema does
+# not assert formats. (Keywords it does not know, annotations such as `description`, are skipped.)
+_NOT_ASSERTING = frozenset({"format"})
 
 
 class _Unsupported(Exception):

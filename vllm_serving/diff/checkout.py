@@ -342,7 +342,7 @@ def render_many_sides(stacks: Sequence[str], base: str) -> list[Sides | Exceptio
     with tempfile.TemporaryDirectory(prefix="vllm-serving-diff-") as temp:
         same = _same_code_bases(located)
         placed = _batches(located, Path(temp) / "base", {i for i in range(len(located)) if i not in same})
-        batches = list({id(batch): batch for batch in placed.values()}.values())
+        batches = _distinct(placed)
         try:
             # Started before the working tree renders, so that the two run side by side.
             for batch in batches:
@@ -355,17 +355,27 @@ def render_many_sides(stacks: Sequence[str], base: str) -> list[Sides | Exceptio
                 if side is not None:
                     old[index] = side
             for batch in batches:
-                old.update(zip((index for index, b in placed.items() if b is batch), batch.read(), strict=True))
+                old.update(_answers(placed, batch))
             # A base that failed here: rendered by its own code after all, for its own message.
             again = _batches(located, Path(temp) / "again", {index for index in same if index not in old})
-            for batch in {id(batch): batch for batch in again.values()}.values():
+            for batch in _distinct(again):
                 batches.append(batch)
                 batch.process = batch.start()
-                old.update(zip((index for index, b in again.items() if b is batch), batch.read(), strict=True))
+                old.update(_answers(again, batch))
             return [_pair(item, old.get(index), work[index], base) for index, item in enumerate(located)]
         finally:
             for batch in batches:
                 batch.stop()
+
+
+def _distinct(placed: dict[int, _BaseBatch]) -> list[_BaseBatch]:
+    """The batches stacks were placed in, each once, in the order they were made."""
+    return list({id(batch): batch for batch in placed.values()}.values())
+
+
+def _answers(placed: dict[int, _BaseBatch], batch: _BaseBatch) -> dict[int, Side | DiffError]:
+    """`batch`'s base sides by stack position: it answers in the order its stacks were placed."""
+    return dict(zip((index for index, b in placed.items() if b is batch), batch.read(), strict=True))
 
 
 def _working_tree_or_error(item: _Revision | Exception) -> tuple[Side | Exception, dict[str, Any] | None]:
