@@ -5,8 +5,9 @@ Generates a model of --files weight files x --file-mib MiB (default 8 x 256 MiB 
 tiny one (config.json and one 1 MiB shard) that measures each source's start-up, and serves the
 bytes from nginx, the way a fast origin would:
 
-  bound        nginx -> one curl per file, all at once, writing into a fresh directory: the HTTP
-               transfer of the same bytes on this machine, client writes included
+  bound        nginx -> one curl per file, all at once, writing into a fresh directory, then
+               `sync -f` of it: the HTTP transfer of the same bytes on this machine, client writes
+               and the flush to disk included (download.sh flushes before its completion marker)
   huggingface  download.sh -> hf_download.py -> its plain-HTTP path (hf_http.py; Xet off, as with
                a mirror) against nginx serving the Hub's /{repo}/resolve/{commit}/{file} route
                from disk (the model-info API call is proxied to the test suite's fake Hub)
@@ -196,6 +197,8 @@ def curl_all(base: str, names: list[str], out: Path) -> None:
     processes = [subprocess.Popen(["curl", "-sSf", "-o", str(out / name), f"{base}/{name}"]) for name in names]
     if any(process.wait() != 0 for process in processes):
         raise SystemExit("curl failed")
+    # download.sh flushes the model to disk before its marker; the bound's bytes end there too.
+    subprocess.run(["sync", "-f", str(out)], check=True)
 
 
 def download(shell: list[str], env: dict[str, str]) -> None:

@@ -55,9 +55,24 @@ case "$SOURCE" in
         ;;
 esac
 
+# The marker must never reach the disk before the weights do: a node that crashed
+# before writeback would come back with the marker and truncated files, which every
+# later run trusts. sync -f (syncfs) waits for all of the volume's pending writes and
+# fails if the kernel met an I/O error writing any of them.
+flush() {
+    sync -f "$MODEL_DIR" || {
+        echo "download failed: cannot flush $MODEL_DIR to the volume (sync -f failed): the bytes may not be on disk" >&2
+        exit 1
+    }
+}
+echo "download: flushing $MODEL_DIR to the volume"
+flush
 # Temp file plus rename: a crash can never leave a truncated marker that a
 # later run would mistake for something.
 printf '%s\n' "$SOURCE_FINGERPRINT" >"$marker.tmp"
 mv -f "$marker.tmp" "$marker"
 rm -f "$partial"
+# And the marker itself before the Job reports success: lost in a crash after it, the
+# completed Job would never write it again and the server's init container would wait for it.
+flush
 echo "download: model complete in $MODEL_DIR (source $SOURCE, fingerprint $SOURCE_FINGERPRINT)"

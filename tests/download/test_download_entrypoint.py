@@ -4,6 +4,7 @@ another source, and that every script is plain POSIX sh (dash and busybox ash)."
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +90,40 @@ def test_marker_is_renamed_into_place(downloader, hub, tiny_repo):
     marker = downloader.marker
     assert f"-f {marker}.tmp {marker}" in calls.read_text().splitlines()
     assert not marker.with_name(marker.name + ".tmp").exists()
+
+
+def sync_shim(downloader: Downloader, exit_code: int = 0) -> Path:
+    """A `sync` first on PATH that records its arguments and whether the marker exists yet, then
+    runs the image's own sync (coreutils under dash, busybox's applet under busybox)."""
+    calls = downloader.tmp_path / "sync-calls"
+    real = "busybox sync" if downloader.shell == "busybox" else "/bin/sync"
+    shim = downloader.bin / "sync"
+    shim.write_text(f'#!/bin/sh\nif [ -e "{downloader.marker}" ]; then m=marker; else m=no-marker; fi\n'
+                    f'echo "$m $*" >>"{calls}"\n{real} "$@" || exit $?\nexit {exit_code}\n')
+    shim.chmod(0o755)
+    return calls
+
+
+def test_weights_reach_the_disk_before_the_marker_and_the_marker_before_success(downloader, hub, tiny_repo):
+    """A node crash after writeback of the marker but not of the weights would leave a complete-looking
+    truncated model; one after success but before the marker's writeback, a completed Job whose
+    server waits for a marker forever."""
+    calls = sync_shim(downloader)
+    result = downloader.run(**tiny_repo)
+    assert result.returncode == 0, result.output
+    model_dir = downloader.model_dir
+    assert calls.read_text().splitlines() == [f"no-marker -f {model_dir}", f"marker -f {model_dir}"]
+    assert f"download: flushing {model_dir} to the volume" in result.stdout
+
+
+def test_a_failed_flush_fails_the_download_without_a_marker(downloader, hub, tiny_repo):
+    calls = sync_shim(downloader, exit_code=5)
+    result = downloader.run(**tiny_repo)
+    assert result.returncode != 0
+    assert calls.read_text().splitlines() == [f"no-marker -f {downloader.model_dir}"]
+    assert not downloader.marker.exists()
+    assert result.last_error_line == (f"download failed: cannot flush {downloader.model_dir} to the volume "
+                                      "(sync -f failed): the bytes may not be on disk")
 
 
 def test_unknown_source(downloader):
