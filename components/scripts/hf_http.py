@@ -3,9 +3,10 @@
 hf_download.py uses it whenever the bytes go over plain HTTP anyway (Xet off, which it is with a
 mirror in HF_ENDPOINT, or hf_xet not installed). huggingface_hub's own HTTP loop reads 64 KiB at a
 time through httpx and copies each chunk again on its way to disk: about 3.3 CPU-s per GB on the
-benchmark machine, against about 1 for curl. Here each read fills a 1 MiB buffer straight from
-the socket and goes to the file as it is: 1.2-1.4 CPU-s per GB, start-up included
-(benchmarks/download_throughput.py), so a Job needs about 1.4 CPUs per GB/s of its link.
+benchmark machine, against 1.0-1.5 for curl. Here each read fills a 1 MiB buffer straight from
+the socket and goes to the file as it is: 1.2-2.0 CPU-s per GB, start-up included, 1.1-1.4 times
+curl's in the same run (benchmarks/download_throughput.py), so a Job needs about 2 CPUs per GB/s
+of its link.
 
 Per file: the resolve URL pinned to the commit; the token sent to the endpoint's host only and
 dropped on a redirect to another host (as requests does: CDNs get the signed URL, never the
