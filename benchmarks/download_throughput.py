@@ -23,8 +23,8 @@ bytes from nginx, the way a fast origin would:
 Every round runs the bound and each source once on each model, interleaved, so a neighbour's load
 hits them alike; --rounds (default 5) rounds give a min and a median. The bound runs first and the
 sources follow in an order rotated by one each round: on the 2-core test VM, whichever source ran
-right after the bound was 30-40% slower than the same source later in the round (the same
-Hugging Face download: medians of 0.61-0.63 of the bound first, 0.91-1.06 second), so a fixed order would
+right after the bound was 30-40% slower than the same source later in the round (the same Hugging
+Face download: medians of 0.61-0.63 of the bound first, 0.91-1.06 second), so a fixed order would
 charge that to one source. Use at least as many rounds as sources. Printed per source: its
 throughput over the bound's (the same round's bound for each pair, then min and median of those
 ratios), its absolute MB/s, its start-up (the tiny model's seconds), the ratio past start-up (the
