@@ -28,6 +28,15 @@ from .placement import PodPlacement
 # The pod-side payload stays in components/scripts/ (one level up from this package).
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 SCRIPTS_MOUNT = "/scripts"
+# pulumi-kubernetes replaces a Job carrying this annotation when its live Job has not completed
+# (provider/pkg/provider/provider.go, `Diff`: `metadata.ReplaceUnready` and the Job checker's
+# `Ready`). Without it, a Job that failed (deadline, backoff limit) is checkpointed with
+# initialization errors, and every later `pulumi up` issues an empty update that re-awaits the same
+# failed Job (pulumi/pulumi pkg/resource/deploy/step_generator.go, "If resource was unchanged, but
+# there were initialization errors"), failing at once until someone deletes the Job and refreshes.
+# The Job's name is fixed, so the provider deletes the failed Job before creating its replacement,
+# which resumes the download from what the failed one left on the volume.
+REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
 # The whole volume, not a sub-path: the Job creates the model's directory itself (as its own
 # user, so it can write there) and prunes superseded versions beside it.
 VOLUME_MOUNT = "/volume"
@@ -264,6 +273,7 @@ class ModelDownload(pulumi.ComponentResource):
                 name=f"{args.prefix}-download-{_job_hash(args, self.fingerprint, scripts_hash)}",
                 namespace=args.namespace,
                 labels=args.labels,
+                annotations={REPLACE_UNREADY_ANNOTATION: "true"},
             ),
             spec=_job_spec(args, _container(args, self.fingerprint), config_map.metadata.name),
             opts=pulumi.ResourceOptions(

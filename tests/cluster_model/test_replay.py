@@ -16,6 +16,7 @@ from components.config import ConfigError
 from tests.conftest import HF_MODEL, render_values
 
 from .model import GPU, HOSTNAME, ZONE, Cluster, Node, StorageClass, Taint, Volume
+from .pulumi_steps import job_step
 from .replay import lifecycle_ops, replay, volumes_for
 
 GPU_TAINT = Taint(GPU, "present", "NoSchedule")
@@ -106,8 +107,10 @@ def existing_claim_stack(modes: list[str], replicas: int, with_adapter: bool) ->
     return steps
 
 
-def failure_of(cluster: str, steps: list[tuple[str, dict[str, Any]]], volumes: list[dict[str, Volume]]) -> str | None:
-    ops = lifecycle_ops([(name, render(values)) for name, values in steps])
+def failure_of(
+    cluster: str, steps: list[tuple[str, dict[str, Any]]], volumes: list[dict[str, Volume]], failing: frozenset[str] = frozenset()
+) -> str | None:
+    ops = lifecycle_ops([(name, render(values)) for name, values in steps], failing)
     for volume_set in volumes:
         failure = replay(Cluster(list(CLUSTERS[cluster]), copy.deepcopy(volume_set)), ops)
         if failure:
@@ -186,3 +189,40 @@ def test_read_write_once_pod_with_a_download_is_refused_by_config(values):
     message = str(error.value)
     assert "vllm-serving:model.volume.accessModes: ReadWriteOncePod admits one pod at a time" in message
     assert "Use ReadWriteOnce" in message and 'existingClaim with model.source ""' in message
+
+
+@pytest.mark.parametrize(("modes", "storage"), [(["ReadWriteOnce"], "block-wffc"), (["ReadWriteMany"], "shared-fs")])
+def test_the_up_after_a_failed_download_retries_it_and_serves(modes, storage):
+    # The Job fails (backoff limit, deadline): that `up` fails and the server is not created. The next
+    # `up`, with the same config, must replace the failed Job (same name) instead of re-awaiting it.
+    first = download_stack(modes, storage, gpu_selector=True)[0][1]
+    steps = [("failed download", first), ("up again", first), ("model change", merged(first, {"model": {"huggingface": {"revision": "v2"}}}))]
+    volumes = volumes_for("codellama-7b-model", tuple(modes), storage_class(storage, "one-zone"))
+    assert failure_of("one-zone", steps, volumes, frozenset({"failed download"})) is None
+    ops = lifecycle_ops([(name, render(values)) for name, values in steps], frozenset({"failed download"}))
+    job = next(op.pod for op in ops if op.kind == "fail")
+    # The retry deletes the failed Job's pod before the new one starts (the provider's delete-before-replace).
+    assert [(op.kind, op.step) for op in ops if op.pod == job] == [
+        ("create", "failed download"), ("fail", "failed download"),
+        ("delete", "up again"), ("create", "up again"), ("complete", "up again"),
+    ]
+
+
+def test_without_replace_unready_a_failed_download_wedges_every_later_up():
+    # What the annotation prevents: pulumi-kubernetes re-awaits the checkpointed failed Job.
+    first = download_stack(["ReadWriteOnce"], "block-wffc", gpu_selector=True)[0][1]
+    rendering = copy.deepcopy(render(first))
+    for job in rendering.by_kind("Job"):
+        del job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"]
+    ops = lifecycle_ops([("failed download", rendering), ("up again", rendering)], frozenset({"failed download"}))
+    cluster = Cluster(list(CLUSTERS["one-zone"]), volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class("block-wffc", "one-zone"))[0])
+    failure = replay(cluster, ops)
+    assert failure is not None and "[up again]" in failure and "re-awaits the failed Job" in failure
+
+
+def test_a_completed_job_is_left_alone_and_a_failed_one_replaced():
+    job = {"metadata": {"annotations": {"pulumi.com/replaceUnready": "true"}}}
+    assert job_step(job, "Complete") == "none"
+    assert job_step(job, None) == "none"  # deleted by its TTL: the provider cannot read it
+    assert job_step(job, "Failed") == "replace"
+    assert job_step({"metadata": {}}, "Failed") == "reawait"
