@@ -137,7 +137,7 @@ class MultiNodeServer(pulumi.ComponentResource):
         config = args.config
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
-        if warning := unconstrained_binding_warning(config):
+        if warning := unconstrained_binding_warning(config, args.first_download_reserved):
             pulumi.log.warn(warning)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-leaderworkerset",

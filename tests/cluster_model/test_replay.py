@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError
-from tests.conftest import HF_MODEL, render_values
+from tests.conftest import HF_MODEL, engine_config, render_values
+from vllm_serving.render import render_config
 
-from .model import GPU, HOSTNAME, ZONE, Cluster, Node, StorageClass, Taint, Volume
+from .model import GPU, HOSTNAME, ZONE, Cluster, Node, Pod, StorageClass, Taint, Volume
 from .pulumi_steps import job_step
 from .replay import lifecycle_ops, replay, volumes_for
 
@@ -57,12 +58,22 @@ def storage_class(kind: str, cluster: str) -> StorageClass:
 
 
 @functools.cache
-def _render(values_json: str):
-    return render_values(json.loads(values_json))
+def _render(values_json: str, deployed: bool):
+    values = json.loads(values_json)
+    # A stack that deployed before has its servedModelName output (rename_guard): the model's name.
+    previous = {"servedModelName": values["model"]["deployName"]} if deployed else None
+    return render_config(engine_config(values), [], "test", previous_outputs=previous)
 
 
-def render(values: dict[str, Any]):
-    return _render(json.dumps(values, sort_keys=True))
+def render(values: dict[str, Any], deployed: bool = False):
+    """The stack as `pulumi up` renders it: on a stack that never deployed, or one that did."""
+    return _render(json.dumps(values, sort_keys=True), deployed)
+
+
+def rendered_steps(steps: list[tuple[str, dict[str, Any]]], deployed_from: int = 1) -> list[tuple[str, Any]]:
+    """Each step's rendering; the stack has deployed from step `deployed_from` on (the first `up`
+    that completed exports servedModelName)."""
+    return [(name, render(values, index >= deployed_from)) for index, (name, values) in enumerate(steps)]
 
 
 def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +121,9 @@ def existing_claim_stack(modes: list[str], replicas: int, with_adapter: bool) ->
 def failure_of(
     cluster: str, steps: list[tuple[str, dict[str, Any]]], volumes: list[dict[str, Volume]], failing: frozenset[str] = frozenset()
 ) -> str | None:
-    ops = lifecycle_ops([(name, render(values)) for name, values in steps], failing)
+    # A failed first `up` exports nothing: the stack has deployed from the first step that completed.
+    completed = next(index for index, (name, _) in enumerate(steps) if name not in failing)
+    ops = lifecycle_ops(rendered_steps(steps, completed + 1), failing)
     for volume_set in volumes:
         failure = replay(Cluster(list(CLUSTERS[cluster]), copy.deepcopy(volume_set)), ops)
         if failure:
@@ -142,17 +155,28 @@ def test_the_default_stack_without_a_gpu_node_selector_works_where_the_zone_cann
 
 
 @pytest.mark.parametrize(("storage", "cluster"), [("local-wffc", "one-zone"), ("block-wffc", "three-zones")])
-def test_without_a_gpu_node_selector_the_volume_can_bind_where_no_gpu_is_and_the_program_warns(storage, cluster, caplog):
-    # What the README and the warning say: the Job may bind the volume on a CPU node (or in a CPU-only
-    # zone), and the server can then never mount it. server.nodeSelector closes it (test above).
+def test_without_a_gpu_node_selector_the_first_download_still_binds_the_volume_where_the_server_fits(storage, cluster, caplog):
+    # The first Job reserves the server's GPUs: it cannot run on a CPU node (or in a CPU-only zone),
+    # so there is nothing to warn about.
     steps = download_stack(["ReadWriteOnce"], storage, gpu_selector=False)
+    volumes = volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class(storage, cluster))
+    assert failure_of(cluster, steps, volumes) is None
+    assert binding_warnings(steps[0][1], caplog) == 0
+
+
+@pytest.mark.parametrize(("storage", "cluster"), [("local-wffc", "one-zone"), ("block-wffc", "three-zones")])
+def test_a_download_placement_override_without_a_gpu_selector_can_bind_where_no_gpu_is_and_the_program_warns(storage, cluster, caplog):
+    # A download.* placement override opts out of the reservation: the Job may then bind the volume on a
+    # CPU node (or in a CPU-only zone), where the server can never mount it; the program warns.
+    override = {"download": {"tolerations": [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]}}
+    steps = [(name, merged(values, override)) for name, values in download_stack(["ReadWriteOnce"], storage, gpu_selector=False)]
     volumes = volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class(storage, cluster))
     failure = failure_of(cluster, steps, volumes)
     assert failure is not None and "[first deploy]" in failure and "Pending" in failure
     assert binding_warnings(steps[0][1], caplog) == 1
     # With the GPU nodes selected, or a volume any node reaches, there is nothing to warn about.
     assert binding_warnings(merged(steps[0][1], GPU_SELECTOR), caplog) == 0
-    assert binding_warnings(download_stack(["ReadWriteMany"], "shared-fs", gpu_selector=False)[0][1], caplog) == 0
+    assert binding_warnings(merged(download_stack(["ReadWriteMany"], "shared-fs", gpu_selector=False)[0][1], override), caplog) == 0
 
 
 def binding_warnings(values: dict[str, Any], caplog) -> int:
@@ -199,7 +223,7 @@ def test_the_up_after_a_failed_download_retries_it_and_serves(modes, storage):
     steps = [("failed download", first), ("up again", first), ("model change", merged(first, {"model": {"huggingface": {"revision": "v2"}}}))]
     volumes = volumes_for("codellama-7b-model", tuple(modes), storage_class(storage, "one-zone"))
     assert failure_of("one-zone", steps, volumes, frozenset({"failed download"})) is None
-    ops = lifecycle_ops([(name, render(values)) for name, values in steps], frozenset({"failed download"}))
+    ops = lifecycle_ops(rendered_steps(steps, 2), frozenset({"failed download"}))
     job = next(op.pod for op in ops if op.kind == "fail")
     # The retry deletes the failed Job's pod before the new one starts (the provider's delete-before-replace).
     assert [(op.kind, op.step) for op in ops if op.pod == job] == [
@@ -226,3 +250,64 @@ def test_a_completed_job_is_left_alone_and_a_failed_one_replaced():
     assert job_step(job, None) == "none"  # deleted by its TTL: the provider cannot read it
     assert job_step(job, "Failed") == "replace"
     assert job_step({"metadata": {}}, "Failed") == "reawait"
+
+
+def tenant_holding_gpus(node: str, gpus: int = 1) -> Pod:
+    """Another tenant's running pod that holds a GPU node's GPUs."""
+    spec = {"containers": [{"name": "train", "resources": {"limits": {GPU: str(gpus)}}}]}
+    return Pod(f"tenant-on-{node}", "other-team", {"app": "training"}, spec, node)
+
+
+def without_reservation(rendering):
+    """The rendering as before the reservation: the download Jobs without their reserving init container."""
+    rendering = copy.deepcopy(rendering)
+    for job in rendering.by_kind("Job"):
+        spec = job.inputs["spec"]["template"]["spec"]
+        spec.pop("initContainers", None)
+    return rendering
+
+
+@pytest.mark.parametrize(("storage", "cluster"), [("local-wffc", "one-zone"), ("block-wffc", "three-zones")])
+@pytest.mark.parametrize("gpu_selector", [True, False])
+def test_the_first_download_never_binds_the_volume_where_other_workloads_hold_the_gpus(storage, cluster, gpu_selector):
+    # Another team's pod holds g1's only GPU. The first Job must not bind the volume on g1 (local
+    # storage: the server could never follow) or in g1's zone (zonal storage: its only GPU is taken).
+    steps = download_stack(["ReadWriteOnce"], storage, gpu_selector=gpu_selector)
+    volumes = volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class(storage, cluster))[0]
+    occupied = Cluster(list(CLUSTERS[cluster]), copy.deepcopy(volumes), [tenant_holding_gpus("g1")])
+    ops = lifecycle_ops(rendered_steps(steps))
+    assert replay(occupied.copy(), ops) is None
+    # Before: a GPU-less Job could land on g1 (with the server's nodeSelector and tolerations), and the
+    # server then waited Pending.
+    before = lifecycle_ops([(name, without_reservation(rendering)) for name, rendering in rendered_steps(steps)])
+    failure = replay(occupied.copy(), before)
+    assert failure is not None and "download" in failure.split(" → ")[0] and "on g1" in failure.split(" → ")[0]
+    assert "[first deploy]" in failure and "Pending" in failure
+
+
+def test_only_the_first_download_of_a_new_stack_reserves_and_only_the_model_job():
+    values = merged(download_stack(["ReadWriteOnce"], "block-wffc", gpu_selector=True)[0][1], ADAPTERS)
+    new, deployed = render(values), render(values, deployed=True)
+
+    def reservation(rendering, job_name_part):
+        job = next(job for job in rendering.by_kind("Job") if job_name_part in job.inputs["metadata"]["name"])
+        return job, job.inputs["spec"]["template"]["spec"].get("initContainers")
+
+    job, init = reservation(new, "codellama-7b-download-")
+    assert init == [{
+        "name": "reserve-server-resources", "image": init[0]["image"], "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", ":"],
+        "resources": {"requests": {"cpu": "4", "memory": "64Gi", GPU: "1"}, "limits": {"cpu": "4", "memory": "64Gi", GPU: "1"}},
+        "securityContext": init[0]["securityContext"],
+    }]
+    # The server container's resources, as the Deployment renders them.
+    assert init[0]["resources"] == new.one("Deployment").inputs["spec"]["template"]["spec"]["containers"][0]["resources"]
+    adapter_job, adapter_init = reservation(new, "codellama-7b-a0-download-")
+    assert adapter_init is None and new.urn_of(job) in adapter_job.dependencies
+    # A stack that deployed before: its volume is bound, its server holds the GPUs, no reservation, and
+    # the model's Job keeps the name it always had.
+    job_deployed, init_deployed = reservation(deployed, "codellama-7b-download-")
+    assert init_deployed is None and job_deployed.inputs["metadata"]["name"] != job.inputs["metadata"]["name"]
+    # A volume every node reaches binds nowhere in particular: no reservation.
+    rwx = render(merged(values, {"model": {"volume": {"accessModes": ["ReadWriteMany"]}}}))
+    assert all(job.inputs["spec"]["template"]["spec"].get("initContainers") is None for job in rwx.by_kind("Job"))
