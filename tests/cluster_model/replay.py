@@ -99,6 +99,23 @@ def _job_ops(step: str, name: str, job: dict[str, Any], fails: bool) -> list[Op]
     return [Op("create", pod, step, job["metadata"]["namespace"], labels, spec), Op("fail" if fails else "complete", pod, step)]
 
 
+def _group_ops(step: str, lws: dict[str, Any], old: dict[str, Any] | None) -> list[Op]:
+    """A LeaderWorkerSet's first deploy: each group's leader, then its workers (startupPolicy
+    LeaderCreated), each pod from its own template (kubernetes-sigs/lws, the leader's pod
+    controller creates the worker StatefulSet once the leader exists). Its updates are not modelled."""
+    if old is not None:
+        raise NotImplementedError("a LeaderWorkerSet's rolling update")
+    namespace, name = lws["metadata"]["namespace"], lws["metadata"]["name"]
+    template = lws["spec"]["leaderWorkerTemplate"]
+    ops = []
+    for group in range(int(lws["spec"].get("replicas", 1))):
+        for index in range(int(template["size"])):
+            pod_template = template["leaderTemplate" if index == 0 else "workerTemplate"]
+            labels = {**pod_template.get("metadata", {}).get("labels", {}), "leaderworkerset.sigs.k8s.io/worker-index": str(index)}
+            ops.append(Op("create", f"{name}-{group}-{index}", step, namespace, labels, pod_template["spec"]))
+    return ops
+
+
 def lifecycle_ops(steps: list[tuple[str, Rendering]], failing: frozenset[str] = frozenset()) -> list[Op]:
     """Every pod operation of a sequence of `pulumi up` runs, in order.
 
@@ -129,6 +146,10 @@ def lifecycle_ops(steps: list[tuple[str, Rendering]], failing: frozenset[str] = 
         old_jobs = jobs
         if fails or wedged:
             continue  # the Deployment waits on the Jobs: this `up` ends here
+        if not rendering.by_kind("Deployment"):
+            ops += _group_ops(step, rendering.one("LeaderWorkerSet").inputs, old_deployment)
+            old_deployment = rendering.one("LeaderWorkerSet").inputs
+            continue
         deployment = _deployment(rendering)
         changed = old_deployment is None or old_deployment["spec"]["template"] != deployment["spec"]["template"]
         rollout, server_pods = _rollout_ops(step, server_pods, deployment, changed)

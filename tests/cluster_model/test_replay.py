@@ -311,3 +311,80 @@ def test_only_the_first_download_of_a_new_stack_reserves_and_only_the_model_job(
     # A volume every node reaches binds nowhere in particular: no reservation.
     rwx = render(merged(values, {"model": {"volume": {"accessModes": ["ReadWriteMany"]}}}))
     assert all(job.inputs["spec"]["template"]["spec"].get("initContainers") is None for job in rwx.by_kind("Job"))
+
+
+MULTI_NODE = merged(GPU_SELECTOR, {
+    "model": merged(HF_MODEL, {"volume": {"accessModes": ["ReadWriteMany"], "storageClass": "shared-fs"}}),
+    "server": {"nodes": 2, "compileCache": {"enabled": True, "gpuType": "NVIDIA-A100-SXM4-80GB", "existingClaim": "vllm-cache"}},
+})
+
+
+@pytest.mark.parametrize(("modes", "attaches"), [(["ReadWriteMany"], True), (["ReadWriteOnce"], False)])
+def test_a_multi_node_group_with_a_cache_claim_starts_only_when_the_claim_is_read_write_many(modes, attaches):
+    # Leader and worker run on different nodes (each takes a node's GPU) and both mount the cache claim
+    # read-write: a single-node claim fails the second pod with a Multi-Attach error.
+    values = merged(MULTI_NODE, {"server": {"compileCache": {"accessModes": ["ReadWriteMany"]}}})
+    ops = lifecycle_ops([("first deploy", render(values))])
+    model = volumes_for("codellama-7b-model", ("ReadWriteMany",), storage_class("shared-fs", "one-zone"))[0]
+    cache = Volume("vllm-cache", tuple(modes), StorageClass("existing", "Immediate", ZONE), (ZONE, "a"), True)
+    failure = replay(Cluster(list(CLUSTERS["one-zone"]), {**model, "vllm-cache": cache}), ops)
+    if attaches:
+        assert failure is None
+    else:
+        assert failure is not None and "Multi-Attach error: vllm-cache" in failure
+    assert (failure is None) == attaches
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"server": {"nodes": 2}}, "server.nodes 2 puts the pods of each group on different nodes"),
+    ({"replicaCount": 2}, "2 replicas may run on different nodes"),
+    ({"server": {"rollout": "surge"}}, "server.rollout surge starts each new pod while the old one runs"),
+])
+def test_a_single_node_cache_claim_with_several_pods_is_refused(change, why):
+    base = {
+        "model": merged(HF_MODEL, {"volume": {"accessModes": ["ReadWriteMany"]}}),
+        "server": {"compileCache": {"enabled": True, "gpuType": "NVIDIA-A100-SXM4-80GB", "existingClaim": "vllm-cache"}},
+    }
+    values = merged(base, change)
+    if "nodes" in change.get("server", {}):
+        values = merged(values, {"resources": {"limits": {GPU: 1}}})
+    with pytest.raises(ConfigError) as error:
+        render_values(values)
+    message = str(error.value)
+    assert "vllm-serving:server.compileCache.accessModes: ReadWriteOnce lets one node mount the cache claim" in message
+    assert why in message and "Use a ReadWriteMany claim" in message
+    # ReadWriteMany (as the claim lists it) is accepted; a single pod may use ReadWriteOnce.
+    render_values(merged(values, {"server": {"compileCache": {"accessModes": ["ReadWriteMany"]}}}))
+    render_values(base)
+
+
+def test_a_read_only_cache_claim_is_refused_and_the_model_volume_message_names_the_modes():
+    values = {
+        "model": merged(HF_MODEL, {"volume": {"accessModes": ["ReadWriteMany"]}}),
+        "server": {"compileCache": {"enabled": True, "gpuType": "NVIDIA-A100-SXM4-80GB", "existingClaim": "c",
+                                    "accessModes": ["ReadOnlyMany"]}},
+    }
+    with pytest.raises(ConfigError) as error:
+        render_values(values)
+    assert "server.compileCache.accessModes: a ReadOnlyMany claim cannot hold a cache the server writes" in str(error.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"model": merged(HF_MODEL, {"volume": {"accessModes": ["ReadWriteOnce", "ReadOnlyMany"]}})},
+    {"model": {"deployName": "llama", "source": "", "volume": {"existingClaim": "shared", "accessModes": ["ReadWriteOnce", "ReadOnlyMany"]}},
+     **ADAPTERS},
+])
+def test_read_write_once_with_read_only_many_and_a_writer_is_refused(values):
+    # Treated as several nodes before: replicas spread, no affinity, and the Job's read-write
+    # attachment kept the others from attaching.
+    with pytest.raises(ConfigError) as error:
+        render_values(values)
+    message = str(error.value)
+    assert "vllm-serving:model.volume.accessModes: ReadWriteOnce with ReadOnlyMany is written on one node only" in message
+    assert "Use [ReadWriteOnce]" in message
+
+
+def test_read_write_once_with_read_only_many_and_nothing_written_serves_from_several_nodes():
+    steps = existing_claim_stack(["ReadWriteOnce", "ReadOnlyMany"], 2, with_adapter=False)
+    volume = Volume("shared", ("ReadWriteOnce", "ReadOnlyMany"), StorageClass("existing", "Immediate", None), None, True)
+    assert failure_of("one-zone", steps, [{"shared": volume}]) is None
