@@ -213,6 +213,11 @@ class Cluster:
         terms = (affinity.get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
         if not terms:
             return True
+        for term in terms:
+            # namespaceSelector, matchLabelKeys, mismatchLabelKeys change which pods a term selects.
+            unknown = set(term) - {"labelSelector", "topologyKey", "namespaces"}
+            if unknown:
+                raise NotImplementedError(f"pod affinity term fields {sorted(unknown)}")
 
         def matches_all(pod_namespace: str, pod_labels: dict[str, str]) -> bool:
             return all(

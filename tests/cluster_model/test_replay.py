@@ -388,3 +388,11 @@ def test_read_write_once_with_read_only_many_and_nothing_written_serves_from_sev
     steps = existing_claim_stack(["ReadWriteOnce", "ReadOnlyMany"], 2, with_adapter=False)
     volume = Volume("shared", ("ReadWriteOnce", "ReadOnlyMany"), StorageClass("existing", "Immediate", None), None, True)
     assert failure_of("one-zone", steps, [{"shared": volume}]) is None
+
+
+@pytest.mark.parametrize("field", [{"namespaceSelector": {}}, {"matchLabelKeys": ["pod-template-hash"]}, {"mismatchLabelKeys": ["x"]}])
+def test_an_unmodelled_pod_affinity_term_field_raises_instead_of_being_ignored(field):
+    term = {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": HOSTNAME, **field}
+    spec = {"containers": [{"name": "c"}], "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}}
+    with pytest.raises(NotImplementedError, match="pod affinity term fields"):
+        Cluster(list(CLUSTERS["one-zone"]), {}).feasible_nodes("default", {"app": "x"}, spec)
