@@ -142,6 +142,8 @@ class ServerLaunch:
     env: tuple[k8s.core.v1.EnvVarArgs, ...] = ()
     extra_limits: tuple[tuple[str, str], ...] = ()
     add_capabilities: tuple[str, ...] = ()
+    # A container without the HTTP server drains its own way (a multi-node worker's preStop).
+    lifecycle: k8s.core.v1.LifecycleArgs | None = None
 
 
 def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) -> dict | None:
@@ -200,7 +202,7 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         ],
         security_context=_security_context(config, launch.add_capabilities),  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
         **(_health_probes(config) if launch.serves_http else {}),
-        lifecycle=_drain(config) if launch.serves_http else None,
+        lifecycle=_drain(config) if launch.serves_http else launch.lifecycle,
     )
 
 
