@@ -18,10 +18,11 @@ download Job started while the server runs (a model or adapter change) must ther
 server's node. Every pod mounting the claim carries the label `vllm-serving/claim: <claim>` and a
 required podAffinity term selecting that label with topologyKey kubernetes.io/hostname:
 - while such a pod runs, the scheduler places the next one on its node
-  (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go, `satisfyPodAffinity`);
+  (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go: `satisfyPodAffinity` in older
+  releases, now `nodeTopologyMatchesAffinity` and `nodePodsSatisfyAffinity`);
 - when none runs, the first pod of the group may go to any node, because it matches its own term:
-  "This pod may be the first pod in a series that have affinity to themselves" (same function:
-  no existing pod matches and `podMatchesAllAffinityTerms(pod, ...)` holds);
+  "This pod may be the first pod in a series that have affinity to themselves" (same file,
+  `satisfiesSelfAffinityCheck`: no existing pod matches and `podMatchesAllAffinityTerms` holds);
 - finished pods do not count: the scheduler's pod informer lists only non-terminal pods
   (pkg/scheduler/scheduler.go, `newPodInformer`, field selector
   status.phase!=Succeeded,status.phase!=Failed), so a completed Job never pins the server.

@@ -28,7 +28,7 @@ from .pulumi_steps import job_step
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # "create", "complete", "fail", "delete", "wedged"
+    kind: str  # "create", "complete", "fail", "delete", "wedged", "evict", "cordon" (pod: the node's name)
     pod: str
     step: str
     namespace: str = ""
@@ -159,9 +159,10 @@ def lifecycle_ops(steps: list[tuple[str, Rendering]], failing: frozenset[str] = 
 
 
 def _state_key(index: int, cluster: Cluster) -> tuple[Any, ...]:
-    pods = tuple(sorted((pod.name, pod.node, pod.phase) for pod in cluster.pods))
+    pods = tuple(sorted((pod.name, pod.node, pod.phase, pod.terminating) for pod in cluster.pods))
+    cordoned = tuple(sorted(node.name for node in cluster.nodes if node.unschedulable))
     volumes = tuple(sorted((name, volume.bound_to) for name, volume in cluster.volumes.items()))
-    return index, pods, volumes
+    return index, pods, volumes, cordoned
 
 
 def replay(cluster: Cluster, ops: list[Op]) -> str | None:
@@ -180,7 +181,11 @@ def replay(cluster: Cluster, ops: list[Op]) -> str | None:
             return " → ".join([*path, f"[{op.step}] {op.pod}: `pulumi up` re-awaits the failed Job and fails at once"])
         if op.kind != "create":
             state = state.copy()
-            if op.kind in ("complete", "fail"):
+            if op.kind == "cordon":
+                state.cordon(op.pod)
+            elif op.kind == "evict":
+                state.evict(op.pod)
+            elif op.kind in ("complete", "fail"):
                 next(pod for pod in state.pods if pod.name == op.pod).phase = "Succeeded" if op.kind == "complete" else "Failed"
             else:
                 state.pods = [pod for pod in state.pods if pod.name != op.pod]

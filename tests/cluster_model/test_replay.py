@@ -5,6 +5,7 @@ volume at every step, whichever feasible node the scheduler picks."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import logging
@@ -18,7 +19,7 @@ from vllm_serving.render import render_config
 
 from .model import GPU, HOSTNAME, ZONE, Cluster, Node, Pod, StorageClass, Taint, Volume
 from .pulumi_steps import job_step
-from .replay import lifecycle_ops, replay, volumes_for
+from .replay import Op, lifecycle_ops, replay, volumes_for
 
 GPU_TAINT = Taint(GPU, "present", "NoSchedule")
 GPU_LABEL = ("nvidia.com/gpu.present", "true")
@@ -396,3 +397,46 @@ def test_an_unmodelled_pod_affinity_term_field_raises_instead_of_being_ignored(f
     spec = {"containers": [{"name": "c"}], "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}}
     with pytest.raises(NotImplementedError, match="pod affinity term fields"):
         Cluster(list(CLUSTERS["one-zone"]), {}).feasible_nodes("default", {"app": "x"}, spec)
+
+
+def drain_during_a_download(objects_gone: bool) -> list:
+    """First deploy, then a model change whose download is running beside the server on g1 when g1 is
+    drained: cordoned, both pods evicted, the Job controller and the ReplicaSet create replacements.
+    objects_gone: the evicted pods' objects are deleted before the replacements are scheduled (a
+    drain whose pods ended; on a dead node only the out-of-service taint does that)."""
+    first = download_stack(["ReadWriteOnce"], "block-wffc", gpu_selector=True)[0][1]
+    change = merged(first, {"model": {"huggingface": {"revision": "v2"}}})
+    ops = lifecycle_ops([("first deploy", render(first))])
+    server = next(op for op in ops if op.kind == "create" and "download" not in op.pod)
+    job = next(op for op in lifecycle_ops([("model change", render(change, deployed=True))]) if op.kind == "create")
+    step = "drain g1"
+    ops += [dataclasses.replace(job, step="model change"), Op("cordon", "g1", step), Op("evict", server.pod, step), Op("evict", job.pod, step)]
+    if objects_gone:
+        ops += [Op("delete", server.pod, step), Op("delete", job.pod, step)]
+    return ops + [
+        dataclasses.replace(job, pod=f"{job.pod}-replacement", step=step),
+        dataclasses.replace(server, pod=f"{server.pod}-replacement", step=step),
+    ]
+
+
+def test_a_drain_during_a_download_pins_the_replacements_to_the_old_node_while_the_old_pods_exist():
+    # The terminating pods still match the claim's pod affinity, on a node that takes no new pod.
+    cluster = Cluster(list(CLUSTERS["one-zone"]), volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class("block-wffc", "one-zone"))[0])
+    failure = replay(cluster, drain_during_a_download(objects_gone=False))
+    assert failure is not None and failure.endswith("-replacement: no node can take it (Pending)")
+    assert "download" in failure.rsplit(" → ", 1)[-1]
+
+
+@pytest.mark.parametrize("g2_taken", [False, True])
+def test_a_drain_during_a_download_lets_the_job_pin_the_old_models_server_where_no_gpu_is_free(g2_taken):
+    # Once the old pods are gone, the Job's replacement goes first, anywhere its placement allows in the
+    # volume's zone, and the old model's server must follow it: Pending where another workload holds the
+    # GPU, until the Job completes (docs/failures.md, "A node drain during a download").
+    volumes = volumes_for("codellama-7b-model", ("ReadWriteOnce",), storage_class("block-wffc", "one-zone"))[0]
+    cluster = Cluster(list(CLUSTERS["one-zone"]), volumes, [tenant_holding_gpus("g2")] if g2_taken else [])
+    failure = replay(cluster, drain_during_a_download(objects_gone=True))
+    if not g2_taken:
+        assert failure is None
+        return
+    assert failure is not None and "download" in failure and "-replacement on g2" in failure
+    assert failure.endswith("-replacement: no node can take it (Pending)") and "download" not in failure.rsplit(" → ", 1)[-1]
