@@ -1,6 +1,8 @@
 """The program's real manifests, replayed through first deploy, model change, replica change and adapter
 change on modelled clusters, for each access mode: every pod must be placeable and able to mount its
-volume at every step, whichever feasible node the scheduler picks."""
+volume at every step, whichever feasible node the scheduler picks. Also: a failed download then `up`,
+other tenants holding GPUs at the first download, a multi-node group with a cache claim, and a node
+drain during a download (docs/failures.md)."""
 
 from __future__ import annotations
 
