@@ -26,17 +26,31 @@ READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 DEPLOY_NAME_OUTPUT = "servedModelName"
 
 
-def deployed_name() -> str | None:
-    """model.deployName as of this stack's last update; None for a stack without outputs."""
+def _previous_outputs(unchecked: str) -> dict[str, Any] | None:
+    """This stack's outputs from its last update ({} for a new or destroyed stack); None when the
+    backend could not answer (a warning then says what goes `unchecked`)."""
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     try:
         result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
     except Exception as error:  # the backend's own error; the guard must not stop a deployment by itself
-        pulumi.log.warn(f"could not read the outputs of {stack} ({error}): a model.deployName change is not checked")
+        pulumi.log.warn(f"could not read the outputs of {stack} ({error}): {unchecked}")
         return None
     outputs: Any = (result.value or {}).get("outputs") or {}
-    name = outputs.get(DEPLOY_NAME_OUTPUT) if isinstance(outputs, dict) else None
+    return outputs if isinstance(outputs, dict) else None
+
+
+def deployed_name() -> str | None:
+    """model.deployName as of this stack's last update; None for a stack without outputs."""
+    outputs = _previous_outputs("a model.deployName change is not checked")
+    name = (outputs or {}).get(DEPLOY_NAME_OUTPUT)
     return name if isinstance(name, str) and name else None
+
+
+def never_deployed() -> bool:
+    """Whether this stack certainly never completed an update: its outputs could be read and there are
+    none (a program exporting anything at all, as every program of this project does, has some after
+    its first update). False when they could not be read."""
+    return _previous_outputs("the first download reserves no server resources") == {}
 
 
 def rename_problem(previous: str | None, config: ServingConfig) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,12 +22,13 @@ from .options.monitoring import Monitoring, MonitoringArgs
 from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
 from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
-from .server.deployment import VllmServer, VllmServerArgs
+from .rename_guard import never_deployed
+from .server.deployment import VllmServer, VllmServerArgs, server_resources
 from .server.leader_worker_set import LEADER_SELECTOR, MultiNodeServer
 from .server.pre_pull import PrePullImage
 from .server.service import ModelService, ModelServiceArgs
 from .storage.download import ModelDownload, ModelDownloadArgs
-from .storage.placement import download_placement
+from .storage.placement import download_placement, reserves_server_resources
 from .storage.secret_check import SecretCheck
 from .storage.volume import ModelVolume, ModelVolumeArgs
 
@@ -80,14 +82,23 @@ class VllmServing(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        self.download = self._download(f"{name}-download", model, "") if model.source else None
+        self.first_download_reserved = reserves_server_resources(config, never_deployed())
+        self.download = (
+            self._download(f"{name}-download", model, "", reserve=self.first_download_reserved) if model.source else None
+        )
+        # While the model's Job holds the server's room, an adapter's Job must not bind the volume
+        # first: it starts once the model's Job has completed, beside nothing (the claim's affinity).
+        after_model = [self.download.job] if self.first_download_reserved and self.download else []
         self.adapter_downloads = {
             # A short name prefix: a Job's name must leave room for its hash within 63 characters.
-            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}")
+            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}", after=after_model)
             for index, (adapter, spec) in enumerate(config.adapter_models.items())
         }
 
-    def _download(self, resource_name: str, model: ModelConfig, name_prefix: str) -> ModelDownload:
+    def _download(
+        self, resource_name: str, model: ModelConfig, name_prefix: str, reserve: bool = False,
+        after: Sequence[pulumi.Resource] = (),
+    ) -> ModelDownload:
         config = self._config
         return ModelDownload(
             resource_name,
@@ -105,8 +116,10 @@ class VllmServing(pulumi.ComponentResource):
                 placement=download_placement(config),
                 checked_secret_name=self._checked(model.secret_name) if model.secret_name else None,
                 env_secret_name=self.env_secret.secret_name if self.env_secret else None,
+                reserved_resources=server_resources(config) if reserve else None,
             ),
             opts=self._child,
+            depends_on=after,
         )
 
     # --- the server ---------------------------------------------------------------------------
@@ -167,6 +180,7 @@ class VllmServing(pulumi.ComponentResource):
             env_checksum=env_checksum(list(config.env), config.namespace, config.model.deployName)
             if self.env_secret
             else None,
+            first_download_reserved=self.first_download_reserved,
         )
         # The server only starts once the weights are complete: Pulumi waits for the Jobs, and
         # the pod itself waits for the completion markers.

@@ -24,8 +24,12 @@ def engine_config(values: dict[str, Any]) -> dict[str, str]:
     return {f"vllm-serving:{key}": _engine_value(value) for key, value in values.items()}
 
 
-def render_values(values: dict[str, Any], stack: str = "test") -> Rendering:
-    return render_config(engine_config(values), [], stack)
+def render_values(values: dict[str, Any], stack: str = "test", deployed: bool = False) -> Rendering:
+    """deployed: as `pulumi up` renders a stack that deployed before (its servedModelName output names
+    the model); else a stack that never did (which reserves the server's resources for its first
+    download: components/storage/placement.py)."""
+    previous = {"servedModelName": values["model"]["deployName"]} if deployed else None
+    return render_config(engine_config(values), [], stack, previous_outputs=previous)
 
 
 @pytest.fixture

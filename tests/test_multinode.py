@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import socket
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -199,3 +203,37 @@ def test_a_network_policy_admits_the_group_pods_to_each_other_on_every_port():
     assert peers == [{"from": [{"podSelector": {"matchLabels": {
         "app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "big", "app.kubernetes.io/component": "server",
     }}}]}]
+
+
+def _worker_pre_stop(values: dict[str, Any]) -> list[str] | None:
+    spec = render_values(values).one("LeaderWorkerSet").inputs["spec"]["leaderWorkerTemplate"]
+    container = spec["workerTemplate"]["spec"]["containers"][0]
+    return ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
+
+
+def test_a_worker_waits_for_its_leader_to_drain_before_it_gets_sigterm():
+    command = _worker_pre_stop(TWO_NODES)
+    assert command is not None and command[:2] == ["python3", "-c"] and command[3] == "29501"
+    # Nothing to wait for when the leader does not drain either.
+    assert _worker_pre_stop(with_values(TWO_NODES, server__drainSeconds=0, server__shutdownTimeoutSeconds=0)) is None
+
+
+def test_the_worker_pre_stop_returns_only_once_the_leader_port_closes():
+    command = _worker_pre_stop(TWO_NODES)
+    assert command is not None
+    leader = socket.socket()
+    leader.bind(("127.0.0.1", 0))
+    leader.listen(8)
+    port = leader.getsockname()[1]
+    hook = subprocess.Popen([sys.executable, "-c", command[2], str(port)], env={"LWS_LEADER_ADDRESS": "127.0.0.1"})
+    try:
+        time.sleep(3)
+        assert hook.poll() is None  # the leader's store still answers: keep the worker up
+        leader.close()
+        assert hook.wait(timeout=10) == 0
+    finally:
+        hook.kill()
+        leader.close()
+    # A leader whose address no longer resolves (its pod is gone): return at once.
+    gone = subprocess.run([sys.executable, "-c", command[2], "29501"], env={"LWS_LEADER_ADDRESS": "leader.invalid"}, timeout=30)
+    assert gone.returncode == 0

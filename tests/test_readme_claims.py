@@ -296,3 +296,22 @@ def test_the_code_map_names_every_module_of_vllm_serving():
 
 def test_the_code_map_names_the_secret_check_component():
     assert "SecretCheck" in _code_map()["components/storage/secret_check.py"]
+
+
+def test_the_claims_await_is_the_providers_fixed_five_minutes():
+    # pulumi-kubernetes provider/pkg/await/awaiters.go, untilCoreV1PersistentVolumeClaimReady:
+    # WatchUntil(pvcReady, 5*time.Minute); the program sets no timeout that could suggest otherwise.
+    row = next(line for line in README.splitlines() if line.startswith("| PersistentVolumeClaim |"))
+    assert "5 minutes, fixed in the provider" in row and "provider default" not in row
+    claim = next(r for r in render_values({"model": HF_MODEL}).resources if r.type == "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim.options["customTimeouts"] == {}
+
+
+def test_the_docs_say_what_a_failed_download_job_carries():
+    job = render_values({"model": HF_MODEL}).one("Job").inputs
+    failures = (DOCS / "failures.md").read_text()
+    assert job["metadata"]["annotations"] == {"pulumi.com/replaceUnready": "true"}
+    assert '`pulumi.com/replaceUnready: "true"`' in failures
+    # The scheduler functions the README cites are those of current Kubernetes.
+    for name in ("nodeTopologyMatchesAffinity", "nodePodsSatisfyAffinity", "satisfiesSelfAffinityCheck"):
+        assert f"`{name}`" in README

@@ -340,6 +340,36 @@ def _read_write_once_pod(config: ServingConfig) -> list[Problem]:
     return []
 
 
+def _read_only_many_written(config: ServingConfig) -> list[Problem]:
+    """[ReadWriteOnce, ReadOnlyMany] without ReadWriteMany: the attach/detach controller lets such a
+    volume attach to several nodes (kubernetes/kubernetes pkg/volume/util/util.go, `IsMultiAttachAllowed`:
+    any ReadOnlyMany or ReadWriteMany mode), so the program would spread replicas and put no affinity
+    on the Jobs, but a block volume (EBS, Persistent Disk, Azure Disk) cannot be attached read-write to
+    the Job's node and read-only to others at once: whatever writes it (a download, an adapter, the
+    compile cache) has to be alone on one node."""
+    modes = config.model.volume.accessModes
+    if "ReadOnlyMany" not in modes or "ReadWriteMany" in modes or "ReadWriteOnce" not in modes:
+        return []
+    writers = [
+        text for text, writes in (
+            ("model.source is set", bool(config.model.source)),
+            ("lora.adapters are set", bool(config.lora.adapters)),
+            ("server.compileCache keeps the cache on the model volume",
+             config.server.compileCache.enabled and not config.server.compileCache.existingClaim),
+        ) if writes
+    ]
+    if not writers:
+        return []
+    return [(
+        "model.volume.accessModes",
+        (f"ReadWriteOnce with ReadOnlyMany is written on one node only, and {', '.join(writers)}: a block volume "
+        "cannot be read-write on the writer's node and read-only on others at the same time, so pods on other "
+        "nodes would fail to attach it. Use [ReadWriteOnce] (one node: the program keeps every pod there), "
+        "ReadWriteMany, or ReadOnlyMany with a pre-filled model.volume.existingClaim and model.source \"\""),
+        {"model.volume.accessModes", "model.source", "lora.adapters", "server.compileCache"},
+    )]
+
+
 def _compile_cache(config: ServingConfig) -> list[Problem]:
     cache, volume = config.server.compileCache, config.model.volume
     if not cache.enabled:
@@ -356,10 +386,46 @@ def _compile_cache(config: ServingConfig) -> list[Problem]:
         problems.append((
             "server.compileCache.existingClaim",
             ("a ReadOnlyMany model volume cannot hold a cache the server writes: set "
-            "server.compileCache.existingClaim to a ReadWriteMany claim (or ReadWriteOnce, for one node)"),
+            "server.compileCache.existingClaim to a claim of its own, ReadWriteMany (ReadWriteOnce only "
+            "for a single pod: server.nodes 1, one replica, no surge), and server.compileCache.accessModes "
+            "to its access modes"),
             {"server.compileCache", "model.volume.accessModes"},
         ))
+    if cache.existingClaim:
+        problems += _cache_claim_pods(config)
     return problems
+
+
+def _cache_claim_pods(config: ServingConfig) -> list[Problem]:
+    """The cache claim is mounted read-write by every server pod, so the model volume's rules apply
+    with one difference: ReadOnlyMany is no help (kubernetes/kubernetes pkg/volume/util/util.go,
+    `IsMultiAttachAllowed`, lets a ReadOnlyMany volume attach to several nodes, but a block volume is
+    then writable on none of them). Without ReadWriteMany, a second pod on another node never starts
+    (`Multi-Attach error`), and ReadWriteOncePod admits one pod in the whole cluster."""
+    modes = config.server.compileCache.accessModes
+    reads = {"server.compileCache.accessModes", "server.compileCache.existingClaim"}
+    if not any(mode in ("ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany") for mode in modes):
+        return [("server.compileCache.accessModes", ("a ReadOnlyMany claim cannot hold a cache the server "
+                 "writes: use a ReadWriteMany claim (ReadWriteOnce for a single pod)"), reads)]
+    if "ReadWriteMany" in modes:
+        return []
+    pods = []
+    if config.multi_node:
+        pods.append(f"server.nodes {config.server.nodes} puts the pods of each group on different nodes")
+    if config.max_replicas > 1:
+        pods.append(f"{config.max_replicas} replicas may run on different nodes")
+    if config.rollout == "surge":
+        pods.append("server.rollout surge starts each new pod while the old one runs, possibly on another node")
+    if not pods:
+        return []
+    return [(
+        "server.compileCache.accessModes",
+        (f"{'/'.join(modes)} lets one node mount the cache claim, but {'; '.join(pods)}, and every one mounts "
+        "the cache read-write: a pod on a second node would never start (Multi-Attach error). Use a "
+        "ReadWriteMany claim, or leave server.compileCache.existingClaim empty to keep the cache on a "
+        "ReadWriteMany model volume"),
+        reads | {"server.nodes", "replicaCount", "autoscaling.maxReplicas", "server.rollout"},
+    )]
 
 
 RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
@@ -367,6 +433,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _replicas_share_the_volume,
     *MULTI_NODE_RULES,
     _read_write_once_pod,
+    _read_only_many_written,
     _surge_needs_a_shared_volume,
     _model_size,
     _extra_args,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from ..fit.gpus import GPU_TABLE
+from .chart import VolumeConfig
 from .fields import (
     INT32_MAX,
     CpuQuantity,
@@ -66,6 +67,11 @@ class CompileCacheConfig(StrictModel):
         description="A claim of its own for the cache (mounted read-write); empty: the directory "
         "compile-cache/ of the model volume.",
     )
+    accessModes: list[str] = Field(
+        default_factory=lambda: ["ReadWriteOnce"],
+        description="Access modes of existingClaim, as its claim lists them: every server pod writes the cache, "
+        "so several pods (server.nodes > 1, more than one replica, rollout surge) need ReadWriteMany.",
+    )
     gpuType: str = Field(
         "",
         description="The GPU model the cache is compiled for, part of its key; empty: the server's "
@@ -76,6 +82,11 @@ class CompileCacheConfig(StrictModel):
     @classmethod
     def _claim_name(cls, value: str) -> str:
         return dns1123_subdomain(value, "claim name")
+
+    @field_validator("accessModes")
+    @classmethod
+    def _known_access_modes(cls, value: list[str]) -> list[str]:
+        return VolumeConfig._known_access_modes(value)
 
 
 # Each item on its own, so that a message names the item (server.extraArgs.3).

@@ -88,6 +88,8 @@ class VllmServerArgs:
     # When `env` is a Pulumi secret: the EnvSecret its values are read from, and their checksum.
     env_secret_name: pulumi.Input[str] | None = None
     env_checksum: str | None = None
+    # The first download reserves the server's resources (placement.reserves_server_resources).
+    first_download_reserved: bool = False
 
 
 def _model_mounts(args: VllmServerArgs) -> list[k8s.core.v1.VolumeMountArgs]:
@@ -140,6 +142,8 @@ class ServerLaunch:
     env: tuple[k8s.core.v1.EnvVarArgs, ...] = ()
     extra_limits: tuple[tuple[str, str], ...] = ()
     add_capabilities: tuple[str, ...] = ()
+    # A container without the HTTP server drains its own way (a multi-node worker's preStop).
+    lifecycle: k8s.core.v1.LifecycleArgs | None = None
 
 
 def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) -> dict | None:
@@ -173,10 +177,15 @@ def _health_probes(config: ServingConfig) -> dict[str, Any]:
     }
 
 
+def server_resources(config: ServingConfig) -> dict[str, str]:
+    """The server container's requests and limits (equal), before a multi-node launch's extras."""
+    limits = config.resources.limits
+    return {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu)}
+
+
 def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()) -> k8s.core.v1.ContainerArgs:
     config, image = args.config, args.config.image
-    limits = config.resources.limits
-    resources = {"cpu": limits.cpu, "memory": limits.memory, "nvidia.com/gpu": str(limits.gpu), **dict(launch.extra_limits)}
+    resources = {**server_resources(config), **dict(launch.extra_limits)}
     return k8s.core.v1.ContainerArgs(
         name="vllm",
         image=image.reference,
@@ -193,7 +202,7 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         ],
         security_context=_security_context(config, launch.add_capabilities),  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
         **(_health_probes(config) if launch.serves_http else {}),
-        lifecycle=_drain(config) if launch.serves_http else None,
+        lifecycle=_drain(config) if launch.serves_http else launch.lifecycle,
     )
 
 
@@ -309,7 +318,7 @@ class VllmServer(pulumi.ComponentResource):
         config = args.config
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
-        if warning := unconstrained_binding_warning(config):
+        if warning := unconstrained_binding_warning(config, args.first_download_reserved):
             pulumi.log.warn(warning)
         rollout_minutes = rollout_timeout_minutes(config)
         self.deployment = k8s.apps.v1.Deployment(

@@ -38,6 +38,21 @@ LEADER_SELECTOR = {WORKER_INDEX_LABEL: "0"}
 MASTER_PORT = 29501
 VLLM_SERVE = ("vllm", "serve")
 
+# A worker's preStop: wait while the leader's torch.distributed store (on the master port, hosted by
+# the leader's rank-0 process for the life of the process group) accepts connections, i.e. until the
+# leader's engine has exited, or its address no longer resolves (the leader pod is gone). Python,
+# not a shell loop: the vLLM image has python3, and sh has no TCP connect. The port is an argument.
+WAIT_FOR_LEADER_SCRIPT = """
+import os, socket, sys, time
+address, port = os.environ["LWS_LEADER_ADDRESS"], int(sys.argv[1])
+while True:
+    try:
+        socket.create_connection((address, port), timeout=2).close()
+    except OSError:
+        break
+    time.sleep(2)
+"""
+
 
 def launch_args(config: ServingConfig, node_rank: str) -> list[str]:
     """The argv of one pod of a group: the single-node engine arguments, plus the group's shape."""
@@ -57,6 +72,26 @@ def leader_args(config: ServingConfig) -> list[str]:
 
 def worker_args(config: ServingConfig) -> list[str]:
     return [*launch_args(config, "$(LWS_WORKER_INDEX)"), "--headless"]
+
+
+def worker_drain(config: ServingConfig) -> k8s.core.v1.LifecycleArgs | None:
+    """Keep a worker up while its leader drains.
+
+    vLLM's headless worker exits on the first SIGTERM without consulting --shutdown-timeout
+    (vllm/entrypoints/cli/serve.py, `run_headless`: the signal handler raises SystemExit, and a
+    worker of node rank > 0 runs its executor inline); the group's requests then fail. When a whole
+    group stops (a rollout, a scale-in, the LeaderWorkerSet deleted), every pod gets its preStop hook
+    at once: the leader's sleeps `server.drainSeconds`, then vLLM finishes running requests for up to
+    `server.shutdownTimeoutSeconds`; this hook holds the worker's SIGTERM until the leader's engine is
+    gone, within the same grace period (the kubelet sends SIGTERM when it runs out). A worker evicted
+    alone (a node drain) waits the same way while its leader serves on, until the grace period ends:
+    then the group's requests fail and LeaderWorkerSet recreates the group (README, "Draining a
+    multi-node group")."""
+    if config.server.drainSeconds == 0 and config.server.shutdownTimeoutSeconds == 0:
+        return None
+    return k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+        exec_=k8s.core.v1.ExecActionArgs(command=["python3", "-c", WAIT_FOR_LEADER_SCRIPT, str(MASTER_PORT)])
+    ))
 
 
 def _network(config: ServingConfig) -> dict[str, Any]:
@@ -104,7 +139,9 @@ def leader_worker_set_spec(args: VllmServerArgs, labels: dict[str, str]) -> dict
     config = args.config
     network = _network(config)
     leader = ServerLaunch(command=VLLM_SERVE, args=tuple(leader_args(config)), **network)
-    worker = ServerLaunch(command=VLLM_SERVE, args=tuple(worker_args(config)), serves_http=False, **network)
+    worker = ServerLaunch(
+        command=VLLM_SERVE, args=tuple(worker_args(config)), serves_http=False, lifecycle=worker_drain(config), **network
+    )
     return {
         "replicas": config.replicaCount,
         # The group is one model: when any of its pods or containers restarts, NCCL's communicator
@@ -137,7 +174,7 @@ class MultiNodeServer(pulumi.ComponentResource):
         config = args.config
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
-        if warning := unconstrained_binding_warning(config):
+        if warning := unconstrained_binding_warning(config, args.first_download_reserved):
             pulumi.log.warn(warning)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-leaderworkerset",

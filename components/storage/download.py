@@ -28,6 +28,15 @@ from .placement import PodPlacement
 # The pod-side payload stays in components/scripts/ (one level up from this package).
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 SCRIPTS_MOUNT = "/scripts"
+# pulumi-kubernetes replaces a Job carrying this annotation when its live Job has not completed
+# (provider/pkg/provider/provider.go, `Diff`: `metadata.ReplaceUnready` and the Job checker's
+# `Ready`). Without it, a Job that failed (deadline, backoff limit) is checkpointed with
+# initialization errors, and every later `pulumi up` issues an empty update that re-awaits the same
+# failed Job (pulumi/pulumi pkg/resource/deploy/step_generator.go, "If resource was unchanged, but
+# there were initialization errors"), failing at once until someone deletes the Job and refreshes.
+# The Job's name is fixed, so the provider deletes the failed Job before creating its replacement,
+# which resumes the download from what the failed one left on the volume.
+REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
 # The whole volume, not a sub-path: the Job creates the model's directory itself (as its own
 # user, so it can write there) and prunes superseded versions beside it.
 VOLUME_MOUNT = "/volume"
@@ -87,6 +96,9 @@ class ModelDownloadArgs:
     checked_secret_name: pulumi.Input[str] | None = None
     # When `env` is a Pulumi secret: the EnvSecret its values are read from.
     env_secret_name: pulumi.Input[str] | None = None
+    # The server container's resources, which an init container holds for the Job's life, so that
+    # the Job binds a new volume only where the server fits (placement.reserves_server_resources).
+    reserved_resources: dict[str, str] | None = None
 
     @property
     def source(self) -> ModelSource:
@@ -159,6 +171,26 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
     )
 
 
+RESERVATION_CONTAINER = "reserve-server-resources"
+
+
+def _reservation(args: ModelDownloadArgs, container: k8s.core.v1.ContainerArgs) -> list[k8s.core.v1.ContainerArgs]:
+    """An init container requesting the server's resources and exiting at once: the pod's request is
+    the larger of its containers' sum and any init container's, held until the pod ends."""
+    if args.reserved_resources is None:
+        return []
+    return [k8s.core.v1.ContainerArgs(
+        name=RESERVATION_CONTAINER,
+        image=container.image,
+        image_pull_policy=container.image_pull_policy,
+        command=["sh", "-c", ":"],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests=dict(args.reserved_resources), limits=dict(args.reserved_resources)
+        ),
+        security_context=container.security_context,
+    )]
+
+
 def _job_spec(
     args: ModelDownloadArgs, container: k8s.core.v1.ContainerArgs, scripts: pulumi.Input[str]
 ) -> k8s.batch.v1.JobSpecArgs:
@@ -185,6 +217,7 @@ def _job_spec(
                     fs_group_change_policy="OnRootMismatch",
                     seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
                 ),
+                init_containers=_reservation(args, container) or None,
                 containers=[container],
                 volumes=[
                     k8s.core.v1.VolumeArgs(
@@ -227,6 +260,8 @@ def _job_hash(args: ModelDownloadArgs, fingerprint: str, scripts_hash: str) -> s
         "imagePullSecrets": args.image_pull_secrets,
         "volume": [args.claim_name_in_config, args.model.model_dir],
         "placement": dataclasses.asdict(args.placement),
+        # Only when set, so that the name of every Job without it stays as it was.
+        **({"reserved": args.reserved_resources} if args.reserved_resources is not None else {}),
     }
     return hashlib.sha256(json.dumps(job_inputs, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -264,6 +299,7 @@ class ModelDownload(pulumi.ComponentResource):
                 name=f"{args.prefix}-download-{_job_hash(args, self.fingerprint, scripts_hash)}",
                 namespace=args.namespace,
                 labels=args.labels,
+                annotations={REPLACE_UNREADY_ANNOTATION: "true"},
             ),
             spec=_job_spec(args, _container(args, self.fingerprint), config_map.metadata.name),
             opts=pulumi.ResourceOptions(

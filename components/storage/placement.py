@@ -18,13 +18,28 @@ download Job started while the server runs (a model or adapter change) must ther
 server's node. Every pod mounting the claim carries the label `vllm-serving/claim: <claim>` and a
 required podAffinity term selecting that label with topologyKey kubernetes.io/hostname:
 - while such a pod runs, the scheduler places the next one on its node
-  (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go, `satisfyPodAffinity`);
+  (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go: `satisfyPodAffinity` in older
+  releases, now `nodeTopologyMatchesAffinity` and `nodePodsSatisfyAffinity`);
 - when none runs, the first pod of the group may go to any node, because it matches its own term:
-  "This pod may be the first pod in a series that have affinity to themselves" (same function:
-  no existing pod matches and `podMatchesAllAffinityTerms(pod, ...)` holds);
+  "This pod may be the first pod in a series that have affinity to themselves" (same file,
+  `satisfiesSelfAffinityCheck`: no existing pod matches and `podMatchesAllAffinityTerms` holds);
 - finished pods do not count: the scheduler's pod informer lists only non-terminal pods
   (pkg/scheduler/scheduler.go, `newPodInformer`, field selector
   status.phase!=Succeeded,status.phase!=Failed), so a completed Job never pins the server.
+
+Why the first download of a new single-node volume reserves the server's resources: a node
+selector keeps the Job on GPU nodes, not on one where the server fits. A Job landing on a GPU node
+whose GPUs other workloads hold binds a WaitForFirstConsumer volume there (or in its zone), and the
+server waits Pending until they leave. So on a stack that never deployed, the model's download
+Job gets an init container that requests exactly the server container's resources (cpu, memory,
+GPUs) and exits at once: a pod's request is the larger of its containers' sum and any init
+container's (kubernetes/kubernetes pkg/api/v1/resource/helpers.go, `PodRequests`), and the scheduler
+holds it for the pod's whole life, so the Job only runs, and binds the volume, on a node that has
+room for the server, and keeps that room until the weights are in. The server's pod is created once
+the Job has completed and freed it. Only then: every later download runs while the server holds its
+GPUs, beside it (the claim's pod affinity), where a second reservation would never fit. "Never
+deployed" is read from the stack's own outputs (rename_guard.never_deployed: there are none): an
+existing stack, or one whose outputs cannot be read, gets no reservation; its volume is bound already.
 """
 
 from __future__ import annotations
@@ -135,15 +150,16 @@ def download_placement(config: ServingConfig) -> PodPlacement:
     return pod_placement(*fields, config.claim_name, config.model.volume.accessModes)
 
 
-def unconstrained_binding_warning(config: ServingConfig) -> str | None:
+def unconstrained_binding_warning(config: ServingConfig, reserved: bool = False) -> str | None:
     """A warning when a new single-node volume may be bound where the GPU pods cannot follow.
 
     The download Job is the new volume's first consumer. With no node constraint it may run on a
     CPU node; a WaitForFirstConsumer volume is then provisioned in that node's zone (or on that
-    node, for local storage), where no GPU node may exist, and the server waits Pending.
+    node, for local storage), where no GPU node may exist, and the server waits Pending. reserved:
+    the Job reserves the server's resources (reserves_server_resources), so it runs on a GPU node.
     """
     volume = config.model.volume
-    if volume.existingClaim or not single_node(volume.accessModes):
+    if reserved or volume.existingClaim or not single_node(volume.accessModes):
         return None
     placement = download_placement(config)
     if placement.node_selector or placement.affinity.get("nodeAffinity"):
@@ -155,4 +171,16 @@ def unconstrained_binding_warning(config: ServingConfig) -> str | None:
         "With a WaitForFirstConsumer storage class the volume may be provisioned in a zone (or, for local "
         "storage, on a node) without GPUs, and the server would stay Pending. Set server.nodeSelector to a "
         "label of your GPU nodes (e.g. nvidia.com/gpu.present: \"true\" where GPU feature discovery runs)."
+    )
+
+
+def reserves_server_resources(config: ServingConfig, never_deployed: bool) -> bool:
+    """Whether the model's download Job reserves the server's resources (see the module's docstring):
+    a stack that never deployed, a new single-node volume the Job fills, and the Job placed as the
+    server is (a `download.*` placement override says the Job belongs elsewhere: it is left alone)."""
+    volume, download = config.model.volume, config.download
+    overridden = any(value is not None for value in (download.nodeSelector, download.tolerations, download.affinity))
+    return (
+        never_deployed and bool(config.model.source) and not volume.existingClaim
+        and single_node(volume.accessModes) and not overridden
     )

@@ -13,9 +13,15 @@ Only the rules that decide the fate of this program's pods, each with the source
   terms are ORed, a term's expressions ANDed (staging/src/k8s.io/component-helpers/scheduling/corev1/
   nodeaffinity/nodeaffinity.go);
 - required pod affinity with the self-match rule: pkg/scheduler/framework/plugins/interpodaffinity/
-  filtering.go `satisfyPodAffinity`; terms default to the pod's own namespace;
+  filtering.go (`satisfyPodAffinity` in older releases; now `nodeTopologyMatchesAffinity`,
+  `nodePodsSatisfyAffinity` and `satisfiesSelfAffinityCheck`); terms default to the pod's own namespace;
 - finished pods are invisible to the scheduler: pkg/scheduler/scheduler.go `newPodInformer`
-  (status.phase!=Succeeded,status.phase!=Failed);
+  (status.phase!=Succeeded,status.phase!=Failed); a terminating pod (evicted, deleted, on a dead node)
+  is not finished: it counts for pod affinity and resources, and keeps its volumes attached, until its
+  object is gone;
+- a cordoned node (spec.unschedulable, as `kubectl drain` leaves it) takes no new pod:
+  pkg/scheduler/framework/plugins/nodeunschedulable/node_unschedulable.go (the program's pods do not
+  tolerate node.kubernetes.io/unschedulable);
 - volume topology: a bound volume's node affinity must match the node (VolumeBinding,
   pkg/scheduler/framework/plugins/volumebinding/binder.go); Immediate binds at claim creation "without
   knowledge of the Pod's scheduling requirements", WaitForFirstConsumer "conforming to the topology
@@ -37,6 +43,7 @@ manifest can never pass by being misread.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +69,7 @@ class Node:
     gpus: int = 0
     taints: tuple[Taint, ...] = ()
     extra_labels: tuple[tuple[str, str], ...] = ()
+    unschedulable: bool = False  # cordoned
 
     @property
     def labels(self) -> dict[str, str]:
@@ -96,7 +104,8 @@ class Pod:
     labels: dict[str, str]
     spec: dict[str, Any]
     node: str
-    phase: str = "Running"  # "Running" or "Succeeded": nothing else matters here
+    phase: str = "Running"  # "Running", "Succeeded" or "Failed": nothing else matters here
+    terminating: bool = False  # deleted or evicted, its object not gone yet: still counts everywhere
 
     @property
     def claims(self) -> set[str]:
@@ -213,6 +222,11 @@ class Cluster:
         terms = (affinity.get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
         if not terms:
             return True
+        for term in terms:
+            # namespaceSelector, matchLabelKeys, mismatchLabelKeys change which pods a term selects.
+            unknown = set(term) - {"labelSelector", "topologyKey", "namespaces"}
+            if unknown:
+                raise NotImplementedError(f"pod affinity term fields {sorted(unknown)}")
 
         def matches_all(pod_namespace: str, pod_labels: dict[str, str]) -> bool:
             return all(
@@ -225,7 +239,7 @@ class Cluster:
             return False  # "All topology labels must exist on the node."
         matching = [pod for pod in self.active_pods() if matches_all(pod.namespace, pod.labels)]
         if not matching:
-            # The first pod of a group with affinity to itself (satisfyPodAffinity's self-match rule).
+            # The first pod of a group with affinity to itself (`satisfiesSelfAffinityCheck`).
             return matches_all(namespace, labels)
         return all(
             any(self._node(pod.node).labels.get(term["topologyKey"]) == node.labels[term["topologyKey"]] for pod in matching)
@@ -250,9 +264,12 @@ class Cluster:
         """Every node the scheduler's filters leave for this pod."""
         self._unschedulable_spec(spec)
         tolerations = spec.get("tolerations") or []
+        if any(toleration.get("key") == "node.kubernetes.io/unschedulable" for toleration in tolerations):
+            raise NotImplementedError("a toleration of node.kubernetes.io/unschedulable")
         return [
             node for node in self.nodes
-            if self._fits(spec, node)
+            if not node.unschedulable
+            and self._fits(spec, node)
             and all(tolerates(tolerations, taint) for taint in node.taints if taint.effect in ("NoSchedule", "NoExecute"))
             and node_affinity_matches(spec, node)
             and self._pod_affinity_allows(namespace, labels, spec, node)
@@ -278,6 +295,14 @@ class Cluster:
                 volume.bound = True
                 key = volume.storage_class.topology_key
                 volume.bound_to = (key, node.labels[key]) if key else None
+
+    def cordon(self, node_name: str) -> None:
+        self.nodes = [dataclasses.replace(node, unschedulable=True) if node.name == node_name else node for node in self.nodes]
+
+    def evict(self, pod_name: str) -> None:
+        """An eviction (a drain) or a deletion: the pod terminates, its object stays until the kubelet
+        confirms, which a dead node never does."""
+        next(pod for pod in self.pods if pod.name == pod_name).terminating = True
 
     def place(self, name: str, namespace: str, labels: dict[str, str], spec: dict[str, Any], node: Node) -> Pod:
         self.bind_on_schedule(spec, node)

@@ -2,7 +2,8 @@
 
 Per `pulumi up`, in the order the program's dependencies impose: every download Job whose name is
 new starts its pod (Pulumi creates a renamed Job before deleting the old one, and the Deployment
-depends on the Jobs), the pods run to completion, then the Deployment rolls out with the strategy its
+depends on the Jobs), the pods run to completion (or fail, in the steps a test names: the `up` then
+stops, and the next one does with the failed Job what pulumi_steps.job_step says), then the Deployment rolls out with the strategy its
 manifest names (Recreate: every old pod is gone before a new one is created; RollingUpdate: surge and
 unavailability as in pkg/controller/deployment/rolling.go), or scales when only `replicas` changed.
 
@@ -22,11 +23,12 @@ from typing import Any
 from vllm_serving.render import Rendering
 
 from .model import Cluster, Volume
+from .pulumi_steps import job_step
 
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # "create", "complete", "delete"
+    kind: str  # "create", "complete", "fail", "delete", "wedged", "evict", "cordon" (pod: the node's name)
     pod: str
     step: str
     namespace: str = ""
@@ -89,31 +91,78 @@ def _rollout_ops(step: str, old: list[str], deployment: dict[str, Any], template
     return ops, new_names
 
 
-def lifecycle_ops(steps: list[tuple[str, Rendering]]) -> list[Op]:
-    """Every pod operation of a sequence of `pulumi up` runs, in order."""
+def _job_ops(step: str, name: str, job: dict[str, Any], fails: bool) -> list[Op]:
+    """A download Job's pod runs, then completes, or fails (the Job controller gives up: backoff
+    limit or activeDeadlineSeconds)."""
+    labels, spec = _template(job)
+    pod = f"{name}-pod"
+    return [Op("create", pod, step, job["metadata"]["namespace"], labels, spec), Op("fail" if fails else "complete", pod, step)]
+
+
+def _group_ops(step: str, lws: dict[str, Any], old: dict[str, Any] | None) -> list[Op]:
+    """A LeaderWorkerSet's first deploy: each group's leader, then its workers (startupPolicy
+    LeaderCreated), each pod from its own template (kubernetes-sigs/lws, the leader's pod
+    controller creates the worker StatefulSet once the leader exists). Its updates are not modelled."""
+    if old is not None:
+        raise NotImplementedError("a LeaderWorkerSet's rolling update")
+    namespace, name = lws["metadata"]["namespace"], lws["metadata"]["name"]
+    template = lws["spec"]["leaderWorkerTemplate"]
+    ops = []
+    for group in range(int(lws["spec"].get("replicas", 1))):
+        for index in range(int(template["size"])):
+            pod_template = template["leaderTemplate" if index == 0 else "workerTemplate"]
+            labels = {**pod_template.get("metadata", {}).get("labels", {}), "leaderworkerset.sigs.k8s.io/worker-index": str(index)}
+            ops.append(Op("create", f"{name}-{group}-{index}", step, namespace, labels, pod_template["spec"]))
+    return ops
+
+
+def lifecycle_ops(steps: list[tuple[str, Rendering]], failing: frozenset[str] = frozenset()) -> list[Op]:
+    """Every pod operation of a sequence of `pulumi up` runs, in order.
+
+    failing: the steps whose download Jobs fail. Such an `up` stops at the failed Job (the server
+    depends on it, so it is not touched) and leaves the Job in the stack with init errors; what the
+    next `up` does with it is pulumi_steps.job_step's answer."""
     ops: list[Op] = []
     old_jobs: dict[str, dict[str, Any]] = {}
+    live: dict[str, str] = {}  # Job name -> "Complete" or "Failed"
     old_deployment: dict[str, Any] | None = None
     server_pods: list[str] = []
     for step, rendering in steps:
         jobs = _jobs(rendering)
-        started = [name for name in jobs if name not in old_jobs]
-        for name in started:
-            labels, spec = _template(jobs[name])
-            ops.append(Op("create", f"{name}-pod", step, jobs[name]["metadata"]["namespace"], labels, spec))
-        ops += [Op("complete", f"{name}-pod", step) for name in started]
+        fails = step in failing
+        runs = [name for name in jobs if name not in old_jobs]
+        wedged = False
+        for name in [name for name in jobs if name in old_jobs]:
+            action = job_step(jobs[name], live.get(name))
+            if action == "replace":
+                ops.append(Op("delete", f"{name}-pod", step))
+                runs.append(name)
+            elif action == "reawait":
+                ops.append(Op("wedged", f"{name}-pod", step))
+                wedged = True
+        for name in runs:
+            ops += _job_ops(step, name, jobs[name], fails)
+            live[name] = "Failed" if fails else "Complete"
+        old_jobs = jobs
+        if fails or wedged:
+            continue  # the Deployment waits on the Jobs: this `up` ends here
+        if not rendering.by_kind("Deployment"):
+            ops += _group_ops(step, rendering.one("LeaderWorkerSet").inputs, old_deployment)
+            old_deployment = rendering.one("LeaderWorkerSet").inputs
+            continue
         deployment = _deployment(rendering)
         changed = old_deployment is None or old_deployment["spec"]["template"] != deployment["spec"]["template"]
         rollout, server_pods = _rollout_ops(step, server_pods, deployment, changed)
         ops += rollout
-        old_jobs, old_deployment = jobs, deployment
+        old_deployment = deployment
     return ops
 
 
 def _state_key(index: int, cluster: Cluster) -> tuple[Any, ...]:
-    pods = tuple(sorted((pod.name, pod.node, pod.phase) for pod in cluster.pods))
+    pods = tuple(sorted((pod.name, pod.node, pod.phase, pod.terminating) for pod in cluster.pods))
+    cordoned = tuple(sorted(node.name for node in cluster.nodes if node.unschedulable))
     volumes = tuple(sorted((name, volume.bound_to) for name, volume in cluster.volumes.items()))
-    return index, pods, volumes
+    return index, pods, volumes, cordoned
 
 
 def replay(cluster: Cluster, ops: list[Op]) -> str | None:
@@ -128,10 +177,16 @@ def replay(cluster: Cluster, ops: list[Op]) -> str | None:
         if index == len(ops):
             return None
         op = ops[index]
+        if op.kind == "wedged":
+            return " → ".join([*path, f"[{op.step}] {op.pod}: `pulumi up` re-awaits the failed Job and fails at once"])
         if op.kind != "create":
             state = state.copy()
-            if op.kind == "complete":
-                next(pod for pod in state.pods if pod.name == op.pod).phase = "Succeeded"
+            if op.kind == "cordon":
+                state.cordon(op.pod)
+            elif op.kind == "evict":
+                state.evict(op.pod)
+            elif op.kind in ("complete", "fail"):
+                next(pod for pod in state.pods if pod.name == op.pod).phase = "Succeeded" if op.kind == "complete" else "Failed"
             else:
                 state.pods = [pod for pod in state.pods if pod.name != op.pod]
             return explore(index + 1, state, path)
