@@ -363,3 +363,24 @@ def test_without_runtime_lora_the_server_has_no_runtime_adapter_api():
     server = server_container(render_values(ROUTED))
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in env_of(server)
     assert "--enable-lora" not in server.get("args", [])
+
+
+# --- the example stacks --------------------------------------------------------------------------
+
+
+def test_the_two_routed_examples_share_one_gateway_and_split_it_by_model():
+    from vllm_serving.render import render
+    from vllm_serving.stack_file import STACKS_DIR
+
+    routes = {}
+    for stack in ("llama-3-8b-routed", "qwen-routed"):
+        rendering = render(STACKS_DIR / f"Pulumi.{stack}.yaml")
+        assert_schema_valid(rendering)
+        route = manifest(rendering, "HTTPRoute")
+        routes[stack] = route
+        pool = manifest(rendering, "InferencePool")
+        served = rendering.outputs["servedModelName"]
+        (to_pool,) = [rule for rule in route["spec"]["rules"] if "backendRefs" in rule]
+        assert to_pool["backendRefs"][0]["name"] == pool["metadata"]["name"]
+        assert {h["value"] for m in to_pool["matches"] for h in m["headers"]} == {served}
+    assert routes["llama-3-8b-routed"]["spec"]["parentRefs"] == routes["qwen-routed"]["spec"]["parentRefs"]
