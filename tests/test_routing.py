@@ -384,3 +384,13 @@ def test_the_two_routed_examples_share_one_gateway_and_split_it_by_model():
         assert to_pool["backendRefs"][0]["name"] == pool["metadata"]["name"]
         assert {h["value"] for m in to_pool["matches"] for h in m["headers"]} == {served}
     assert routes["llama-3-8b-routed"]["spec"]["parentRefs"] == routes["qwen-routed"]["spec"]["parentRefs"]
+
+
+@pytest.mark.parametrize("args", [["--api-server-count=2"], ["--api-server-count", "4"], ["--api_server_count=2"]])
+def test_runtime_lora_is_refused_with_several_api_servers(args):
+    values = {**with_routing(runtimeLora={"enabled": True}), "server": {"extraArgs": args}}
+    assert "one API server process" in problems(values)["server.extraArgs[0]"]
+
+
+def test_one_api_server_is_fine_with_runtime_lora():
+    parse_config({**with_routing(runtimeLora={"enabled": True}), "server": {"extraArgs": ["--api-server-count=1"]}})

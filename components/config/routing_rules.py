@@ -59,6 +59,7 @@ def _runtime_lora(config: ServingConfig) -> list[Problem]:
                 "outside the cluster; expose the server through httpRoute only"),
                 {"routing", "ingress", "service"},
             ))
+    problems += _api_servers(config)
     taken = {config.model.deployName, *(adapter.name for adapter in config.lora.adapters)}
     seen: set[str] = set()
     for index, name in enumerate(runtime.adapterNames):
@@ -70,6 +71,27 @@ def _runtime_lora(config: ServingConfig) -> list[Problem]:
             ))
         seen.add(name)
     return problems
+
+
+def _api_servers(config: ServingConfig) -> list[Problem]:
+    """vLLM refuses VLLM_ALLOW_RUNTIME_LORA_UPDATING with more than one API server process
+    (vllm/entrypoints/cli/serve.py: "cannot be used with api_server_count > 1")."""
+    from .vllm_flags import read_argument
+
+    args = config.server.extraArgs
+    for index, argument in enumerate(args):
+        if "--api-server-count" not in read_argument(argument).options:
+            continue
+        _, sep, value = argument.partition("=")
+        count = value if sep else (args[index + 1] if index + 1 < len(args) else "")
+        if count.strip() != "1":
+            return [(
+                f"server.extraArgs.{index}",
+                f"--api-server-count {count} cannot be combined with routing.runtimeLora: vLLM allows runtime "
+                "LoRA with one API server process only",
+                {"server.extraArgs", "routing"},
+            )]
+    return []
 
 
 def _queue(config: ServingConfig) -> list[Problem]:
