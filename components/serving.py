@@ -21,6 +21,7 @@ from .options.exposure import Exposure, ExposureArgs
 from .options.monitoring import Monitoring, MonitoringArgs
 from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
+from .options.routing import Routing, RoutingArgs, flow_control_on, http_route_rules
 from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .rename_guard import never_deployed
 from .server.deployment import VllmServer, VllmServerArgs, server_resources
@@ -221,6 +222,10 @@ class VllmServing(pulumi.ComponentResource):
         and updates, exactly as before."""
         config, name, child = self._config, self._name, self._child
         deploy_name, namespace, version = config.model.deployName, config.namespace, config.image.tag
+        # Before the route, which sends to its pool (docs/routing.md).
+        self.routing: Routing | None = None
+        if config.routing.enabled:
+            self.routing = Routing(f"{name}-routing", RoutingArgs(config=config), opts=child)
         self.exposure: Exposure | None = None
         if config.ingress.enabled or config.httpRoute.enabled:
             self.exposure = Exposure(
@@ -230,6 +235,7 @@ class VllmServing(pulumi.ComponentResource):
                     service_name=self.service.service.metadata.name,
                     ingress=config.ingress,
                     http_route=config.httpRoute,
+                    pool_rules=(lambda paths, timeout: http_route_rules(config, paths, timeout)) if self.routing else None,
                 ),
                 opts=child,
             )
@@ -243,6 +249,8 @@ class VllmServing(pulumi.ComponentResource):
                     deployment_name=self._deployment().metadata.name,
                     served_model_name=deploy_name,
                     autoscaling=config.autoscaling,
+                    # With the picker's queue on, its length scales the pool, from zero too.
+                    queued_pool=self.routing.pool_name if self.routing and flow_control_on(config) else None,
                 ),
                 opts=child,
             )

@@ -16,5 +16,7 @@ EXAMPLE_STACKS = (
     "mistral-s3",
     "llama-3-70b-production",
     "llama-3-1-405b-multinode",
+    "llama-3-8b-routed",
+    "qwen-routed",
 )
 EXAMPLE_STACK_FILES = sorted(STACKS_DIR / f"Pulumi.{name}.yaml" for name in EXAMPLE_STACKS)

@@ -24,7 +24,9 @@ PRODUCTION_COMPONENTS = {
     "vllm-serving:index:Monitoring", "vllm-serving:index:PodDisruptionBudget", "vllm-serving:index:NetworkPolicy",
 }
 PRODUCTION_STACK = STACKS_DIR / "Pulumi.llama-3-70b-production.yaml"
-OTHER_STACKS = [path for path in EXAMPLE_STACK_FILES if path != PRODUCTION_STACK]  # not a user's own stacks
+# The routed examples ask for an HTTPRoute and autoscaling too (tests/test_routing.py covers them).
+ROUTED_STACKS = {STACKS_DIR / "Pulumi.llama-3-8b-routed.yaml", STACKS_DIR / "Pulumi.qwen-routed.yaml"}
+OTHER_STACKS = [path for path in EXAMPLE_STACK_FILES if path != PRODUCTION_STACK and path not in ROUTED_STACKS]  # not a user's own stacks
 
 # A public route needs an API key (or allowUnauthenticated); these tests use a Secret's.
 KEY = {"apiKeySecret": {"name": "llm-api-key"}}

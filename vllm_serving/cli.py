@@ -74,12 +74,17 @@ def _render_one(stack: str, args: argparse.Namespace, several: bool) -> int:
 def _print_cold_start(path: Path) -> None:
     """The stack's predicted cold start, on stderr (README, "Cold start")."""
     from components.config import decode_engine_config, parse_config
+    from components.options.routing import routing_line
     from components.server.cold_start import cold_start_line
 
     from .stack_file import load_engine_config
 
     config, _ = load_engine_config(path)
-    print(cold_start_line(parse_config(decode_engine_config(config))), file=sys.stderr)
+    serving = parse_config(decode_engine_config(config))
+    print(cold_start_line(serving), file=sys.stderr)
+    # With routing: the picker's queue limit next to the predicted start of a replica (docs/routing.md).
+    if line := routing_line(serving):
+        print(line, file=sys.stderr)
 
 
 def _render_failed(stack: str, args: argparse.Namespace, error: BaseException, several: bool) -> None:

@@ -98,7 +98,7 @@ def file_name(manifest: dict[str, Any], index: int) -> str:
 # What a reviewer reads first: the workload and how it is reached, then its storage and download,
 # then the optional features; the download scripts' ConfigMap, most of the output's lines, last.
 READING_ORDER = (
-    "Deployment", "Service", "PersistentVolumeClaim", "Job", "Ingress", "HTTPRoute", "ScaledObject",
+    "Deployment", "Service", "PersistentVolumeClaim", "Job", "Ingress", "HTTPRoute", "InferencePool", "ScaledObject",
     "ServiceMonitor", "PodMonitor", "PodDisruptionBudget", "NetworkPolicy", "Secret", "ConfigMap",
 )
 

@@ -20,8 +20,9 @@ PROJECT = "vllm-serving"
 # Registration order depends on thread timing; a rendering lists resources in the order they
 # apply (what others need first), then by URN, so two renderings of one stack are identical.
 KIND_ORDER = (
-    "Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Job", "DaemonSet",
-    "Deployment", "LeaderWorkerSet", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "HTTPRoute",
+    "Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret", "ConfigMap", "PersistentVolumeClaim", "Job",
+    "DaemonSet", "Deployment", "LeaderWorkerSet", "Service", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
+    "InferencePool", "HTTPRoute",
     "ServiceMonitor", "PodMonitor", "ScaledObject", "HorizontalPodAutoscaler",
 )
 

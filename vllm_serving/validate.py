@@ -28,6 +28,7 @@ from kubernetes_validate.utils import all_versions, major_minor, schema_contents
 from referencing import Registry, Resource
 
 from .crd_schemas import schema_for, validate_custom_resource
+from .crd_schemas.picker_config import PICKER_CONFIG_FILE, check_picker_config_text
 from .validity import compile_validity
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0")
@@ -112,6 +113,10 @@ def validate_manifests(manifests: list[dict[str, Any]], versions: tuple[str, ...
             failure = _kubernetes_failure(manifest, version)
             if failure:
                 failures.append(f"{label} (Kubernetes {version}): {failure}")
+        picker_config = (manifest.get("data") or {}).get(PICKER_CONFIG_FILE) if manifest.get("kind") == "ConfigMap" else None
+        if picker_config is not None:
+            # The endpoint picker's config, against the pinned release's plugins (crd_schemas/picker_config.py).
+            failures += [f"{label} (endpoint picker config): {line}" for line in check_picker_config_text(picker_config)]
     return failures
 
 

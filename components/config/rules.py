@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
 from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
+from .routing_rules import ROUTING_RULES
 from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
@@ -446,6 +447,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _env_values,
     *FIT_RULES,
     _compile_cache,
+    *ROUTING_RULES,
 )
 
 

@@ -21,6 +21,7 @@ from .features import (
     PodDisruptionBudgetConfig,
 )
 from .fields import INT32_MAX, StrictModel, dns1123_label, dns1123_subdomain
+from .routing import RoutingConfig
 from .server import DownloadConfig, EngineConfig, FitCheckConfig, ServerConfig
 from .sources import ModelConfig
 
@@ -58,6 +59,7 @@ class ServingConfig(StrictModel):
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="An Ingress for the Service.")
     httpRoute: HttpRouteConfig = Field(default_factory=HttpRouteConfig, description="A Gateway API HTTPRoute for the Service.")
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="Autoscaling with KEDA on vLLM's metrics.")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig, description="An InferencePool with llm-d's endpoint picker (docs/routing.md).")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus Operator monitors and scrape annotations.")
     podDisruptionBudget: PodDisruptionBudgetConfig = Field(default_factory=PodDisruptionBudgetConfig, description="A PodDisruptionBudget for drains.")
     networkPolicy: NetworkPolicyConfig = Field(default_factory=NetworkPolicyConfig, description="A NetworkPolicy admitting only listed namespaces.")
@@ -126,6 +128,21 @@ class ServingConfig(StrictModel):
     def max_replicas(self) -> int:
         """The most server pods that can run at once."""
         return self.autoscaling.maxReplicas if self.autoscaling.enabled else self.replicaCount
+
+    @property
+    def scale_to_zero(self) -> bool:
+        """Autoscaling may take the server to no replica at all."""
+        return self.autoscaling.enabled and self.autoscaling.minReplicas == 0
+
+    @property
+    def lora_enabled(self) -> bool:
+        """vLLM serves LoRA adapters: listed ones, or ones loaded at runtime."""
+        return bool(self.lora.adapters) or self.routing.runtimeLora.enabled
+
+    @property
+    def runtime_lora_dir(self) -> str:
+        """The volume's directory of adapters loaded at runtime (routing.runtimeLora), beside the model's."""
+        return "/".join(part for part in (self.model.volume.subPath, "lora-runtime") if part)
 
     @property
     def env_is_secret(self) -> bool:

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from ..config import AutoscalingConfig
 from ..labels import common_labels
+from .routing import QUEUE_METRIC
 
 # vLLM's own gauges, one series per server process, labelled model_name = --served-model-name.
 WAITING_METRIC = "vllm:num_requests_waiting"
@@ -34,23 +35,33 @@ def load_query(metric: str, namespace: str, served_model_name: str) -> str:
     return f'sum({metric}{{namespace="{namespace}",model_name="{served_model_name}"}})'
 
 
-def triggers(scaling: AutoscalingConfig, namespace: str, served_model_name: str) -> list[dict]:
-    def trigger(name: str, metric: str, target: int) -> dict:
+def queue_query(namespace: str, pool: str) -> str:
+    """The requests the endpoint picker holds for this pool (components/options/routing.py,
+    QUEUE_METRIC): the only load signal while no server pod runs."""
+    return f'sum({QUEUE_METRIC}{{namespace="{namespace}",inference_pool="{pool}"}})'
+
+
+def triggers(scaling: AutoscalingConfig, namespace: str, served_model_name: str, queued_pool: str | None = None) -> list[dict]:
+    def trigger(name: str, query: str, target: int) -> dict:
         return {
             "type": "prometheus",
             "name": name,
             "metricType": "AverageValue",
             "metadata": {
                 "serverAddress": scaling.prometheusAddress,
-                "query": load_query(metric, namespace, served_model_name),
+                "query": query,
                 "threshold": str(target),
             },
         }
 
-    found = [trigger("waiting-requests", WAITING_METRIC, scaling.targetWaitingRequests)]
+    found = [trigger("waiting-requests", load_query(WAITING_METRIC, namespace, served_model_name), scaling.targetWaitingRequests)]
     if scaling.targetRunningRequests > 0:
         # With two triggers the HPA takes the larger replica count of the two.
-        found.append(trigger("running-requests", RUNNING_METRIC, scaling.targetRunningRequests))
+        found.append(trigger("running-requests", load_query(RUNNING_METRIC, namespace, served_model_name), scaling.targetRunningRequests))
+    if queued_pool is not None:
+        # KEDA activates a ScaledObject at zero replicas when a trigger's value is above its
+        # activationThreshold (0 by default): one queued request starts the first replica.
+        found.append(trigger("queued-requests", queue_query(namespace, queued_pool), scaling.targetWaitingRequests))
     return found
 
 
@@ -63,6 +74,8 @@ class AutoscalingArgs:
     deployment_name: pulumi.Input[str]
     served_model_name: str
     autoscaling: AutoscalingConfig
+    # The InferencePool whose picker queues requests (flow control on), or None.
+    queued_pool: str | None = None
 
 
 class Autoscaling(pulumi.ComponentResource):
@@ -94,7 +107,7 @@ class Autoscaling(pulumi.ComponentResource):
                         "behavior": {"scaleDown": {"stabilizationWindowSeconds": stabilization}}
                     }
                 },
-                "triggers": triggers(scaling, args.namespace, args.served_model_name),
+                "triggers": triggers(scaling, args.namespace, args.served_model_name, args.queued_pool),
             },
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -68,6 +70,9 @@ class ExposureArgs:
     service_name: pulumi.Input[str]
     ingress: IngressConfig
     http_route: HttpRouteConfig
+    # With routing on (options/routing.py, http_route_rules): the HTTPRoute's rules for its
+    # paths and request timeout, sending to the InferencePool instead of the Service.
+    pool_rules: Callable[[list[str], str], list[dict[str, Any]]] | None = None
 
 
 class Exposure(pulumi.ComponentResource):
@@ -132,6 +137,16 @@ class Exposure(pulumi.ComponentResource):
     ) -> k8s.apiextensions.CustomResource:
         route = args.http_route
         parent_refs = [ref.model_dump(exclude_defaults=True) for ref in route.parentRefs]
+        paths = routed_paths("/", route.extraPaths)
+        rules = args.pool_rules(paths, route.requestTimeout) if args.pool_rules else [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": path}} for path in paths],
+                "backendRefs": [{"name": args.service_name, "port": SERVER_PORT}],
+                # Gateways default to short request timeouts (Envoy: 15 s), far less than a
+                # long generation takes.
+                "timeouts": {"request": route.requestTimeout},
+            }
+        ]
         return k8s.apiextensions.CustomResource(
             f"{name}-httproute",
             api_version="gateway.networking.k8s.io/v1",
@@ -140,17 +155,7 @@ class Exposure(pulumi.ComponentResource):
             spec={
                 "parentRefs": parent_refs,
                 **({"hostnames": list(route.hostnames)} if route.hostnames else {}),
-                "rules": [
-                    {
-                        "matches": [
-                            {"path": {"type": "PathPrefix", "value": path}} for path in routed_paths("/", route.extraPaths)
-                        ],
-                        "backendRefs": [{"name": args.service_name, "port": SERVER_PORT}],
-                        # Gateways default to short request timeouts (Envoy: 15 s), far less than a
-                        # long generation takes.
-                        "timeouts": {"request": route.requestTimeout},
-                    }
-                ],
+                "rules": rules,
             },
             opts=pulumi.ResourceOptions(parent=self),
         )

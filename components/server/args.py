@@ -11,6 +11,9 @@ from ..config import EngineConfig, LoraConfig, ServingConfig
 from ..labels import MODEL_MOUNT, SERVER_PORT
 
 ADAPTERS_MOUNT = "/adapters"
+# routing.runtimeLora: the volume's lora-runtime/ directory, where vLLM's filesystem resolver
+# finds an adapter a request names (vllm/plugins/lora_resolvers/filesystem_resolver.py).
+RUNTIME_LORA_MOUNT = "/lora-runtime"
 # The first vLLM release with --shutdown-timeout (vllm-project/vllm#34730, #36666): older servers
 # refuse the flag, and abort in-flight requests on SIGTERM whatever the pod's grace period.
 SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
@@ -64,12 +67,13 @@ def adapter_mount(name: str) -> str:
     return f"{ADAPTERS_MOUNT}/{name}"
 
 
-def _lora_args(lora: LoraConfig) -> list[str]:
-    if not lora.adapters:
+def _lora_args(lora: LoraConfig, runtime: bool) -> list[str]:
+    if not lora.adapters and not runtime:
         return []
-    # Each adapter is listed in /v1/models under its own name, next to the base model.
+    # Each adapter is listed in /v1/models under its own name, next to the base model; adapters
+    # loaded at runtime need LoRA on even when none is listed.
     modules = [f"{adapter.name}={adapter_mount(adapter.name)}" for adapter in lora.adapters]
-    args = ["--enable-lora", "--lora-modules", *modules]
+    args = ["--enable-lora", *(["--lora-modules", *modules] if modules else [])]
     if lora.maxLoraRank is not None:
         args.append(f"--max-lora-rank={lora.maxLoraRank}")
     if lora.maxLoras is not None:
@@ -87,7 +91,7 @@ def server_args(config: ServingConfig) -> list[str]:
         f"--tensor-parallel-size={config.tensor_parallel_size}",
         *_engine_args(config.engine),
         *_pipeline_args(config),
-        *_lora_args(config.lora),
+        *_lora_args(config.lora, config.routing.runtimeLora.enabled),
         *_shutdown_args(config),
         *config.server.extraArgs,
     ]

@@ -15,7 +15,7 @@ from ..env import env_var_args
 from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
 from ..options.monitoring import scrape_annotations
 from ..storage.placement import server_placement, unconstrained_binding_warning
-from .args import adapter_mount, server_args
+from .args import RUNTIME_LORA_MOUNT, adapter_mount, server_args
 from .compile_cache import compile_cache
 
 PROBE_PERIOD_SECONDS = 10
@@ -93,8 +93,14 @@ class VllmServerArgs:
 
 
 def _model_mounts(args: VllmServerArgs) -> list[k8s.core.v1.VolumeMountArgs]:
-    """The model's directory at /model and each adapter's at /adapters/<name>, read-only."""
-    return [
+    """The model's directory at /model and each adapter's at /adapters/<name>, read-only; with
+    runtime LoRA, the volume's lora-runtime/ directory at /lora-runtime."""
+    runtime = (
+        [k8s.core.v1.VolumeMountArgs(name="model", mount_path=RUNTIME_LORA_MOUNT, sub_path=args.config.runtime_lora_dir, read_only=True)]
+        if args.config.routing.runtimeLora.enabled
+        else []
+    )
+    return [*runtime,
         k8s.core.v1.VolumeMountArgs(name="model", mount_path=MODEL_MOUNT, sub_path=args.model_dir or None, read_only=True),
         *(
             k8s.core.v1.VolumeMountArgs(name="model", mount_path=adapter_mount(adapter), sub_path=directory, read_only=True)
@@ -111,6 +117,17 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
     fixed = [("HF_HUB_OFFLINE", "1")]
     if not config.server.usageStats:
         fixed += [("VLLM_NO_USAGE_STATS", "1"), ("DO_NOT_TRACK", "1")]
+    if config.routing.runtimeLora.enabled:
+        # Adapters load on a request that names them, from the volume (docs/routing.md, Runtime LoRA).
+        # The flag also registers /v1/load_lora_adapter and /v1/unload_lora_adapter
+        # (vllm/entrypoints/openai/api_server.py): the HTTPRoute never forwards them (options/routing.py).
+        fixed += [
+            ("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True"),
+            # vLLM loads every general plugin unless VLLM_PLUGINS names some (vllm/plugins/__init__.py,
+            # load_plugins_by_group); the filesystem resolver, one of them, registers itself when this
+            # is set (vllm/plugins/lora_resolvers/filesystem_resolver.py, register_filesystem_resolver).
+            ("VLLM_LORA_RESOLVER_CACHE_DIR", RUNTIME_LORA_MOUNT),
+        ]
     defaults = [k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in fixed if name not in user_env_names]
     if cache := compile_cache(config, args.claim_name):
         defaults += [var for var in cache.env() if var.name not in user_env_names]

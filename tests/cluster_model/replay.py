@@ -42,7 +42,12 @@ def _template(manifest: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]
 
 
 def _deployment(rendering: Rendering) -> dict[str, Any]:
-    return rendering.one("Deployment").inputs
+    """The server's Deployment (with routing, the endpoint picker's is beside it)."""
+    (server,) = [
+        deployment.inputs for deployment in rendering.by_kind("Deployment")
+        if _template(deployment.inputs)[0].get("app.kubernetes.io/component") == "server"
+    ]
+    return server
 
 
 def _jobs(rendering: Rendering) -> dict[str, dict[str, Any]]:

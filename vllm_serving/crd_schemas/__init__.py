@@ -1,7 +1,8 @@
 """Published CRD schemas of the custom resources this program renders, and a strict validator.
 
 kubernetes-validate knows only the built-in kinds. The custom resources (KEDA's ScaledObject,
-prometheus-operator's ServiceMonitor and PodMonitor, Gateway API's HTTPRoute, LeaderWorkerSet) are checked here
+prometheus-operator's ServiceMonitor and PodMonitor, Gateway API's HTTPRoute, the Inference
+Extension's InferencePool, LeaderWorkerSet) are checked here
 against the openAPIV3Schema of their published CustomResourceDefinitions, shipped as JSON
 beside this file (see README.md there for where each one comes from and what was left out).
 
@@ -53,6 +54,11 @@ SCHEMAS = {
         CrdSchema(
             "gateway.networking.k8s.io/v1", "HTTPRoute", "gateway.networking.k8s.io_v1_HTTPRoute.json",
             "Gateway API v1.4.0 standard channel, config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+        ),
+        CrdSchema(
+            "inference.networking.k8s.io/v1", "InferencePool", "inference.networking.k8s.io_v1_InferencePool.json",
+            "kubernetes-sigs/gateway-api-inference-extension v1.5.0 @df9f890 "
+            "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
         ),
         CrdSchema(
             "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkerset.x-k8s.io_v1_LeaderWorkerSet.json",
