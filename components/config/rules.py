@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..engine import engine_choice
+from .engine_rules import release_problem
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
 from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
 from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
@@ -166,6 +168,9 @@ def _flag_problem(config: ServingConfig, reading: Reading, typed: set[str]) -> t
 def _extra_args(config: ServingConfig) -> list[Problem]:
     problems = []
     typed = _typed_keys_set(config)
+    # Read as the parser of the release the stack runs reads it (components/engine).
+    choice = engine_choice(config)
+    options = choice.profile.option_strings
     for index, argument in enumerate(config.server.extraArgs):
         path = f"server.extraArgs.{index}"
         if not argument.startswith("-"):
@@ -192,10 +197,14 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
                 {"server.extraArgs"},
             ))
             continue
-        found = _flag_problem(config, read_argument(argument), typed)
+        reading = read_argument(argument, options)
+        found = _flag_problem(config, reading, typed)
         if found:
             why, key = found
             problems.append((path, why, {"server.extraArgs", key.split(" ")[0]}))
+        # Only a profile of the release itself refuses; the nearest one warns (engine_rules.py).
+        elif choice.exact and (why := release_problem(argument, reading, choice.profile, choice.named_by)):
+            problems.append((path, why, {"server.extraArgs", "image.tag", "server.engineVersion"}))
     return problems
 
 
