@@ -34,8 +34,9 @@ def refused(raw: dict) -> dict[str, str]:
     return dict(caught.value.problems)
 
 
-def test_every_supported_release_has_a_profile():
+def test_every_supported_release_has_a_profile_and_the_default_is_the_newest():
     assert supported_versions() == ("0.32.0", "0.33.0", "0.34.0")
+    assert engine_profile(parse_config(VALID)).version == "0.34.0"
 
 
 def test_an_option_only_0_34_has_is_refused_for_0_32_naming_the_release():
