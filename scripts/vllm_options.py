@@ -191,13 +191,12 @@ def _union(node: ast.expr, source: Source, depth: int = 0) -> list[ast.expr]:
     return [node]
 
 
-def _value_spec(name: str, annotation: ast.expr, source: Source) -> dict | None:
-    """What argparse accepts as the value, as _compute_kwargs sets type/choices; None: no check."""
-    members = _union(annotation, source)
+def _kinds(members: list[ast.expr]) -> tuple[set[str], list] | None:
+    """The kinds of a union's members (None, Literal, int, list, other...) and the Literal values."""
     kinds, literals = set(), []
     for member in members:
         text = ast.unparse(member)
-        if isinstance(member, ast.Constant) and member.value is None or text == "None":
+        if (isinstance(member, ast.Constant) and member.value is None) or text == "None":
             kinds.add("None")
         elif isinstance(member, ast.Subscript) and ast.unparse(member.value) in ("Literal", "typing.Literal"):
             values = member.slice.elts if isinstance(member.slice, ast.Tuple) else [member.slice]
@@ -211,6 +210,15 @@ def _value_spec(name: str, annotation: ast.expr, source: Source) -> dict | None:
             kinds.add(member.id)
         else:
             kinds.add("other")  # a class (dataclass, enum) or an unresolved alias: not checked
+    return kinds, literals
+
+
+def _value_spec(name: str, annotation: ast.expr, source: Source) -> dict | None:
+    """What argparse accepts as the value, as _compute_kwargs sets type/choices; None: no check."""
+    read = _kinds(_union(annotation, source))
+    if read is None:
+        return None
+    kinds, literals = read
     optional = "None" in kinds
     kinds.discard("None")
     if "other" in kinds or "dict" in kinds or kinds == {"bool", "str"} or "bool" in kinds:
@@ -244,7 +252,7 @@ def _kwargs_sources(function: ast.FunctionDef) -> dict[str, tuple[str, str | Non
     return sources
 
 
-def _explicit_spec(call: ast.Call, keywords: dict[str, ast.expr]) -> dict | None:
+def _explicit_spec(keywords: dict[str, ast.expr]) -> dict | None:
     type_ = keywords.get("type")
     choices = keywords.get("choices")
     spec: dict = {"optional": False}
@@ -266,7 +274,7 @@ def _call_options(call: ast.Call, sources, source: Source) -> dict[str, dict]:
     action = ast.unparse(keywords.get("action", ast.Constant(None)))
     boolean = action.endswith("BooleanOptionalAction")
     flag = boolean or action.strip("'\"") in ("store_true", "store_false", "store_const", "count", "help", "version")
-    value: dict | None = None if flag else _explicit_spec(call, keywords)
+    value: dict | None = None if flag else _explicit_spec(keywords)
     for keyword in call.keywords:
         if keyword.arg is not None:
             continue
@@ -287,7 +295,7 @@ def _call_options(call: ast.Call, sources, source: Source) -> dict[str, dict]:
         checked = not (overrides & {"type", "choices", "action", "nargs"} or set(keywords) & {"type", "choices", "action", "nargs"})
         value = None if flag or not checked or field in source.overridden else _value_spec(field, annotation, source)
     spec = {"flag": True} if flag else ({"value": value} if value else {})
-    return {string: spec for string in source.option_strings(strings, boolean)}
+    return dict.fromkeys(source.option_strings(strings, boolean), spec)
 
 
 def _functions(tree: ast.Module, names: set[str]) -> list[ast.FunctionDef]:
@@ -307,7 +315,7 @@ def server_parser(root: Path) -> dict[str, dict]:
         boolean = _is_boolean_flag(ast.unparse(item.annotation))
         value = None if boolean or name in source.overridden else _value_spec(name, item.annotation, source)
         spec = {"flag": True} if boolean else ({"value": value} if value else {})
-        options.update({string: spec for string in source.option_strings([f"--{name.replace('_', '-')}"], boolean)})
+        options.update(dict.fromkeys(source.option_strings([f"--{name.replace('_', '-')}"], boolean), spec))
     engine = _parse(root / "engine/arg_utils.py")
     for function in _functions(engine, {"add_cli_args"}):
         sources = _kwargs_sources(function)
@@ -375,54 +383,68 @@ def _module_name(root: Path, path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _router_prefixes(tree: ast.Module) -> dict[str, str]:
+    """`router = APIRouter(prefix="/x")` -> {"router": "/x"}."""
+    prefixes = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and ast.unparse(node.value.func).endswith("APIRouter"):
+            prefix = next((k.value.value for k in node.value.keywords if k.arg == "prefix" and isinstance(k.value, ast.Constant)), "")
+            for target in node.targets:
+                prefixes[ast.unparse(target)] = prefix
+    return prefixes
+
+
+def _route_calls(node: ast.AST) -> list[ast.Call]:
+    """The calls that declare a route: a handler's decorators, add_api_route, mount."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return [d for d in node.decorator_list if isinstance(d, ast.Call)]
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("add_api_route", "add_websocket_route", "mount"):
+        return [node]
+    return []
+
+
+def _call_routes(call: ast.Call, prefixes: dict[str, str]) -> list[tuple[str, str]]:
+    method = getattr(call.func, "attr", "")
+    if method not in _METHODS | {"add_api_route", "add_websocket_route", "mount"} or not call.args:
+        return []
+    first = call.args[0]
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("/")):
+        return []
+    route = prefixes.get(ast.unparse(call.func.value), "") + first.value  # type: ignore[attr-defined]
+    if method in ("api_route", "add_api_route"):
+        given = next((k.value for k in call.keywords if k.arg == "methods"), None)
+        verbs = [e.value.upper() for e in given.elts] if isinstance(given, ast.List | ast.Tuple) else ["GET"]  # type: ignore[attr-defined]
+    elif method == "mount":
+        verbs = ["ANY"]
+    else:
+        verbs = ["WEBSOCKET" if "websocket" in method else method.upper()]
+    return [(verb, route) for verb in verbs]
+
+
 def _declared_routes(root: Path) -> dict[str, list[tuple[str, str]]]:
-    """module -> [(METHOD, path)] of every route decorator and add_api_route in entrypoints/."""
+    """module -> [(METHOD, path)] of every route decorator, add_api_route and mount in entrypoints/."""
     found: dict[str, list[tuple[str, str]]] = {}
     for path in sorted((root / "entrypoints").rglob("*.py")):
         text = path.read_text()
-        if "route" not in text and "@router" not in text and "@app" not in text:
+        if "route" not in text and "@router" not in text and "@app" not in text and "Mount" not in text:
             continue
         tree = ast.parse(text)
-        prefixes = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and ast.unparse(node.value.func).endswith("APIRouter"):
-                prefix = next((k.value.value for k in node.value.keywords if k.arg == "prefix" and isinstance(k.value, ast.Constant)), "")
-                for target in node.targets:
-                    prefixes[ast.unparse(target)] = prefix
+        prefixes = _router_prefixes(tree)
         routes = []
         for node in ast.walk(tree):
-            calls = []
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                calls = [d for d in node.decorator_list if isinstance(d, ast.Call)]
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("add_api_route", "add_websocket_route", "mount"):
-                calls = [node]
-            elif isinstance(node, ast.Call) and ast.unparse(node.func) == "Mount" and node.args:
-                first = node.args[0]  # starlette's Mount("/metrics", app): every method under the path
+            # starlette's Mount("/metrics", app): every method under the path.
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "Mount" and node.args:
+                first = node.args[0]
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     routes.append(("ANY", first.value))
-            for call in calls:
-                method = getattr(call.func, "attr", "")
-                if method not in _METHODS | {"add_api_route", "add_websocket_route", "mount"} or not call.args:
-                    continue
-                first = call.args[0]
-                if not (isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("/")):
-                    continue
-                owner = ast.unparse(call.func.value)  # type: ignore[attr-defined]
-                route = prefixes.get(owner, "") + first.value
-                if method in ("api_route", "add_api_route"):
-                    given = next((k.value for k in call.keywords if k.arg == "methods"), None)
-                    verbs = [e.value.upper() for e in given.elts] if isinstance(given, ast.List | ast.Tuple) else ["GET"]  # type: ignore[attr-defined]
-                elif method == "mount":
-                    verbs = ["ANY"]
-                else:
-                    verbs = ["WEBSOCKET" if "websocket" in method else method.upper()]
-                routes += [(verb, route) for verb in verbs]
+            for call in _route_calls(node):
+                routes += _call_routes(call, prefixes)
         if routes:
             found[_module_name(root, path)] = routes
     return found
 
 
-def _registrations(root: Path, module: str, function: str, conditions: tuple[str, ...], seen: set, out: dict) -> None:
+def _registrations(root: Path, module: str, function: str, conditions: tuple[str, ...], *, seen: set, out: dict) -> None:
     """Follow a register function: each `from X import f` then `f(app)` under its `if` tests."""
     path = root.parent / (module.replace(".", "/") + ".py")
     if not path.is_file():
@@ -438,7 +460,7 @@ def _registrations(root: Path, module: str, function: str, conditions: tuple[str
 
     def visit(body: list[ast.stmt], tests: tuple[str, ...]) -> None:
         imported: dict[str, str] = {}
-        for index, statement in enumerate(body):
+        for statement in body:
             if isinstance(statement, ast.If):
                 test = ast.unparse(statement.test)
                 # `if not X: return` guards the rest of the function.
@@ -448,7 +470,7 @@ def _registrations(root: Path, module: str, function: str, conditions: tuple[str
                 visit(statement.body, (*tests, test))
                 visit(statement.orelse, (*tests, f"not ({test})"))
                 continue
-            elif isinstance(statement, ast.ImportFrom):
+            if isinstance(statement, ast.ImportFrom):
                 base = statement.module or ""
                 if statement.level:
                     base = ".".join(module.split(".")[: len(module.split(".")) - statement.level + (1 if path.name == "__init__.py" else 0)] + ([base] if base else []))
@@ -462,8 +484,8 @@ def _registrations(root: Path, module: str, function: str, conditions: tuple[str
             for name in ast.walk(statement):
                 if isinstance(name, ast.Name) and name.id in imported:
                     target_module, target = imported[name.id].split(":")
-                    _registrations(root, target_module, target, tests, seen, out)
-                    _registrations(root, f"{target_module}.{target}", "", tests, seen, out)
+                    _registrations(root, target_module, target, tests, seen=seen, out=out)
+                    _registrations(root, f"{target_module}.{target}", "", tests, seen=seen, out=out)
     visit(functions[0].body, conditions)
 
 
@@ -501,7 +523,7 @@ def _fastapi_docs(root: Path) -> list[dict]:
 def routes(root: Path) -> dict:
     declared = _declared_routes(root)
     registered: dict[str, tuple[str, ...]] = {}
-    _registrations(root, "vllm.entrypoints.launchers.api_server.routers", "register_api_routers", (), set(), registered)
+    _registrations(root, "vllm.entrypoints.launchers.api_server.routers", "register_api_routers", (), seen=set(), out=registered)
     authenticate = _parse(root / "entrypoints/serve/middleware/authenticate.py")
     guarded = next(
         ast.literal_eval(n.value) for n in authenticate.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "GUARDED_PREFIX"
@@ -566,8 +588,16 @@ def changes(old: dict, new: dict) -> list[str]:
     lines.append(f"options: {len(old['options'])} -> {len(new['options'])} option strings")
     lines += [f"  + {option}" for option in added] + [f"  - {option}" for option in removed]
     for option in sorted(set(old["options"]) & set(new["options"])):
-        if old["options"][option] != new["options"][option]:
-            lines.append(f"  ~ {option}: {json.dumps(old['options'][option])} -> {json.dumps(new['options'][option])}")
+        before, after = old["options"][option], new["options"][option]
+        if before == after:
+            continue
+        choices = [spec.get("value", {}).get("choices") for spec in (before, after)]
+        if None not in choices and {**before["value"], "choices": None} == {**after["value"], "choices": None}:
+            gained = [str(c) for c in choices[1] if c not in choices[0]]  # type: ignore[union-attr]
+            lost = [str(c) for c in choices[0] if c not in choices[1]]  # type: ignore[union-attr]
+            lines.append(f"  ~ {option}: choices" + "".join(f" +{c}" for c in gained) + "".join(f" -{c}" for c in lost))
+        else:
+            lines.append(f"  ~ {option}: {json.dumps(before, sort_keys=True)} -> {json.dumps(after, sort_keys=True)}")
     for key in sorted(set(old["defaults"]) | set(new["defaults"])):
         before, after = old["defaults"].get(key), new["defaults"].get(key)
         if before != after:

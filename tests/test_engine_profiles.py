@@ -99,7 +99,7 @@ def test_a_custom_tag_warns_naming_the_nearest_profile_and_refuses_nothing():
 
 def test_the_warning_reaches_pulumi_when_the_server_is_rendered(monkeypatch):
     warned = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warned.append(message))
     render_values({"model": HF_MODEL, "image": {"tag": "nightly-20261130"}})
     assert any("image.tag 'nightly-20261130' names no vLLM release" in message for message in warned)
 
@@ -181,6 +181,8 @@ def test_the_next_release_routine_shows_what_changed():
     assert "default gpuMemoryUtilization: 0.92 -> null" in report
     assert "entry point: python3 -m vllm.entrypoints.openai.api_server -> vllm serve" in report
     assert "new route: POST /checkpoint/prepare when" in report and "(NOT guarded by --api-key)" in report
+    assert "  ~ --all2all-backend: choices +mori" in report  # a changed value rule, as its difference
+    assert "route gone: POST /fault_tolerance/apply" in report and "new route: POST /v1/fault_tolerance/apply" in report
 
 
 def test_the_profiles_are_the_generators_layout():
