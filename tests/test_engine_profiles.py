@@ -85,6 +85,16 @@ def test_values_the_parser_converts_are_accepted(argument):
     parse_config(stack("", [argument]))
 
 
+def test_a_typed_key_whose_flag_the_release_refuses_is_refused_at_the_key():
+    adapters = [{"name": "a", "source": "huggingface", "huggingface": {"id": "org/a"}}]
+    raw = {**stack(), "lora": {"maxLoraRank": 12, "adapters": adapters}}
+    assert refused(raw)["lora.maxLoraRank"] == (
+        "renders --max-lora-rank, and the value of --max-lora-rank is not one vLLM 0.34.0 (image.tag 'v0.34.0') "
+        "accepts: it takes one of 1, 8, 16, 32, 64, 128, 256, 320, 512"
+    )
+    parse_config({**stack(), "lora": {"maxLoraRank": 16, "adapters": adapters}})
+
+
 def test_a_custom_tag_warns_naming_the_nearest_profile_and_refuses_nothing():
     config = parse_config(stack("my-build-2026-11", ["--max-num-seqz=8"]))
     first, finding = engine_warnings(config)

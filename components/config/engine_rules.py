@@ -16,6 +16,7 @@ from typing import Any
 
 from ..engine import EngineChoice, EngineProfile, engine_choice, profile_having
 from .fields import shown
+from .server import ENGINE_FLAGS
 from .stack import ServingConfig
 from .vllm_flags import Reading, normalized, read_argument
 
@@ -123,10 +124,32 @@ def release_findings(config: ServingConfig) -> list[tuple[str, str]]:
     return findings
 
 
+def typed_flag_findings(config: ServingConfig) -> list[tuple[str, str]]:
+    """(typed key, why) for each flag a typed key renders that the release's parser would refuse:
+    e.g. lora.maxLoraRank 12, which vLLM's --max-lora-rank does not take (its choices are 1, 8,
+    16, ...), or a flag the release does not have."""
+    from ..server.args import server_args  # the command line is the server's; config is imported by it
+
+    choice = engine_choice(config)
+    profile = choice.profile
+    rendered = server_args(config)
+    findings = []
+    for argument in rendered[: len(rendered) - len(config.server.extraArgs)]:
+        reading = read_argument(argument, profile.option_strings)
+        key = next((ENGINE_FLAGS[option] for option in reading.options if option in ENGINE_FLAGS), None)
+        if key is None or key.startswith("apiKey"):
+            continue  # a flag the program always sets (--model, --host, ...), not a user's value
+        why = release_problem(argument, reading, profile, choice.named_by)
+        if why:
+            findings.append((key, f"renders {normalized(argument).split('=', 1)[0]}, and {why}"))
+    return findings
+
+
 def engine_warnings(config: ServingConfig) -> list[str]:
     """What the server component warns about: the profile is only the nearest, and what that
     profile would have refused."""
     choice: EngineChoice = engine_choice(config)
     if choice.exact:
         return []
-    return [choice.warning or "", *(f"{path}: {why}" for path, why in release_findings(config))]
+    findings = [*release_findings(config), *typed_flag_findings(config)]
+    return [choice.warning or "", *(f"{path}: {why}" for path, why in findings)]

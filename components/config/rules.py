@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 
 from ..engine import engine_choice
-from .engine_rules import release_problem
+from .engine_rules import release_problem, typed_flag_findings
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
 from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
 from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
@@ -203,9 +203,17 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
             why, key = found
             problems.append((path, why, {"server.extraArgs", key.split(" ")[0]}))
         # Only a profile of the release itself refuses; the nearest one warns (engine_rules.py).
-        elif choice.exact and (why := release_problem(argument, reading, choice.profile, choice.named_by)):
-            problems.append((path, why, {"server.extraArgs", "image.tag", "server.engineVersion"}))
+        elif choice.exact and (refusal := release_problem(argument, reading, choice.profile, choice.named_by)):
+            problems.append((path, refusal, {"server.extraArgs", "image.tag", "server.engineVersion"}))
     return problems
+
+
+def _typed_flags_for_release(config: ServingConfig) -> list[Problem]:
+    """A typed key's flag, as rendered, must be one the release's parser takes (engine_rules.py)."""
+    if not engine_choice(config).exact:
+        return []  # the nearest profile only warns
+    reads = {"image.tag", "server.engineVersion", "engine", "lora"}
+    return [(key, why, reads | {key}) for key, why in typed_flag_findings(config)]
 
 
 def _typed_flag_clash(config: ServingConfig, flag: str, key: str) -> str:
@@ -379,6 +387,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _surge_needs_a_shared_volume,
     _model_size,
     _extra_args,
+    _typed_flags_for_release,
     _parallelism_uses_every_gpu,
     _adapters,
     _api_key,
