@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..fit import Architecture, FitReport, UnknownArchitecture, WeightBytes, check_fit, gpu_spec, read_architecture
 from ..engine import engine_profile
+from ..fit import Architecture, FitReport, UnknownArchitecture, WeightBytes, check_fit, gpu_spec, read_architecture
 from ..fit.hub import read_hub_architecture
 from .fields import quantity_bytes
 from .stack import ServingConfig
