@@ -489,16 +489,18 @@ def _argparse_reading(argument, options):
     return set_[0] if set_ else None
 
 
-def test_the_flag_reader_agrees_with_argparse_on_vllms_options():
+@pytest.mark.parametrize("version", ["0.32.0", "0.33.0", "0.34.0"])
+def test_the_flag_reader_agrees_with_argparse_on_vllms_options(version):
     from components.config.vllm_flags import read_argument
-    from components.config.vllm_options import VLLM_OPTIONS
+    from components.engine import load_profile
 
+    options = load_profile(version).option_strings
     arguments = ["--api-ke=x", "--po=1", "--por", "--served", "--tensor-p=2", "--h", "--hos=x", "-t", "-tp=2", "-qawq",
                  "-d", "-dp", "--model", "--mod", "--max-model-len=1", "--no-enable-prefix", "--disable-prefix-c",
-                 "--enable-lora", "--enable-lo", "--nothing-like-this", "-z", "--config-f=x"]
+                 "--enable-lora", "--enable-lo", "--nothing-like-this", "-z", "--config-f=x", "--enable-ext", "--checkpoint-p"]
     for argument in arguments:
-        reading = read_argument(argument)
-        expected = _argparse_reading(argument, VLLM_OPTIONS)
+        reading = read_argument(argument, options)
+        expected = _argparse_reading(argument, options)
         if expected == "ambiguous":
             assert reading.ambiguous, argument
         elif expected in (None, "error"):
@@ -520,8 +522,10 @@ def test_the_option_list_generator_applies_vllms_rules(tmp_path):
     from pathlib import Path
 
     root = tmp_path / "vllm"
-    for directory in ("config", "entrypoints/common", "engine"):
+    for directory in ("config", "entrypoints/common", "engine", "utils"):
         (root / directory).mkdir(parents=True)
+    # 0.33 on: EnableDisableAction pairs --enable-x with --disable-x (0.32 has no such class).
+    (root / "utils/argparse_utils.py").write_text("class EnableDisableAction(BooleanOptionalAction):\n    pass\n")
     (root / "config/model.py").write_text(
         "class ModelConfig:\n    max_model_len: int | None = None\n    enable_sleep_mode: bool = False\n"
         "    hf_token: bool | str | None = None\n"
@@ -546,6 +550,14 @@ def test_the_option_list_generator_applies_vllms_rules(tmp_path):
         "-h", "--help", "--headless", "--lora-modules", "--port", "--allow-credentials", "--no-allow-credentials",
         "--max-model-len", "-mml", "--enable-sleep-mode", "--no-enable-sleep-mode", "--disable-sleep-mode", "--hf-token",
     ])
+    parser = module.server_parser(root)
+    assert parser["--port"] == {"value": {"type": "int", "optional": False}}
+    assert parser["--max-model-len"] == {"value": {"type": "human_int_or_auto", "optional": True}}
+    assert parser["--enable-sleep-mode"] == parser["--headless"] == {"flag": True}
+    assert parser["--hf-token"] == {}  # bool | str | None: any text, or none
+    # Without EnableDisableAction (0.32), a bool field gets --no-x only.
+    (root / "utils/argparse_utils.py").write_text("")
+    assert "--disable-sleep-mode" not in module.server_options(root)
 
 
 def test_a_bare_extra_arg_is_refused_since_vllm_could_read_it_as_the_model():
@@ -554,7 +566,9 @@ def test_a_bare_extra_arg_is_refused_since_vllm_could_read_it_as_the_model():
         "model": {"deployName": "m", "source": "huggingface", "huggingface": {"id": "org/m"}},
         "server": {"extraArgs": ["--max-model-len", "4321", "/tmp/other-model"]},
     })
-    assert set(found) == {"server.extraArgs[1]", "server.extraArgs[2]"}
+    assert set(found) == {"server.extraArgs[0]", "server.extraArgs[1]", "server.extraArgs[2]"}
+    # The flag without its value in the same item is refused too: the parser takes the next item.
+    assert "--max-model-len needs a value in the same item (--max-model-len=...)" in found["server.extraArgs[0]"]
     assert "4321" not in found["server.extraArgs[1]"]  # a bare item may be a secret: never shown
     assert "could read a bare item as the model to serve" in found["server.extraArgs[2]"]
     assert "--max-model-len=8192" in found["server.extraArgs[1]"]

@@ -182,9 +182,7 @@ def test_one_node_renders_the_deployment_and_no_leader_worker_set():
     rendering = render_values({"model": RWX_MODEL, "resources": {"limits": {"nvidia.com/gpu": 8}}})
     assert rendering.by_kind("LeaderWorkerSet") == []
     deployment = manifest(rendering, "Deployment")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
-        "python3", "-m", "vllm.entrypoints.openai.api_server"
-    ]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["command"] == ["vllm", "serve"]
     assert "leaderworkerset.sigs.k8s.io/worker-index" not in manifest(rendering, "Service")["spec"]["selector"]
 
 

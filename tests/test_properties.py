@@ -146,10 +146,12 @@ tolerations = st.sampled_from([
     {"key": "preemptible", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
     {"operator": "Exists"},
 ])
+# Options every supported vLLM release has (components/engine): --swap-space is gone since before
+# 0.32, and 0.32 has no --disable-log-requests (its twin is --no-enable-log-requests).
 extra_args = st.sampled_from([
     "--max-num-batched-tokens=8192",
-    "--disable-log-requests",
-    "--swap-space=4",
+    "--no-enable-log-requests",
+    "--disable-log-stats",
     "--enforce-eager",
     "--seed=0",
     "--block-size=16",
@@ -234,7 +236,8 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:  
             optional={
                 "registry": st.sampled_from(["docker.io", "", "registry.example.internal:5000"]),
                 "repository": st.sampled_from(["vllm/vllm-openai", "mirror/vllm-openai"]),
-                "tag": st.sampled_from(["v0.33.0", "v0.6.3.post1", "v0.10.1"]),
+                # The releases with a profile, and older ones, which get the nearest profile.
+                "tag": st.sampled_from(["v0.32.0", "v0.33.0", "v0.34.0", "v0.6.3.post1", "v0.10.1"]),
                 "pullPolicy": st.sampled_from(["Always", "IfNotPresent", "Never"]),
             },
         ),

@@ -249,14 +249,17 @@ def test_docs_production_duration_rules_hold_and_render_refuses_what_validate_wo
 
 def test_the_server_command_line_is_the_one_the_readme_gives(codellama):
     server = container(codellama, "Deployment", "vllm")
-    assert server["command"][:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert server["command"] == ["vllm", "serve"]  # the default release, 0.34
     assert server["args"][:5] == [
         "--model=/model", "--served-model-name=codellama-7b", "--host=0.0.0.0", "--port=8000", "--tensor-parallel-size=1",
     ]
     assert (
-        "`python3 -m vllm.entrypoints.openai.api_server --model=/model\n--served-model-name=<deployName> "
-        "--host=0.0.0.0 --port=8000 --tensor-parallel-size=<GPUs>\n<server.extraArgs>`"
+        "`vllm serve --model=/model\n--served-model-name=<deployName> "
+        "--host=0.0.0.0 --port=8000 --tensor-parallel-size=<GPUs>\n<server.extraArgs>` with vLLM 0.34 (the default)"
     ) in README
+    older = container(render_values({"model": HF_MODEL, "image": {"tag": "v0.33.0"}}), "Deployment", "vllm")
+    assert older["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert "with 0.33, 0.32 and older tags,\n`python3 -m vllm.entrypoints.openai.api_server` and the same arguments" in README
 
 
 # --- the code map -------------------------------------------------------------------------------

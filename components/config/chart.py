@@ -30,10 +30,10 @@ from .fields import (
     shown,
 )
 
-# The vLLM release this project was built and documented against (PyPI `vllm`
-# 0.33.0, November 2026). The chart's own default, v0.3.3, predates the
-# `vllm serve` entrypoint and most models served today.
-DEFAULT_VLLM_TAG = "v0.33.0"
+# The newest vLLM release with an engine profile (components/engine; PyPI `vllm` 0.34.0,
+# November 2026). The chart's own default, v0.3.3, predates the `vllm serve` entrypoint and most
+# models served today.
+DEFAULT_VLLM_TAG = "v0.34.0"
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 SINGLE_NODE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from ..engine import engine_profile
 from ..fit import Architecture, FitReport, UnknownArchitecture, WeightBytes, check_fit, gpu_spec, read_architecture
 from ..fit.hub import read_hub_architecture
 from .fields import quantity_bytes
@@ -66,8 +67,9 @@ def _launch_flags_in_extra_args(config: ServingConfig) -> list[Problem]:
     from .vllm_flags import read_argument
 
     problems = []
+    options = engine_profile(config).option_strings
     for index, argument in enumerate(config.server.extraArgs):
-        flag = next((option for option in read_argument(argument).options if option in MULTI_NODE_FLAGS), None)
+        flag = next((option for option in read_argument(argument, options).options if option in MULTI_NODE_FLAGS), None)
         if flag:
             problems.append((
                 f"server.extraArgs.{index}",
@@ -97,7 +99,11 @@ def fit_report(config: ServingConfig, architecture: Architecture | UnknownArchit
         gpu_spec(server.gpuType, memory),
         tensor_parallel=config.tensor_parallel_size,
         pipeline_parallel=config.pipeline_parallel_size,
-        gpu_memory_utilization=engine.gpuMemoryUtilization,
+        # Unset: the release's own default (0.92 up to 0.33; 0.34's resolves to 1.0 with the
+        # extensible KV cache), as components/engine reads it from that release's source.
+        gpu_memory_utilization=engine.gpuMemoryUtilization
+        if engine.gpuMemoryUtilization is not None
+        else engine_profile(config).default_gpu_memory_utilization(config.server.extraArgs),
         max_model_len=engine.maxModelLen,
         kv_cache_dtype=engine.kvCacheDtype,
         quantization=engine.quantization,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..engine import engine_choice
+from .engine_rules import release_problem, typed_flag_findings
 from .fields import is_dns1123_label, is_http_url, quantity_bytes, shown
 from .multinode_rules import FIT_RULES, MULTI_NODE_RULES
 from .routing_rules import ROUTING_RULES
@@ -167,6 +169,9 @@ def _flag_problem(config: ServingConfig, reading: Reading, typed: set[str]) -> t
 def _extra_args(config: ServingConfig) -> list[Problem]:
     problems = []
     typed = _typed_keys_set(config)
+    # Read as the parser of the release the stack runs reads it (components/engine).
+    choice = engine_choice(config)
+    options = choice.profile.option_strings
     for index, argument in enumerate(config.server.extraArgs):
         path = f"server.extraArgs.{index}"
         if not argument.startswith("-"):
@@ -193,11 +198,23 @@ def _extra_args(config: ServingConfig) -> list[Problem]:
                 {"server.extraArgs"},
             ))
             continue
-        found = _flag_problem(config, read_argument(argument), typed)
+        reading = read_argument(argument, options)
+        found = _flag_problem(config, reading, typed)
         if found:
             why, key = found
             problems.append((path, why, {"server.extraArgs", key.split(" ")[0]}))
+        # Only a profile of the release itself refuses; the nearest one warns (engine_rules.py).
+        elif choice.exact and (refusal := release_problem(argument, reading, choice.profile, choice.named_by)):
+            problems.append((path, refusal, {"server.extraArgs", "image.tag", "server.engineVersion"}))
     return problems
+
+
+def _typed_flags_for_release(config: ServingConfig) -> list[Problem]:
+    """A typed key's flag, as rendered, must be one the release's parser takes (engine_rules.py)."""
+    if not engine_choice(config).exact:
+        return []  # the nearest profile only warns
+    reads = {"image.tag", "server.engineVersion", "engine", "lora"}
+    return [(key, why, reads | {key}) for key, why in typed_flag_findings(config)]
 
 
 def _typed_flag_clash(config: ServingConfig, flag: str, key: str) -> str:
@@ -438,6 +455,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _surge_needs_a_shared_volume,
     _model_size,
     _extra_args,
+    _typed_flags_for_release,
     _parallelism_uses_every_gpu,
     _adapters,
     _api_key,

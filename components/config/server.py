@@ -130,6 +130,12 @@ class NetworkConfig(StrictModel):
 
 class ServerConfig(StrictModel):
     extraArgs: list[ExtraArg] = Field(default_factory=list, description="More `vllm serve` arguments, e.g. --max-model-len=8192.")
+    engineVersion: str = Field(
+        "",
+        description="The vLLM release the image runs (e.g. 0.33.0), for a custom image.tag that does not "
+        "name one; it picks the engine profile (flags, defaults, routes) instead of the tag. Empty: read "
+        "from image.tag.",
+    )
     startupTimeoutSeconds: int = Field(
         1800, ge=60, le=INT32_MAX, description="How long the server may take to load the model before it is restarted."
     )
@@ -212,6 +218,13 @@ class ServerConfig(StrictModel):
     def _names(cls, value: str, info: ValidationInfo) -> str:
         kind = {"runtimeClassName": "RuntimeClass", "priorityClassName": "PriorityClass"}.get(info.field_name or "", "ServiceAccount")
         return dns1123_subdomain(value, f"{kind} name")
+
+    @field_validator("engineVersion")
+    @classmethod
+    def _release(cls, value: str) -> str:
+        if value and not re.fullmatch(r"v?\d{1,4}\.\d{1,4}(\.\d{1,4})?", value):
+            raise ValueError(f"{value[:40]!r} is not a vLLM release: write it as 0.34.0 (or 0.34)")
+        return value
 
     @field_validator("extraArgs")
     @classmethod

@@ -11,15 +11,14 @@ argparse.ArgumentParser that leaves allow_abbrev at its default, True. So the ch
   dash, an option equal to the first two characters (`-qawq` is -q awq) or starting with the
   whole argument (`-t 2` is -tp 2); more than one match is an error at start-up.
 
-The option strings are vLLM 0.33's (vllm_options.py, generated from its source).
+The option strings are those of the release the stack runs: its engine profile
+(components/engine, generated from its source by scripts/vllm_options.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from .vllm_options import VLLM_OPTIONS
 
 _NAME_PART = re.compile(r"(?<=--)[^.]*")
 
@@ -37,7 +36,7 @@ class Reading:
         return len(self.options) > 1
 
 
-def _normalized(argument: str) -> str:
+def normalized(argument: str) -> str:
     """FlexibleArgumentParser's rewrite: '_' to '-' in the name, and the name ends at the first '.'."""
     if not argument.startswith("--"):
         return argument
@@ -47,9 +46,9 @@ def _normalized(argument: str) -> str:
     return f"{name}{sep}{value}"
 
 
-def read_argument(argument: str, options: tuple[str, ...] = VLLM_OPTIONS) -> Reading:
+def read_argument(argument: str, options: tuple[str, ...]) -> Reading:
     """The option strings `argument` may set, as argparse's _parse_optional finds them."""
-    text = _normalized(argument)
+    text = normalized(argument)
     name, written = text.split("=", 1)[0], argument.split("=", 1)[0]
     if len(text) < 2 or text[0] != "-":
         return Reading(written, ())

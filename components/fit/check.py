@@ -36,6 +36,9 @@ from .gpus import GIB, GpuSpec, gib
 from .problems import KEY_GPU, KEY_LEN, FitProblem, find_problems
 
 DEFAULT_RUNTIME_RESERVE_BYTES = 3 * GIB
+# vLLM's --gpu-memory-utilization default up to 0.33 (vllm/config/cache.py); a stack's fit check
+# passes its own release's instead (components/engine: 0.34 resolves an unset one to 1.0).
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 ONLINE_FP8 = frozenset({"fp8"})
 KV_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 
@@ -66,7 +69,7 @@ class FitReport:
     gpu: GpuSpec | None = None
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
     runtime_reserve_bytes: int = DEFAULT_RUNTIME_RESERVE_BYTES
     context_length: int | None = None
     context_source: str = ""
@@ -219,7 +222,8 @@ def check_fit(
 ) -> FitReport:
     """The fit of `architecture` on `tensor_parallel` x `pipeline_parallel` GPUs like `gpu`.
 
-    `gpu_memory_utilization` None means vLLM's default, 0.9. An `UnknownArchitecture` or a
+    `gpu_memory_utilization` None means DEFAULT_GPU_MEMORY_UTILIZATION (vLLM's default up to
+    0.33; the stack's check passes its release's, components/engine). An `UnknownArchitecture` or a
     missing GPU gives a skipped report (no problems), never a guess. The formulas are in this
     module's docstring and docs/fit-check.md.
     """
@@ -229,7 +233,7 @@ def check_fit(
         return FitReport(skipped=f"GPU memory unknown: set {KEY_GPU} or server.gpuMemory")
     if tensor_parallel < 1 or pipeline_parallel < 1:
         raise ValueError(f"parallel sizes must be >= 1, got TP {tensor_parallel} and PP {pipeline_parallel}")
-    utilization = 0.9 if gpu_memory_utilization is None else gpu_memory_utilization
+    utilization = DEFAULT_GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
     per = _bytes_per_param(architecture, dtype, quantization)
     kv_bytes = _kv_dtype_bytes(kv_cache_dtype, _compute_bytes(architecture, dtype))
     usable = int(utilization * gpu.memory_bytes) - runtime_reserve_bytes

@@ -5,9 +5,8 @@ Every flag here comes from one key; config/rules.py refuses the same flag in ser
 
 from __future__ import annotations
 
-import re
-
 from ..config import EngineConfig, LoraConfig, ServingConfig
+from ..engine import engine_profile, release_of
 from ..labels import MODEL_MOUNT, SERVER_PORT
 
 ADAPTERS_MOUNT = "/adapters"
@@ -19,21 +18,19 @@ RUNTIME_LORA_MOUNT = "/lora-runtime"
 SHUTDOWN_TIMEOUT_SINCE = (0, 18, 0)
 
 
-def image_release(tag: str) -> tuple[int, int, int] | None:
-    """The vLLM release a tag such as v0.33.0 (or 0.33.0, v0.33.0-cu128) names; None for another tag."""
-    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", tag)
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)) if match else None
-
-
-def has_shutdown_timeout(tag: str) -> bool:
-    """Whether the image's vLLM takes --shutdown-timeout; a tag that names no release is taken as current."""
-    release = image_release(tag)
-    return release is None or release >= SHUTDOWN_TIMEOUT_SINCE
+def has_shutdown_timeout(config: ServingConfig) -> bool:
+    """Whether the image's vLLM takes --shutdown-timeout: a release older than the first with it
+    does not (the chart's v0.3.3); otherwise its engine profile says (a tag that names no release
+    gets the newest profile's answer)."""
+    release = release_of(config.server.engineVersion or config.image.tag)
+    if release is not None and release < SHUTDOWN_TIMEOUT_SINCE:
+        return False
+    return "--shutdown-timeout" in engine_profile(config).options
 
 
 def _shutdown_args(config: ServingConfig) -> list[str]:
     seconds = config.server.shutdownTimeoutSeconds
-    if seconds == 0 or not has_shutdown_timeout(config.image.tag):
+    if seconds == 0 or not has_shutdown_timeout(config):
         return []  # vLLM's default: abort in-flight requests on SIGTERM
     return [f"--shutdown-timeout={seconds}"]
 

@@ -11,6 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config import ServingConfig
+from ..config.engine_rules import engine_warnings
+from ..engine import engine_profile
 from ..env import env_var_args
 from ..labels import COMPLETION_MARKER, MODEL_MOUNT, SERVER_PORT, common_labels, selector_labels
 from ..options.monitoring import scrape_annotations
@@ -150,8 +152,10 @@ class ServerLaunch:
     """How the server container starts: the Deployment's by default; a multi-node group's leader
     and workers (leader_worker_set.py) change the command line and add to the container."""
 
-    # This module is the server behind `vllm serve` in every release, including the chart's v0.3.3.
-    command: tuple[str, ...] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
+    # None: the entry point of the release's engine profile (components/engine): the api_server
+    # module up to 0.33 (it also exists in the chart's v0.3.3, and starts the CPU build), `vllm
+    # serve` from 0.34 on.
+    command: tuple[str, ...] | None = None
     # None: the single-node command line, server_args(config).
     args: tuple[str, ...] | None = None
     # The OpenAI server's port, /health probes and the drain; a headless worker has none of them.
@@ -207,7 +211,7 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         name="vllm",
         image=image.reference,
         image_pull_policy=image.pullPolicy,
-        command=list(launch.command),
+        command=list(launch.command or engine_profile(config).entry_point),
         args=server_args(config) if launch.args is None else list(launch.args),
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")]
         if launch.serves_http else None,
@@ -336,6 +340,8 @@ class VllmServer(pulumi.ComponentResource):
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
         if warning := unconstrained_binding_warning(config, args.first_download_reserved):
+            pulumi.log.warn(warning)
+        for warning in engine_warnings(config):  # a tag without a profile of its own release
             pulumi.log.warn(warning)
         rollout_minutes = rollout_timeout_minutes(config)
         self.deployment = k8s.apps.v1.Deployment(

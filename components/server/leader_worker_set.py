@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config import ServingConfig
+from ..config.engine_rules import engine_warnings
 from ..labels import common_labels
 from ..storage.placement import unconstrained_binding_warning
 from .args import server_args
@@ -175,6 +176,8 @@ class MultiNodeServer(pulumi.ComponentResource):
         deploy_name = config.model.deployName
         labels = common_labels(deploy_name, "server", config.image.tag)
         if warning := unconstrained_binding_warning(config, args.first_download_reserved):
+            pulumi.log.warn(warning)
+        for warning in engine_warnings(config):  # a tag without a profile of its own release
             pulumi.log.warn(warning)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-leaderworkerset",
