@@ -76,11 +76,13 @@ def _runtime_lora(config: ServingConfig) -> list[Problem]:
 def _api_servers(config: ServingConfig) -> list[Problem]:
     """vLLM refuses VLLM_ALLOW_RUNTIME_LORA_UPDATING with more than one API server process
     (vllm/entrypoints/cli/serve.py: "cannot be used with api_server_count > 1")."""
+    from ..engine import engine_profile
     from .vllm_flags import read_argument
 
     args = config.server.extraArgs
+    options = engine_profile(config).option_strings
     for index, argument in enumerate(args):
-        if "--api-server-count" not in read_argument(argument).options:
+        if "--api-server-count" not in read_argument(argument, options).options:
             continue
         _, sep, value = argument.partition("=")
         count = value if sep else (args[index + 1] if index + 1 < len(args) else "")

@@ -25,8 +25,8 @@ ROUTED = {
 
 
 def upgrade(replicas: int, rollout: str = "auto") -> list[tuple[str, dict[str, Any]]]:
-    """Deploy, then a new vLLM image: every server pod is replaced."""
-    first = merged(ROUTED, {"replicaCount": replicas, "server": {"rollout": rollout}})
+    """Deploy on vLLM 0.33, then move to 0.34 (the default since): every server pod is replaced."""
+    first = merged(ROUTED, {"replicaCount": replicas, "server": {"rollout": rollout}, "image": {"tag": "v0.33.0"}})
     return [("first deploy", first), ("image upgrade", merged(first, {"image": {"tag": "v0.34.0"}}))]
 
 
