@@ -51,8 +51,12 @@ def import_values(values_path: Path, stack: str, stacks_dir: Path, force: bool) 
     translation = translate(read_values(values_path))
     for path, reason in translation.dropped:
         print(f"not carried over: {path}: {reason}", file=sys.stderr)
+    for path, reason in translation.left_out:
+        print(f"left out: {path}: {reason}", file=sys.stderr)
     for note in translation.notes:
         print(f"note: {note}", file=sys.stderr)
+    for warning in translation.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         parse_config(translation.config)
     except ConfigError as error:
