@@ -213,11 +213,30 @@ def test_a_stack_new_since_the_base_is_all_added(repo):
 
     assert code == 1
     assert "(Pulumi.codellama-copy.yaml does not exist at HEAD)" in out
-    headings = list(blocks(out))
+    headings = [heading for heading in blocks(out) if heading != "What the new stack deploys:"]
     expected = rendering_as_json(render_values({"model": HF_MODEL}))["resources"]
     assert len(headings) - 1 == len(expected)  # and the Outputs block
     assert all(heading.startswith("+ ") for heading in headings[:-1])
     assert out.splitlines()[1] == f"{len(expected)} to add; outputs change"
+
+
+def test_a_new_stack_says_first_what_it_deploys(repo):
+    """A reviewer checks a new stack by its model, image, GPUs, volume and exposure, not by the
+    names of the resources it adds."""
+    shutil.copy(stack_file(repo, "llama-3-70b-production"), stack_file(repo, "llama-copy"))
+    _, out, _ = run_diff(repo, "llama-copy")
+    lines = blocks(out)["What the new stack deploys:"]
+    assert lines[1].startswith("image: docker.io/vllm/vllm-openai:v")  # the pinned default tag
+    assert lines[:1] + lines[2:] == [
+        "model: llama-3-70b, from Hugging Face meta-llama/Llama-3.1-70B-Instruct at the default branch (no revision pinned)",
+        "GPUs: 4 (1 replica × 4 GPUs)",
+        "autoscaled by ScaledObject: up to 3 replicas, 12 GPUs",
+        "volume: new claim llama-3-70b-model: 300Gi, ReadWriteMany, cephfs",
+        "exposure: Service ClusterIP, Ingress llama-70b.example.com; outside the cluster at https://llama-70b.example.com/v1",
+    ]
+    # A changed stack gets no such block: its changes say what moves.
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:resources"]["limits"].update(cpu=6))
+    assert "What the new stack deploys" not in run_diff(repo, "codellama-7b")[1]
 
 
 def test_a_stack_deleted_in_the_working_tree_is_all_removed(repo):
