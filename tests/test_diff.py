@@ -837,3 +837,21 @@ def test_diff_validate_reports_a_violation_in_the_stacks_section_and_exits_2(rep
     section = out.getvalue().split("#### Stack `mistral-s3`")[0]
     assert "Schema violations of the working tree's manifests (`--validate`):" in section and violation in section
     assert cli.build_parser("diff").parse_args(["diff", "x", "--validate"]).validate
+
+
+def test_the_model_change_example_of_docs_ci_is_what_diff_prints(repo, monkeypatch):
+    """docs/ci.md shows a real run; only the Job's name hash and the commit may differ (they move
+    with the scripts and the history, not with what the example is about)."""
+    same_code_as(monkeypatch, repo)
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:model"]["huggingface"].update(
+        id="codellama/CodeLlama-13b-Instruct-hf"))
+    _, out, _ = run_diff(repo, "codellama-7b")
+    text = (PROJECT_ROOT / "docs" / "ci.md").read_text()
+    start = text.index("$ vllm-serving diff codellama-7b --base origin/main\n")
+    documented = text[start:text.index("```", start)].split("\n", 1)[1]
+
+    def shape(report: str) -> str:
+        report = re.sub(r"download-[0-9a-f]{8}\b", "download-<hash>", report)
+        return re.sub(r"^stack (\S+): \S+ \([0-9a-f]{7}\)", r"stack \1: BASE", report)
+
+    assert shape(out) == shape(documented)
