@@ -855,3 +855,21 @@ def test_the_model_change_example_of_docs_ci_is_what_diff_prints(repo, monkeypat
         return re.sub(r"^stack (\S+): \S+ \([0-9a-f]{7}\)", r"stack \1: BASE", report)
 
     assert shape(out) == shape(documented)
+
+
+@pytest.mark.parametrize(("stack", "expected"), [
+    ("llama-3-8b-existing-claim", ["model: llama-3-8b, no download: already on the volume",
+                                   "GPUs: 2 (2 replicas × 1 GPU)",
+                                   "volume: the existing claim shared-models (not created by this stack)"]),
+    ("qwen-git", ["model: qwen2-5-7b, from git https://git.example.internal/models/Qwen2.5-7B-Instruct.git at v1.0.0",
+                  "volume: new claim qwen2-5-7b-model: 40Gi, ReadWriteOnce, fast-ssd"]),
+    ("llama-3-1-405b-multinode", ["GPUs: 16 (1 replica × 2 pods × 8 GPUs)"]),
+])
+def test_the_overview_of_each_kind_of_stack(stack, expected):
+    from vllm_serving.diff.model import side_from_rendering
+    from vllm_serving.diff.overview import overview
+    from vllm_serving.render import render
+    from vllm_serving.stack_file import STACKS_DIR
+
+    lines = overview(side_from_rendering("working tree", rendering_as_json(render(STACKS_DIR / f"Pulumi.{stack}.yaml"))))
+    assert set(expected) <= set(lines), lines

@@ -57,13 +57,17 @@ def _server(side: Side) -> tuple[dict[str, Any], int, int] | None:
 
 
 def _claimed(side: Side) -> str:
-    """The claim the server mounts, as its pod spec names it."""
-    server = [*_manifests(side, "Deployment"), *_manifests(side, "LeaderWorkerSet")]
-    for manifest in server:
-        text = str(manifest.get("spec", {}))
-        marker = "'claimName': '"
-        if marker in text:
-            return text.split(marker, 1)[1].split("'", 1)[0]
+    """The claim the server's pods mount (Deployment, or the LeaderWorkerSet's workers)."""
+    pod_specs = [d.get("spec", {}).get("template", {}).get("spec", {}) for d in _manifests(side, "Deployment")]
+    pod_specs += [
+        g.get("spec", {}).get("leaderWorkerTemplate", {}).get("workerTemplate", {}).get("spec", {})
+        for g in _manifests(side, "LeaderWorkerSet")
+    ]
+    for pod_spec in pod_specs:
+        for volume in pod_spec.get("volumes", []):
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                return str(claim)
     return "?"
 
 
