@@ -57,6 +57,7 @@ VARIANTS = {
     "gpu as true": (GPU, True, False),
     "gpu as 1.5": (GPU, 1.5, False),
     "no gpu": (GPU, 0, False),
+    "no gpu as text": (GPU, "0", False),
     "replicas as the text pulumi writes": (("vllm-serving:replicaCount",), "1", True),
     "replicas as a negative text": (("vllm-serving:replicaCount",), "-1", False),
     "autoscaling on as yes": (("vllm-serving:autoscaling", "enabled"), "yes", False),

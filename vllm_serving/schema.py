@@ -90,11 +90,32 @@ class _ModelSchema(GenerateJsonSchema):
 _NON_NEGATIVE, _POSITIVE = r"^[0-9]+$", r"^0*[1-9][0-9]*$"
 
 
+def _signed_pattern(minimum: Any) -> str:
+    if minimum is not None and minimum >= 1:
+        return _POSITIVE
+    return _NON_NEGATIVE if minimum is not None and minimum >= 0 else SCALAR_STRING_FORMS["integer"]
+
+
 def _or_text(inner: dict[str, Any], kind: str) -> dict[str, Any]:
-    pattern = SCALAR_STRING_FORMS[kind]
-    if kind == "integer" and inner.get("minimum") is not None and inner["minimum"] >= 0:
-        pattern = _POSITIVE if inner["minimum"] >= 1 else _NON_NEGATIVE
+    pattern = _signed_pattern(inner.get("minimum")) if kind == "integer" else SCALAR_STRING_FORMS[kind]
     return {"anyOf": [inner, {"type": "string", "pattern": pattern}]}
+
+
+def _field_minimums(node: Any) -> None:
+    """A bound a field declares beside its type (json_schema_extra, e.g. nvidia.com/gpu's minimum 1)
+    lands next to the anyOf: give it to the number option and the integer text's pattern too."""
+    if isinstance(node, dict):
+        if "minimum" in node and "anyOf" in node:
+            for option in node["anyOf"]:
+                if option.get("type") == "integer":
+                    option.setdefault("minimum", node["minimum"])
+                elif option.get("type") == "string" and option.get("pattern") == SCALAR_STRING_FORMS["integer"]:
+                    option["pattern"] = _signed_pattern(node["minimum"])
+        for value in node.values():
+            _field_minimums(value)
+    elif isinstance(node, list):
+        for item in node:
+            _field_minimums(item)
 
 
 def _accepts(schema: core_schema.CoreSchema, probe: Any) -> bool:
@@ -140,6 +161,7 @@ def _top_level_key(node: dict[str, Any]) -> dict[str, Any]:
 def stack_file_schema() -> dict[str, Any]:
     """The JSON Schema of a `Pulumi.<stack>.yaml` that uses this program."""
     config = model_schema()
+    _field_minimums(config)
     defs = config.pop("$defs", {})
     _env_value_secure(defs)
     defs["Secure"] = SECURE
