@@ -9,6 +9,8 @@
 #   requirements-validate.txt  requirements.txt + `render --validate` (kubernetes-validate)
 #   requirements-policy.txt    the policy pack's own venv (policy/.venv), from policy/requirements.txt
 #   requirements-uv.txt        the installer itself: scripts/bootstrap.sh installs uv from it
+#   templates/vllm-serving/requirements.txt      a team's project: what `pulumi up` needs
+#   templates/vllm-serving/requirements-dev.txt  ... and its tests (render --validate, pytest)
 #
 # To move to another uv release, edit its pin in requirements-uv.txt and run this script.
 #
@@ -41,6 +43,18 @@ compile pyproject.toml requirements.txt --constraint requirements-dev.txt
 compile pyproject.toml requirements-verify.txt --constraint requirements-dev.txt --extra verify
 compile pyproject.toml requirements-validate.txt --constraint requirements-dev.txt --extra validate
 compile policy/requirements.txt requirements-policy.txt --constraint requirements-dev.txt
+# The template's locks: every transitive dependency of the release, hashed, at the versions of
+# the locks above (scripts/release.py adds the pin of the release's own wheel to each). A team's
+# project installs exactly what this repository's tests ran with.
+template_lock() {
+  local output="templates/vllm-serving/$1"
+  shift
+  compile pyproject.toml "$output" --constraint requirements-dev.txt "$@"
+  # "-c requirements-dev.txt" in the `via` lines is this repository's lock, not the project's.
+  sed -i '1,2c # The dependencies of the vllm-serving release, locked with hashes by vllm-serving'"'"'s scripts/lock.sh\n# ("-c requirements-dev.txt" below: that repository'"'"'s lock). Do not edit: upgrade the release.' "$output"
+}
+template_lock requirements.txt
+template_lock requirements-dev.txt --extra project-tests
 echo "locking requirements-uv.txt" >&2
 echo "uv==$UV_VERSION" | "$uv" pip compile - --quiet --universal --python-version 3.11 --generate-hashes \
   --custom-compile-command scripts/lock.sh --output-file requirements-uv.txt

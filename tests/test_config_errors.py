@@ -172,6 +172,21 @@ def test_a_plain_string_of_the_wrong_type_gets_no_json_hint():
     assert "JSON" not in found["server.nodeSelector"]
 
 
+
+def test_a_number_in_a_string_key_names_the_two_ways_to_write_it_as_a_string():
+    """`pulumi config set --path model.git.ref 2024` stores a number (integers are numbers there)."""
+    git = {"deployName": "q", "source": "git", "git": {"url": "https://example.com/q.git", "ref": 2024}}
+    found = problems({"model": git})
+    assert found["model.git.ref"] == (
+        'expected a string, got a number 2024: quote it in the stack file (ref: "2024"), or set it with '
+        "`pulumi config set --path --type string 'vllm-serving:model.git.ref' VALUE`"
+    )
+
+
+def test_a_boolean_in_a_string_list_item_is_shown_as_a_quoted_item():
+    found = problems({"model": HF_MODEL, "server": {"extraArgs": [True]}})
+    assert found["server.extraArgs[0]"].startswith('expected a string, got a boolean true: quote it in the stack file (- "true")')
+
 # --- extraArgs clashing with a typed key --------------------------------------------------------
 
 

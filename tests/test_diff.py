@@ -213,11 +213,30 @@ def test_a_stack_new_since_the_base_is_all_added(repo):
 
     assert code == 1
     assert "(Pulumi.codellama-copy.yaml does not exist at HEAD)" in out
-    headings = list(blocks(out))
+    headings = [heading for heading in blocks(out) if heading != "What the new stack deploys:"]
     expected = rendering_as_json(render_values({"model": HF_MODEL}))["resources"]
     assert len(headings) - 1 == len(expected)  # and the Outputs block
     assert all(heading.startswith("+ ") for heading in headings[:-1])
     assert out.splitlines()[1] == f"{len(expected)} to add; outputs change"
+
+
+def test_a_new_stack_says_first_what_it_deploys(repo):
+    """A reviewer checks a new stack by its model, image, GPUs, volume and exposure, not by the
+    names of the resources it adds."""
+    shutil.copy(stack_file(repo, "llama-3-70b-production"), stack_file(repo, "llama-copy"))
+    _, out, _ = run_diff(repo, "llama-copy")
+    lines = blocks(out)["What the new stack deploys:"]
+    assert lines[1].startswith("image: docker.io/vllm/vllm-openai:v")  # the pinned default tag
+    assert lines[:1] + lines[2:] == [
+        "model: llama-3-70b, from Hugging Face meta-llama/Llama-3.1-70B-Instruct at the default branch (no revision pinned)",
+        "GPUs: 4 (1 replica × 4 GPUs)",
+        "autoscaled by ScaledObject: up to 3 replicas, 12 GPUs",
+        "volume: new claim llama-3-70b-model: 300Gi, ReadWriteMany, cephfs",
+        "exposure: Service ClusterIP, Ingress llama-70b.example.com; outside the cluster at https://llama-70b.example.com/v1",
+    ]
+    # A changed stack gets no such block: its changes say what moves.
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:resources"]["limits"].update(cpu=6))
+    assert "What the new stack deploys" not in run_diff(repo, "codellama-7b")[1]
 
 
 def test_a_stack_deleted_in_the_working_tree_is_all_removed(repo):
@@ -818,3 +837,39 @@ def test_diff_validate_reports_a_violation_in_the_stacks_section_and_exits_2(rep
     section = out.getvalue().split("#### Stack `mistral-s3`")[0]
     assert "Schema violations of the working tree's manifests (`--validate`):" in section and violation in section
     assert cli.build_parser("diff").parse_args(["diff", "x", "--validate"]).validate
+
+
+def test_the_model_change_example_of_docs_ci_is_what_diff_prints(repo, monkeypatch):
+    """docs/ci.md shows a real run; only the Job's name hash and the commit may differ (they move
+    with the scripts and the history, not with what the example is about)."""
+    same_code_as(monkeypatch, repo)
+    edit_stack(repo, "codellama-7b", lambda config: config["vllm-serving:model"]["huggingface"].update(
+        id="codellama/CodeLlama-13b-Instruct-hf"))
+    _, out, _ = run_diff(repo, "codellama-7b")
+    text = (PROJECT_ROOT / "docs" / "ci.md").read_text()
+    start = text.index("$ vllm-serving diff codellama-7b --base origin/main\n")
+    documented = text[start:text.index("```", start)].split("\n", 1)[1]
+
+    def shape(report: str) -> str:
+        report = re.sub(r"download-[0-9a-f]{8}\b", "download-<hash>", report)
+        return re.sub(r"^stack (\S+): \S+ \([0-9a-f]{7}\)", r"stack \1: BASE", report)
+
+    assert shape(out) == shape(documented)
+
+
+@pytest.mark.parametrize(("stack", "expected"), [
+    ("llama-3-8b-existing-claim", ["model: llama-3-8b, no download: already on the volume",
+                                   "GPUs: 2 (2 replicas × 1 GPU)",
+                                   "volume: the existing claim shared-models (not created by this stack)"]),
+    ("qwen-git", ["model: qwen2-5-7b, from git https://git.example.internal/models/Qwen2.5-7B-Instruct.git at v1.0.0",
+                  "volume: new claim qwen2-5-7b-model: 40Gi, ReadWriteOnce, fast-ssd"]),
+    ("llama-3-1-405b-multinode", ["GPUs: 16 (1 replica × 2 pods × 8 GPUs)"]),
+])
+def test_the_overview_of_each_kind_of_stack(stack, expected):
+    from vllm_serving.diff.model import side_from_rendering
+    from vllm_serving.diff.overview import overview
+    from vllm_serving.render import render
+    from vllm_serving.stack_file import STACKS_DIR
+
+    lines = overview(side_from_rendering("working tree", rendering_as_json(render(STACKS_DIR / f"Pulumi.{stack}.yaml"))))
+    assert set(expected) <= set(lines), lines

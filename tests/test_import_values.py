@@ -100,8 +100,8 @@ def test_chart_example_imports_with_the_charts_meaning(capsys, tmp_path):
     model_arg = next(arg for arg in server["args"] if arg.startswith("--model="))
     # The server loads exactly the directory the download filled.
     assert volume_dir(server, model_arg.removeprefix("--model=")) == downloaded_to
-    assert env_of(server)["HTTP_PROXY"] == "<YOUR_HTTP_PROXY>"
-    assert env_of(server)["HTTPS_PROXY"] == "<YOUR_HTTPS_PROXY>"
+    # The chart example's proxy placeholders are left out: nothing deploys `<YOUR_HTTP_PROXY>`.
+    assert "HTTP_PROXY" not in env_of(server) and "HTTPS_PROXY" not in env_of(server)
     assert "--served-model-name=codellama-7b" in server["args"]
     assert normalize(rendering.one("Deployment").inputs)["spec"]["replicas"] == 1
     assert rendering.outputs["servedModelName"] == "codellama-7b"
@@ -114,11 +114,34 @@ def test_chart_tag_is_kept_with_a_note_recommending_the_pinned_default(capsys, t
     assert re.search(rf"note: image.tag 'v0.3.3' is carried over as given.*{re.escape(DEFAULT_VLLM_TAG)}", err)
 
 
-def test_chart_example_placeholders_are_pointed_out(capsys, tmp_path):
-    code, err, _ = import_fixture(capsys, tmp_path, "codellama.yaml")
+def test_chart_example_placeholders_are_left_out_and_listed(capsys, tmp_path):
+    code, err, stack_file = import_fixture(capsys, tmp_path, "codellama.yaml")
     assert code == 0, err
-    assert "note: env[0].value is '<YOUR_HTTP_PROXY>', a placeholder" in err
-    assert "note: env[1].value is '<YOUR_HTTPS_PROXY>', a placeholder" in err
+    assert "left out: env[0] (HTTP_PROXY): '<YOUR_HTTP_PROXY>' is a placeholder" in err
+    assert "left out: env[1] (HTTPS_PROXY): '<YOUR_HTTPS_PROXY>' is a placeholder" in err
+    # Both entries were placeholders: no `env` key is left at all.
+    assert "env" not in stack_config(stack_file)
+    assert "<YOUR_" not in "".join(line for line in stack_file.read_text().splitlines() if not line.startswith("#"))
+
+
+def test_a_placeholder_anywhere_is_left_out_and_real_entries_kept(capsys, tmp_path):
+    values = yaml.safe_load((FIXTURES / "codellama.yaml").read_text())
+    values["env"].append({"name": "NO_PROXY", "value": ".svc,.cluster.local"})
+    values["model"]["huggingface"]["existingSecret"] = "<YOUR_SECRET>"
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+    code, _, err = run(capsys, str(tmp_path / "values.yaml"), "--stack", "x", "--stacks-dir", str(tmp_path))
+    assert code == 0, err
+    config = stack_config(tmp_path / "Pulumi.x.yaml")
+    assert config["env"] == [{"name": "NO_PROXY", "value": ".svc,.cluster.local"}]
+    assert "existingSecret" not in config["model"]["huggingface"]
+    assert "left out: model.huggingface.existingSecret: '<YOUR_SECRET>' is a placeholder" in err
+
+
+def test_a_missing_model_size_is_a_warning_in_the_output_and_the_file(capsys, tmp_path):
+    code, err, stack_file = import_fixture(capsys, tmp_path, "codellama.yaml")
+    assert code == 0, err
+    assert "warning: model.size is not set" in err and "vllm-serving:model.size" in err
+    assert "# Before deploying:\n#   model.size is not set" in stack_file.read_text()
 
 
 def test_written_file_has_the_hand_written_stack_layout(capsys, tmp_path):

@@ -2,8 +2,8 @@
 
 The project is laid down as `pulumi new ./templates/vllm-serving` would: every file copied, with
 `${PROJECT}` and `${DESCRIPTION}` replaced in each (pulumi/templates README, "Text replacement").
-Instead of installing the release its requirements.txt pins, it runs against this checkout,
-which the test environment has installed.
+These run it against this checkout, which the test environment has on its path; the release's
+template, with the wheel installed from its hashed pin, is tests/test_release.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,25 @@ from vllm_serving.schema import stack_file_schema
 from vllm_serving.stack_file import PROJECT_ROOT
 
 TEMPLATE = PROJECT_ROOT / "templates" / "vllm-serving"
-VERSION = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
 CHART_VALUES = PROJECT_ROOT / "tests" / "fixtures" / "chart-values"
 
 
-def new_project(target: Path, name: str = "team-llm", description: str = "Our team's models") -> Path:
-    """What `pulumi new <template> --name NAME --description DESCRIPTION` lays down."""
-    for source in TEMPLATE.rglob("*"):
+def new_project(
+    target: Path, name: str = "team-llm", description: str = "Our team's models", template: Path = TEMPLATE,
+) -> Path:
+    """What `pulumi new <template> --name NAME --description DESCRIPTION` lays down (a binary file,
+    such as the release's wheel, is copied as it is)."""
+    for source in template.rglob("*"):
         if source.is_dir() or "__pycache__" in source.parts:
             continue
-        destination = target / source.relative_to(TEMPLATE)
+        destination = target / source.relative_to(template)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        text = source.read_text().replace("${PROJECT}", name).replace("${DESCRIPTION}", description)
-        destination.write_text(text)
+        try:
+            text = source.read_text()
+        except UnicodeDecodeError:
+            destination.write_bytes(source.read_bytes())
+            continue
+        destination.write_text(text.replace("${PROJECT}", name).replace("${DESCRIPTION}", description))
     return target
 
 
@@ -73,11 +78,25 @@ def test_the_template_is_a_pulumi_template(project):
     assert "# team-llm" in (project / "README.md").read_text()
 
 
-def test_requirements_pin_this_release():
-    for name in ("requirements.txt", "requirements-dev.txt"):
-        pins = re.findall(r"^vllm-serving(?:\[[a-z,]+\])? @ git\+https://\S+\.git@v(\S+)$",
-                          (TEMPLATE / name).read_text(), re.MULTILINE)
-        assert pins == [VERSION], f"{name} must install vllm-serving at the tag v{VERSION}"
+def _pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize(("lock", "extras_lock"), [
+    ("requirements.txt", "requirements.txt"), ("requirements-dev.txt", "requirements-validate.txt"),
+])
+def test_the_templates_locks_hold_every_dependency_hashed_at_the_repositorys_versions(lock, extras_lock):
+    """scripts/lock.sh writes them; scripts/release.py appends the wheel's own hashed pin. No
+    placeholder host, no tag: nothing that points at a release that does not exist."""
+    text = (TEMPLATE / lock).read_text()
+    assert "OWNER" not in text and "git+" not in text and "vllm-serving" not in _pins(text)
+    ours, dev = _pins(text), _pins((PROJECT_ROOT / "requirements-dev.txt").read_text())
+    assert {name: dev.get(name) for name in ours} == ours, "run scripts/lock.sh"
+    assert set(_pins((PROJECT_ROOT / extras_lock).read_text())) <= set(ours), "run scripts/lock.sh"
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if entry.strip())
+    if lock == "requirements-dev.txt":
+        assert {"pytest", "kubernetes-validate", "jsonschema"} <= set(ours)
 
 
 def test_a_new_project_renders_its_example_stack(project):
@@ -134,14 +153,25 @@ def test_the_projects_own_tests_catch_a_broken_stack(project):
     assert "vllm-serving:replicas: unknown key" in result.stdout
 
 
-def test_the_projects_workflow_renders_every_stack_and_passes_actionlint(project):
-    workflow = project / ".github" / "workflows" / "stacks.yml"
-    assert "vllm-serving render stacks/Pulumi.*.yaml --program __main__.py --validate -o rendered" in workflow.read_text()
-    result = subprocess.run(
-        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(workflow)],
-        cwd=project, capture_output=True, text=True,
-    )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+def test_the_projects_workflows_pass_actionlint_and_run_the_policy_pack(project):
+    workflows = project / ".github" / "workflows"
+    assert "vllm-serving render --all --validate -o rendered" in (workflows / "stacks.yml").read_text()
+    pulumi_pin = re.search(r'"pulumi==(\S+)"', (PROJECT_ROOT / "pyproject.toml").read_text())
+    assert pulumi_pin
+    for name in ("preview.yml", "up.yml"):
+        workflow = yaml.safe_load((workflows / name).read_text())
+        (action,) = [step for job in workflow["jobs"].values() for step in job.get("steps", [])
+                     if step.get("uses", "").startswith("pulumi/actions@")]
+        assert action["with"]["policyPacks"] == "policy" and action["with"]["pulumi-version"] == pulumi_pin[1]
+        installs = [step["run"] for job in workflow["jobs"].values() for step in job.get("steps", [])
+                    if "pip install" in step.get("run", "")]
+        assert installs and all(line.count("--require-hashes") == line.count("pip install") for line in installs)
+    for name in ("stacks.yml", "preview.yml", "up.yml"):
+        result = subprocess.run(
+            [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(workflows / name)],
+            cwd=project, capture_output=True, text=True,
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), name
 
 
 def test_the_template_is_not_left_with_generated_files():

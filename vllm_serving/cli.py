@@ -13,17 +13,20 @@ from components.config import ConfigError
 
 from .manifests import SelectionError, file_name, in_reading_order, normalize, ordered, select, to_yaml
 from .render import render, rendering_as_json
-from .stack_file import STACKS_DIR, StackFileError, stack_name, stack_path
+from .stack_file import StackFileError, stack_name, stack_path
 
 EXIT_INVALID = 2
 
 
 def stack_arguments(args: argparse.Namespace) -> list[str]:
-    """The stacks a command was given: names and files as listed, or every stack under stacks/ with --all."""
+    """The stacks a command was given: names and files as listed, or with --all every stack of the
+    current project (its stackConfigDir)."""
     if args.all == bool(args.stack):
         raise StackFileError("give stack names or files, or --all (not both)")
     if args.all:
-        return [str(path) for path in sorted(STACKS_DIR.glob("Pulumi.*.yaml"))]
+        from .project import current_project
+
+        return [str(path) for path in sorted(current_project().stacks_dir.glob("Pulumi.*.yaml"))]
     return list(args.stack)
 
 
@@ -121,9 +124,10 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """The stacks a command works on: one or more names or files, or --all."""
     parser.add_argument(
         "stack", nargs="*",
-        help="stack names under stacks/ (e.g. codellama-7b) or stack config files; several are done in one process",
+        help="stack names in the project's stack directory (stacks/; the project is the nearest directory with "
+        "Pulumi.yaml, from here upwards) or stack config files; several are done in one process",
     )
-    parser.add_argument("--all", action="store_true", help="every stack under stacks/")
+    parser.add_argument("--all", action="store_true", help="every stack of the project")
 
 
 def _add_render(commands: argparse._SubParsersAction) -> None:
@@ -141,8 +145,8 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     render_parser.add_argument(
         "--program",
         metavar="PATH",
-        help="the Pulumi program to run (default: this repository's __main__.py); "
-        "e.g. __main__.py in a project made from templates/vllm-serving",
+        help="the Pulumi program to run (default: the program of the stack file's project, the nearest "
+        "directory with Pulumi.yaml above it, else of the project here, as `pulumi up` runs it)",
     )
     render_parser.add_argument(
         "-o", "--output", metavar="DIR", help="write one file per resource into DIR (DIR/STACK/ with several stacks)"

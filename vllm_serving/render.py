@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from . import sdk_internals
-from .stack_file import PROJECT_ROOT, load_engine_config, stack_name
+from .stack_file import StackFileError, load_engine_config, stack_name
 
 PROJECT = "vllm-serving"
 # Registration order depends on thread timing; a rendering lists resources in the order they
@@ -175,8 +175,12 @@ def render(
 ) -> Rendering:
     """Render one stack config file; raises the program's own errors (e.g. ConfigError).
     previous_outputs: the stack's outputs from its last update (the rename guard reads them)."""
+    from .project import project_of
+
     config, secret_keys = load_engine_config(stack_file)
     name = stack_name(stack_file)
+    # The program of the project the stack file belongs to, as `pulumi up` in that project runs it.
+    program = program or project_of(stack_file).program
     return render_config(config, secret_keys, name, program, previous_outputs=previous_outputs)
 
 
@@ -215,7 +219,12 @@ def render_until_failure(  # noqa: PLR0917 - as render_config
 ) -> tuple[Rendering, Exception | None]:
     """What the engine registered, and the program's error if it failed: what a failed
     `pulumi up --skip-preview` would have created before it stopped."""
-    program = program or PROJECT_ROOT / "__main__.py"
+    if program is None:
+        from .project import current_project
+
+        program = current_project().program
+    if not program.is_file():
+        raise StackFileError(f"no Pulumi program at {program}: give the project's program with --program")
     if existing_secrets is None:
         existing_secrets = _secrets_as_configured(config)
     monitor = _RecordingMonitor(existing_secrets, previous_outputs)

@@ -7,7 +7,9 @@ come from the models, then shaped as a stack file holds them:
 
 - each top-level field is a key `vllm-serving:<field>` of `config:`; other namespaces'
   keys (`kubernetes:context`, ...) are left alone, an unknown `vllm-serving:` key is refused;
-- a top-level number or boolean may be written as the string `pulumi config set` stores;
+- a number or boolean, at any depth, may be written as text in the forms the program takes
+  (components/config/fields.py, SCALAR_STRING_FORMS): what `pulumi config set` stores for a
+  top-level value, and a quoted number;
 - a value that may be a secret (`apiKey`, which must be; `env[].value`) may be `{secure: ...}`;
 - a string whose validator converts YAML numbers (quantities such as `cpu: 4`) accepts numbers.
 
@@ -30,6 +32,7 @@ from pydantic_core import SchemaValidator, core_schema
 from typing_extensions import override
 
 from components.config import CONFIG_NAMESPACE, ServingConfig
+from components.config.fields import SCALAR_STRING_FORMS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SECURE_REF = {"$ref": "#/$defs/Secure"}
@@ -39,12 +42,6 @@ SECURE = {
     "properties": {"secure": {"type": "string"}},
     "required": ["secure"],
     "additionalProperties": False,
-}
-# The string forms Pulumi writes for a top-level value set without --path.
-_STRING_FORMS: dict[str, dict[str, Any]] = {
-    "integer": {"type": "string", "pattern": r"^-?[0-9]+$"},
-    "number": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
-    "boolean": {"type": "string", "enum": ["true", "false"]},
 }
 
 
@@ -64,6 +61,16 @@ class _ModelSchema(GenerateJsonSchema):
             del schema["default_factory"]
         return super().default_schema(schema)
 
+    # A number or boolean key, at any depth, also takes the text StrictModel takes for it.
+    def int_schema(self, schema: core_schema.IntSchema) -> dict[str, Any]:
+        return _or_text(super().int_schema(schema), "integer")
+
+    def float_schema(self, schema: core_schema.FloatSchema) -> dict[str, Any]:
+        return _or_text(super().float_schema(schema), "number")
+
+    def bool_schema(self, schema: core_schema.BoolSchema) -> dict[str, Any]:
+        return _or_text(super().bool_schema(schema), "boolean")
+
     def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> dict[str, Any]:
         inner = super().function_before_schema(schema)
         accepted = [kind for kind, probe in (("number", 4), ("boolean", True)) if _accepts(schema, probe)]
@@ -71,9 +78,44 @@ class _ModelSchema(GenerateJsonSchema):
             return inner
         if inner.get("type") == "string":
             return {**inner, "type": ["string", *accepted]}
-        if any(option.get("type") == "string" for option in inner.get("anyOf", [])):
+        options = inner.get("anyOf", [])
+        if any(option.get("type") in ("integer", "number", "boolean") for option in options):
+            return inner  # a number or boolean key with its text form (_or_text): nothing to widen
+        if any(option.get("type") == "string" for option in options):
             return {**inner, "anyOf": [*inner["anyOf"], *({"type": kind} for kind in accepted)]}
         return inner
+
+
+# An integer's text with the sign its bounds allow: "-1" for a count is refused by both sides.
+_NON_NEGATIVE, _POSITIVE = r"^[0-9]+$", r"^0*[1-9][0-9]*$"
+
+
+def _signed_pattern(minimum: Any) -> str:
+    if minimum is not None and minimum >= 1:
+        return _POSITIVE
+    return _NON_NEGATIVE if minimum is not None and minimum >= 0 else SCALAR_STRING_FORMS["integer"]
+
+
+def _or_text(inner: dict[str, Any], kind: str) -> dict[str, Any]:
+    pattern = _signed_pattern(inner.get("minimum")) if kind == "integer" else SCALAR_STRING_FORMS[kind]
+    return {"anyOf": [inner, {"type": "string", "pattern": pattern}]}
+
+
+def _field_minimums(node: Any) -> None:
+    """A bound a field declares beside its type (json_schema_extra, e.g. nvidia.com/gpu's minimum 1)
+    lands next to the anyOf: give it to the number option and the integer text's pattern too."""
+    if isinstance(node, dict):
+        if "minimum" in node and "anyOf" in node:
+            for option in node["anyOf"]:
+                if option.get("type") == "integer":
+                    option.setdefault("minimum", node["minimum"])
+                elif option.get("type") == "string" and option.get("pattern") == SCALAR_STRING_FORMS["integer"]:
+                    option["pattern"] = _signed_pattern(node["minimum"])
+        for value in node.values():
+            _field_minimums(value)
+    elif isinstance(node, list):
+        for item in node:
+            _field_minimums(item)
 
 
 def _accepts(schema: core_schema.CoreSchema, probe: Any) -> bool:
@@ -95,14 +137,6 @@ def _is_secret_field(node: dict[str, Any]) -> bool:
     return any(option.get("format") == "password" for option in options)
 
 
-def _with_string_forms(node: dict[str, Any]) -> dict[str, Any]:
-    options = node.get("anyOf", [node])
-    forms = [_STRING_FORMS[o["type"]] for o in options if isinstance(o.get("type"), str) and o["type"] in _STRING_FORMS]
-    if not forms:
-        return node
-    return _allow_extra(node, forms)
-
-
 def _allow_extra(node: dict[str, Any], extra: list[dict[str, Any]]) -> dict[str, Any]:
     kept = {k: v for k, v in node.items() if k in ("description", "default", "title")}
     options = node.get("anyOf", [{k: v for k, v in node.items() if k not in kept}])
@@ -121,12 +155,13 @@ def _top_level_key(node: dict[str, Any]) -> dict[str, Any]:
         # A plain API key is refused by the program: it would sit in clear text in the stack file.
         kept = {k: v for k, v in node.items() if k in ("description", "title")}
         return {**kept, **SECURE_REF}
-    return _with_string_forms(node)
+    return node
 
 
 def stack_file_schema() -> dict[str, Any]:
     """The JSON Schema of a `Pulumi.<stack>.yaml` that uses this program."""
     config = model_schema()
+    _field_minimums(config)
     defs = config.pop("$defs", {})
     _env_value_secure(defs)
     defs["Secure"] = SECURE

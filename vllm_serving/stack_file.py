@@ -17,6 +17,9 @@ from . import safe_yaml
 from .manifests import offline_secret_placeholder
 from .safe_yaml import Problem
 
+# The directory this code runs from: a checkout of this repository (whose tests and benchmarks
+# name its files through these two), or site-packages once installed. Commands do not look for
+# stacks here: they work in the user's Pulumi project (project.py).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = PROJECT_ROOT / "stacks"
 # The keys `pulumi` itself writes into a stack file (ProjectStack in pulumi's sdk/go/common/workspace).
@@ -32,16 +35,22 @@ class StackFileError(Exception):
 
 
 def stack_path(stack: str) -> Path:
-    """A stack name under stacks/ (`codellama-7b`) or a path to a stack config file."""
+    """A stack name in the current project's stack directory (`codellama-7b`), or a path to a
+    stack config file."""
+    from .project import current_project, shown
+
     candidate = Path(stack)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if not candidate.is_file():
             raise StackFileError(f"no stack config file at {candidate}")
         return candidate
-    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    stacks_dir = current_project().stacks_dir
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
-        raise StackFileError(f"no stack {stack!r}: {path} does not exist (stacks here: {', '.join(known) or 'none'})")
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise StackFileError(
+            f"no stack {stack!r}: {shown(path)} does not exist (stacks here: {', '.join(known) or 'none'})"
+        )
     return path
 
 

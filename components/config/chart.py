@@ -77,6 +77,8 @@ class ResourceLimits(StrictModel):
         le=INT32_MAX,
         alias="nvidia.com/gpu",
         description="GPUs per replica; also vLLM's tensor parallel size.",
+        # The validator below says why at least 1; the editor schema says that it is.
+        json_schema_extra={"minimum": 1},
     )
 
     @field_validator("gpu")

@@ -160,6 +160,22 @@ def _json_text_hint(item: Mapping[str, Any], loc: Sequence[Any]) -> str:
     )
 
 
+def _string_written_as_scalar(path: str, value: bool | float) -> str:
+    """A string key given a number or boolean: `pulumi config set --path` stores `2024` as a
+    number and `true` as a boolean (its help: "integers are treated as numbers"), and YAML reads
+    `ref: 2024` the same way. Which text was meant is not always known (`1.10` reads as 1.1), so
+    the message says how to write it as a string rather than guess."""
+    secret = path == "apiKey" or path.startswith(("env.", "env["))
+    text = "..." if secret else json.dumps(value)
+    last = path.rsplit(".", 1)[-1]
+    quoted = f'- "{text}"' if last.endswith("]") else f'{last}: "{text}"'
+    return (
+        f"expected a string, got a {'boolean' if isinstance(value, bool) else 'number'}"
+        f"{'' if secret else ' ' + text}: quote it in the stack file ({quoted}), or set it with "
+        f"`pulumi config set --path --type string '{CONFIG_NAMESPACE}:{path}' VALUE`"
+    )
+
+
 def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
     """Each of pydantic's errors against the model `root` as (key path, message)."""
     problems = []
@@ -174,6 +190,8 @@ def pydantic_problems(error: ValidationError, root: type[BaseModel]) -> list[tup
             message = str(item["ctx"]["error"])
         elif kind == "literal_error":
             message = f"{shown(item['input'])} not allowed; allowed: {item['ctx']['expected']}"
+        elif kind == "string_type" and isinstance(item["input"], (bool, int, float)):
+            message = _string_written_as_scalar(key_path(loc), item["input"])
         else:
             message = f"{item['msg']} {_shown_input(key_path(loc), item['input'])}" + _json_text_hint(item, loc)
         problems.append((key_path(loc), message))

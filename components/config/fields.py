@@ -12,13 +12,50 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+
+# The text a number or boolean key may be written as: what `pulumi config set` stores for a value
+# set without --path (always a string), and a quoted number in a stack file. One source for the
+# program (StrictModel) and the editor schema (vllm_serving/schema.py), so that both accept the
+# same: pydantic's own lax parsing would also take "yes", "on", "nan", "1_000" or " 1 ".
+SCALAR_STRING_FORMS = {
+    "integer": r"^-?[0-9]+$",
+    "number": r"^-?[0-9]+(\.[0-9]+)?$",
+    "boolean": r"^(true|false)$",
+}
+_SCALAR_KINDS = {int: "integer", float: "number", bool: "boolean"}
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    """The JSON kinds among a field's types (int, float, bool, or an Optional/Union of them)."""
+    options = [annotation, *getattr(annotation, "__args__", ())]
+    return {_SCALAR_KINDS[option] for option in options if option in _SCALAR_KINDS}
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are refused: a misspelt key would otherwise be silently ignored."""
+    """Unknown keys are refused: a misspelt key would otherwise be silently ignored. A number or
+    boolean written as text is taken only in the forms of SCALAR_STRING_FORMS."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _scalar_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, (str, bool)) or info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = _scalar_kinds(annotation)
+        if not kinds or str in getattr(annotation, "__args__", ()):
+            return value
+        if isinstance(value, bool):
+            # pydantic's lax int takes true as 1; a count or size written as true is a mistake.
+            if "boolean" in kinds:
+                return value
+            raise ValueError(f"{json.dumps(value)} is not {' or '.join(sorted(kinds))}")
+        if any(re.fullmatch(SCALAR_STRING_FORMS[kind], value) for kind in kinds):
+            return value
+        wanted = {"integer": "a whole number such as 2", "number": "a number such as 0.5", "boolean": "true or false"}
+        raise ValueError(f"{shown(value)} is not {' or '.join(wanted[kind] for kind in sorted(kinds))}")
 
 
 # --- quantities ---------------------------------------------------------------------------------

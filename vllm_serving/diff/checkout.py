@@ -33,7 +33,8 @@ from typing import Any
 from components.config import ConfigError
 from components.rename_guard import DEPLOY_NAME_OUTPUT
 
-from ..stack_file import PROJECT_ROOT, STACKS_DIR, StackFileError, stack_path
+from ..project import current_project
+from ..stack_file import StackFileError, stack_path
 from . import same_code
 from .model import Side, side_from_rendering
 
@@ -55,7 +56,7 @@ def resolve_stack(stack: str) -> Path:
     candidate = Path(stack)
     if candidate.suffix in (".yaml", ".yml") or os.sep in stack or candidate.exists():
         return candidate.resolve()
-    return (STACKS_DIR / f"Pulumi.{stack}.yaml").resolve()
+    return current_project().stack_file(stack).resolve()
 
 
 def _project_dir(stack_file: Path, toplevel: Path) -> Path:
@@ -65,9 +66,10 @@ def _project_dir(stack_file: Path, toplevel: Path) -> Path:
             break
         if (directory / "Pulumi.yaml").is_file():
             return directory
-    # A stack file kept outside the project's tree: the project is this one, if the repository holds it.
-    if toplevel == PROJECT_ROOT or toplevel in PROJECT_ROOT.parents:
-        return PROJECT_ROOT
+    # A stack file kept outside the project's tree: the project is the one here, if the repository holds it.
+    here = current_project().root.resolve()
+    if toplevel == here or toplevel in here.parents:
+        return here
     return toplevel
 
 
@@ -131,7 +133,7 @@ def _files_at(toplevel: Path, commit: str) -> frozenset[str]:
 
 
 def _locate(stack_file: Path, base: str) -> _Revision:
-    directory = stack_file.parent if stack_file.parent.is_dir() else PROJECT_ROOT
+    directory = stack_file.parent if stack_file.parent.is_dir() else current_project().root
     toplevel = _toplevel(directory.resolve())
     commit = _commit(toplevel, base)
     try:
@@ -254,13 +256,16 @@ class _SameCodeBase:
         if work_document is not None and self.revision.stack_file.read_bytes() == self.text:
             # The same stack file and the same code: the same rendering, once.
             return side_from_rendering(self.revision.label, _as_printed(work_document))
+        from ..project import project_of
         from ..render import render, rendering_as_json
 
         directory = Path(tempfile.mkdtemp(dir=temp))
         base_file = directory / self.revision.stack_file.name  # the name gives the stack's name
         base_file.write_bytes(self.text)
         try:
-            return side_from_rendering(self.revision.label, _as_printed(rendering_as_json(render(base_file))))
+            # The same code: the program of the stack's own project, which the copy is no longer in.
+            program = project_of(self.revision.stack_file).program
+            return side_from_rendering(self.revision.label, _as_printed(rendering_as_json(render(base_file, program))))
         except Exception:  # reported by the base's own code, below
             return None
 

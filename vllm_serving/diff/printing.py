@@ -105,6 +105,11 @@ def render_text(report: Report, header: bool = True) -> str:
     for side in (report.base, report.work):
         if side.absent:
             lines.append(f"({side.absent})")
+    if report.base.absent and not report.work.absent and report.work.resources:
+        # A new stack: every resource is an addition, so say first what they add up to.
+        from .overview import overview
+
+        lines += ["", "What the new stack deploys:", *(f"    {line}" for line in overview(report.work))]
     for change in report.resources:
         lines += ["", _heading(change)]
         lines += [f"    {line}" for line in _consequence(change)]

@@ -12,7 +12,8 @@ import yaml
 
 from components.config import ConfigError, parse_config
 
-from ..stack_file import STACKS_DIR
+from ..project import current_project, shown
+from ..stack_file import StackFileError
 from .stack_document import stack_document
 from .translate import translate
 
@@ -50,8 +51,12 @@ def import_values(values_path: Path, stack: str, stacks_dir: Path, force: bool) 
     translation = translate(read_values(values_path))
     for path, reason in translation.dropped:
         print(f"not carried over: {path}: {reason}", file=sys.stderr)
+    for path, reason in translation.left_out:
+        print(f"left out: {path}: {reason}", file=sys.stderr)
     for note in translation.notes:
         print(f"note: {note}", file=sys.stderr)
+    for warning in translation.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         parse_config(translation.config)
     except ConfigError as error:
@@ -60,15 +65,15 @@ def import_values(values_path: Path, stack: str, stacks_dir: Path, force: bool) 
 
     target = stacks_dir / f"Pulumi.{stack}.yaml"
     if target.exists() and not force:
-        raise ImportFailure(f"{target} already exists: pass --force to overwrite it")
+        raise ImportFailure(f"{shown(target)} already exists: pass --force to overwrite it")
     existed = target.exists()
     stacks_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(stack_document(translation, str(values_path)))
     dropped = len(translation.dropped)
     summary = f" ({dropped} key{'s' if dropped != 1 else ''} not carried over, listed above)" if dropped else ""
-    print(f"{'overwrote' if existed else 'wrote'} {target}{summary}", file=sys.stderr)
+    print(f"{'overwrote' if existed else 'wrote'} {shown(target)}{summary}", file=sys.stderr)
     print(
-        f"next: vllm-serving render {target}; then pulumi stack init {stack} && pulumi up --stack {stack}; "
+        f"next: vllm-serving render {shown(target)}; then pulumi stack init {stack} && pulumi up --stack {stack}; "
         f"then vllm-serving verify --stack {stack}",
         file=sys.stderr,
     )
@@ -77,8 +82,9 @@ def import_values(values_path: Path, stack: str, stacks_dir: Path, force: bool) 
 
 def _import_values_command(args: argparse.Namespace) -> int:
     try:
-        return import_values(Path(args.values), args.stack, Path(args.stacks_dir), args.force)
-    except ImportFailure as failure:
+        stacks_dir = Path(args.stacks_dir) if args.stacks_dir else current_project().stacks_dir
+        return import_values(Path(args.values), args.stack, stacks_dir, args.force)
+    except (ImportFailure, StackFileError) as failure:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_INVALID
 
@@ -97,6 +103,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--stack", required=True, metavar="NAME", help="the stack to write: <stacks-dir>/Pulumi.NAME.yaml")
     parser.add_argument("--force", action="store_true", help="overwrite an existing stack file")
     parser.add_argument(
-        "--stacks-dir", metavar="DIR", default=str(STACKS_DIR), help=f"where stack files live (default {STACKS_DIR})"
+        "--stacks-dir", metavar="DIR",
+        help="where stack files live (default: the project's stack directory, stacks/ of the nearest "
+        "directory with Pulumi.yaml from here upwards)",
     )
     parser.set_defaults(handler=_import_values_command)

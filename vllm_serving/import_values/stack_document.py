@@ -36,6 +36,12 @@ def stack_document(translation: Translation, source: str) -> str:
         f"Imported by `vllm-serving import-values` from the T9k vLLM chart values file {source}.",
         "Every key keeps the chart's name and meaning; see docs/day2-verify-and-migrate.md.",
     ]
+    if translation.warnings:
+        header.append("Before deploying:")
+        header += [f"  {warning}" for warning in translation.warnings]
+    if translation.left_out:
+        header.append("Left out (placeholders):")
+        header += [f"  {path}: {reason}" for path, reason in translation.left_out]
     if translation.dropped:
         header.append("Not carried over:")
         header += [f"  {path}: {reason}" for path, reason in translation.dropped]

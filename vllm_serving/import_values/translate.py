@@ -41,6 +41,10 @@ class Translation:
     # (key path in the values file, why it was not carried over)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What the stack needs before it is safe to deploy: printed as `warning:`, first in the header.
+    warnings: list[str] = field(default_factory=list)
+    # (key path, why): the chart example's `<...>` placeholders, which no deployment may carry.
+    left_out: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _carry(value: Any, schema: Any, path: str, keys: list[str], out: Translation) -> Any:
@@ -79,6 +83,39 @@ def _placeholders(value: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, value)] if isinstance(value, str) and _PLACEHOLDER.match(value.strip()) else []
 
 
+def _leave_out_placeholders(out: Translation) -> None:
+    """A value in the chart README's `<...>` form is left out, never deployed: an env entry as a
+    whole (a proxy variable set to `<YOUR_HTTP_PROXY>` would break every download), any other key alone."""
+    env = out.config.get("env")
+    for path, value in _placeholders(out.config):
+        reason = f"{value!r} is a placeholder from the chart's example, which nothing may deploy; add the real value by hand"
+        entry = re.match(r"^env\[(\d+)\]", path)
+        if entry and isinstance(env, list):
+            item = env[int(entry[1])]
+            name = item.get("name") if isinstance(item, dict) else None
+            out.left_out.append((f"env[{entry[1]}]" + (f" ({name})" if name else ""), reason))
+            env[int(entry[1])] = None
+            continue
+        out.left_out.append((path, reason))
+        _remove(out.config, path)
+    if isinstance(env, list):
+        kept = [item for item in env if item is not None]
+        if kept:
+            out.config["env"] = kept
+        else:
+            del out.config["env"]
+
+
+def _remove(config: dict[str, Any], path: str) -> None:
+    """Delete the key at a dotted path as _key writes it (quoted parts for keys with dots)."""
+    parts = [quoted or plain for quoted, plain in re.findall(r'"([^"]*)"|([^.\[\]]+)', path)]
+    current: Any = config
+    for part in parts[:-1]:
+        current = current.get(part) if isinstance(current, dict) else None
+    if isinstance(current, dict):
+        current.pop(parts[-1], None)
+
+
 def translate(values: dict[str, Any]) -> Translation:
     """The stack config (keys without the namespace) that means what these chart values meant."""
     out = Translation(config={})
@@ -108,8 +145,14 @@ def translate(values: dict[str, Any]) -> Translation:
             head = {"replicaCount": rest.pop("replicaCount")} if "replicaCount" in rest else {}
             out.config = {**head, "image": image, **rest}
 
-    for path, value in _placeholders(out.config):
-        out.notes.append(f"{path} is {value!r}, a placeholder from the chart's example: fill it in or remove it")
+    _leave_out_placeholders(out)
+    model = out.config.get("model")
+    if isinstance(model, dict) and not model.get("size"):
+        out.warnings.append(
+            f"model.size is not set (the chart has no such key): without it the volume is not checked against "
+            f"the model (two copies coexist during a model change) and the cold start is not predicted; set "
+            f"{CONFIG_NAMESPACE}:model.size to the weights' size, e.g. 13.5G"
+        )
     out.notes.append(
         f"the Helm release's namespace is not part of its values: the stack uses {CONFIG_NAMESPACE}:namespace "
         f"'default'; set it if the release lived elsewhere"

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 from urllib.parse import urlsplit, urlunsplit
 
-from ..stack_file import PROJECT_ROOT
 from .failures import EXIT_USAGE, VerifyFailure
 
 PULUMI_TIMEOUT = 60
@@ -18,11 +17,13 @@ PORT_FORWARD_HINT = (
 
 
 def _pulumi_output(pulumi: str, name: str, stack: str) -> subprocess.CompletedProcess:
-    # The Pulumi CLI finds the project from its working directory; run it from the project
-    # so that `verify --stack` works from anywhere.
+    # The Pulumi CLI finds the project from its working directory, as project.py does: run it from
+    # the project found here, so that `verify --stack` works from any directory inside it.
+    from ..project import current_project
+
     return subprocess.run(
         [pulumi, "stack", "output", name, "--stack", stack],
-        cwd=PROJECT_ROOT,
+        cwd=current_project().root,
         capture_output=True,
         text=True,
         timeout=PULUMI_TIMEOUT,

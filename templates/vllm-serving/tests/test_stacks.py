@@ -26,8 +26,7 @@ def rendered(tmp_path_factory):
     """Every stack rendered and validated by one process, as CI runs it (Pulumi loads once):
     the directory of the manifests and the run's stderr, which names each stack before its report."""
     out = tmp_path_factory.mktemp("rendered")
-    command = [sys.executable, "-m", "vllm_serving", "render", *map(str, STACK_FILES),
-               "--program", str(PROJECT / "__main__.py"), "--validate", "-o", str(out)]
+    command = [sys.executable, "-m", "vllm_serving", "render", *map(str, STACK_FILES), "--validate", "-o", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
     return out, result.stderr
 
