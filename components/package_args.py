@@ -221,6 +221,8 @@ class CompileCacheConfigArgs(TypedDict):
     """Keep vLLM's compile cache on a volume, so a restart does not recompile."""
     existingClaim: NotRequired[pulumi.Input[str]]
     """A claim of its own for the cache (mounted read-write); empty: the directory compile-cache/ of the model volume."""
+    accessModes: NotRequired[pulumi.Input[Sequence[str]]]
+    """Access modes of existingClaim, as its claim lists them: every server pod writes the cache, so several pods (server.nodes > 1, more than one replica, rollout surge) need ReadWriteMany."""
     gpuType: NotRequired[pulumi.Input[str]]
     """The GPU model the cache is compiled for, part of its key; empty: the server's nodeSelector nvidia.com/gpu.product."""
 
@@ -230,6 +232,8 @@ class ServerConfigArgs(TypedDict):
 
     extraArgs: NotRequired[pulumi.Input[Sequence[str]]]
     """More `vllm serve` arguments, e.g. --max-model-len=8192."""
+    engineVersion: NotRequired[pulumi.Input[str]]
+    """The vLLM release the image runs (e.g. 0.33.0), for a custom image.tag that does not name one; it picks the engine profile (flags, defaults, routes) instead of the tag. Empty: read from image.tag."""
     startupTimeoutSeconds: NotRequired[pulumi.Input[int]]
     """How long the server may take to load the model before it is restarted."""
     assumedLoadRateGBps: NotRequired[pulumi.Input[float]]
@@ -435,6 +439,71 @@ class AutoscalingConfigArgs(TypedDict):
     """Quiet time before scaling down (a model load is expensive)."""
 
 
+class PickerConfigArgs(TypedDict):
+    """PickerConfig"""
+
+    image: NotRequired[pulumi.Input[str]]
+    """The endpoint picker's image: llm-d's router, pinned."""
+    replicas: NotRequired[pulumi.Input[int]]
+    """Endpoint picker pods; more than 1 run with leader election (one active, the others on standby)."""
+    cpu: NotRequired[pulumi.Input[str]]
+    """CPU the picker requests."""
+    memory: NotRequired[pulumi.Input[str]]
+    """Memory the picker requests, and its limit."""
+
+
+class ScorerWeightsArgs(TypedDict):
+    """Weights of the picker's scorers in its one scheduling profile; 0 leaves a scorer out."""
+
+    prefixCache: NotRequired[pulumi.Input[int]]
+    """prefix-cache-scorer: prefer the replica that holds the prompt's prefix."""
+    kvCacheUtilization: NotRequired[pulumi.Input[int]]
+    """kv-cache-utilization-scorer: prefer free KV cache."""
+    queueDepth: NotRequired[pulumi.Input[int]]
+    """queue-scorer: prefer the replica with the fewest waiting requests."""
+    loraAffinity: NotRequired[pulumi.Input[int]]
+    """lora-affinity-scorer: prefer a replica that has the adapter loaded (only with LoRA adapters)."""
+
+
+class FlowControlConfigArgs(TypedDict):
+    """FlowControlConfig"""
+
+    enabled: NotRequired[pulumi.Input[bool]]
+    """Hold requests in the picker's queue while the pool is saturated or has no ready replica (required for autoscaling.minReplicas 0)."""
+    queueTimeoutSeconds: NotRequired[pulumi.Input[int]]
+    """How long a request may wait in the queue; unset: twice the predicted start of a replica (needs model.size)."""
+    maxRequests: NotRequired[pulumi.Input[int]]
+    """Most requests the queue holds; unset: no limit."""
+
+
+class RuntimeLoraConfigArgs(TypedDict):
+    """RuntimeLoraConfig"""
+
+    enabled: NotRequired[pulumi.Input[bool]]
+    """Load LoRA adapters without a restart: a request names an adapter in the volume's lora-runtime/ directory (beside model.volume.subPath) and vLLM's filesystem resolver loads it. The load/unload API is never routed."""
+    adapterNames: NotRequired[pulumi.Input[Sequence[str]]]
+    """Adapters that may be loaded at runtime, so that routing.routeByModel sends their requests here."""
+
+
+class RoutingConfigArgs(TypedDict):
+    """RoutingConfig"""
+
+    enabled: NotRequired[pulumi.Input[bool]]
+    """Route through an InferencePool and llm-d's endpoint picker (prefix-cache, KV-cache and queue aware) on the Gateways of httpRoute.parentRefs."""
+    failureMode: NotRequired[pulumi.Input[str]]
+    """What the Gateway does when the picker does not answer: FailOpen sends the request to a replica of its own choosing, FailClose refuses it."""
+    routeByModel: NotRequired[pulumi.Input[bool]]
+    """Match requests by the `model` field of their body (the Body-Based Router sets it as a header), so that several stacks share one Gateway."""
+    picker: NotRequired[pulumi.Input[PickerConfigArgs]]
+    """The endpoint picker's pods."""
+    scorers: NotRequired[pulumi.Input[ScorerWeightsArgs]]
+    """The picker's scorer weights."""
+    flowControl: NotRequired[pulumi.Input[FlowControlConfigArgs]]
+    """The picker's request queue."""
+    runtimeLora: NotRequired[pulumi.Input[RuntimeLoraConfigArgs]]
+    """LoRA adapters loaded at runtime."""
+
+
 class MonitorConfigArgs(TypedDict):
     """MonitorConfig"""
 
@@ -523,6 +592,8 @@ class VllmServingArgs(TypedDict):
     """A Gateway API HTTPRoute for the Service."""
     autoscaling: NotRequired[pulumi.Input[AutoscalingConfigArgs]]
     """Autoscaling with KEDA on vLLM's metrics."""
+    routing: NotRequired[pulumi.Input[RoutingConfigArgs]]
+    """An InferencePool with llm-d's endpoint picker (docs/routing.md)."""
     metrics: NotRequired[pulumi.Input[MetricsConfigArgs]]
     """Prometheus Operator monitors and scrape annotations."""
     podDisruptionBudget: NotRequired[pulumi.Input[PodDisruptionBudgetConfigArgs]]
