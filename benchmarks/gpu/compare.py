@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpu_cold_start import stack_config  # benchmarks/ on sys.path, as when gpu_cold_start.py runs
+from gpu_cold_start import CHECKPOINTS, stack_config  # benchmarks/ on sys.path, as when gpu_cold_start.py runs
 
 from components.config import parse_config
 from components.config.multinode_rules import fit_report, offline_architecture
@@ -24,8 +24,19 @@ from components.server.cold_start import predict_cold_start
 VLLM_024_DEFAULT_UTILIZATION = 0.92
 
 
+def _stack_file(run: dict[str, Any]) -> str:
+    """The run's stack; a record written before runs carried it is matched by the served model name."""
+    if run.get("stack"):
+        return str(run["stack"])
+    served = next(a.split("=", 1)[1] for a in run["argv"] if a.startswith("--served-model-name="))
+    for stack_file, _ in CHECKPOINTS.values():
+        if stack_config(stack_file)["config"]["vllm-serving:model"]["deployName"] == served:
+            return stack_file
+    raise ValueError(f"no benchmark stack serves {served!r}")
+
+
 def stack_of(run: dict[str, Any]) -> Any:
-    stack = stack_config(run["stack"], run.get("overrides"))
+    stack = stack_config(_stack_file(run), run.get("overrides"))
     raw = {key.split(":", 1)[1]: value for key, value in stack["config"].items()}
     return parse_config(raw)
 
@@ -89,12 +100,9 @@ def report(results: list[dict[str, Any]]) -> str:
         lines.append(f"GPU: {result['gpu'].get('name')} {total} bytes ({total / GIB:.2f} GiB) total per the driver")
         header = ("run", "u", "engine KV GiB", "engine tokens", "program KV GiB", "program tokens", "same-input KV GiB",
                   "same-input tokens", "implied reserve GiB", "weights GiB (engine/program)", "health s",
-                  "weights load s", "predicted load s")
+                  "weights load s", "predicted L s (load + 120 s start-up)")
         lines.append(" | ".join(header))
         for run in result["runs"]:
-            if run["log_figures"].get("kv_tokens") is None:
-                lines.append(f"{run['name']}: no KV figures (health {run.get('health_s')})")
-                continue
             c = compare_run(run, total)
             lines.append(" | ".join(str(v) for v in (
                 c["name"], c["utilization"], c["engine_kv_gib"], c["engine_tokens"], c["program_kv_gib"],
