@@ -85,6 +85,15 @@ RUNS: list[dict[str, Any]] = [
     {"name": "llama-fastsafetensors", "checkpoint": "Llama-3.1-8B",
      "overrides": {"server": {"extraArgs": ["--max-model-len=16384", "--load-format=fastsafetensors"]}},
      "drop_page_cache": True, "budget_s": 110, "notes": "--load-format=fastsafetensors (server.extraArgs), the same cache key"},
+    # Issue 27, 2: one pod of two GPUs, tensor parallel 2 (the GPUs of the pod) and pipeline parallel 2
+    # (engine.pipelineParallelSize), for the per-GPU KV cache against the fit check. device_bench
+    # skips a run that needs more GPUs than the machine has.
+    {"name": "llama-tp2", "checkpoint": "Llama-3.1-8B", "gpus": 2, "fresh_compile_cache": True,
+     "overrides": {"resources": {"limits": {"nvidia.com/gpu": 2}}},
+     "drop_page_cache": True, "budget_s": 200, "notes": "two GPUs of one pod: tensor parallel 2"},
+    {"name": "llama-pp2", "checkpoint": "Llama-3.1-8B", "gpus": 2, "fresh_compile_cache": True,
+     "overrides": {"resources": {"limits": {"nvidia.com/gpu": 2}}, "engine": {"pipelineParallelSize": 2}},
+     "drop_page_cache": True, "budget_s": 200, "notes": "two GPUs of one pod: pipeline parallel 2"},
 ]
 
 

@@ -443,7 +443,7 @@ def run_group(group: dict[str, Any], out: Path, health_timeout: float) -> dict[s
 def gpu_facts() -> dict[str, Any]:
     script = ("import json, torch; f, t = torch.cuda.mem_get_info(); p = torch.cuda.get_device_properties(0);"
               "print(json.dumps({'name': p.name, 'total_bytes': t, 'free_bytes': f, 'torch': torch.__version__,"
-              " 'cuda': torch.version.cuda}))")
+              " 'cuda': torch.version.cuda, 'count': torch.cuda.device_count()}))")
     probe = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     facts: dict[str, Any] = json.loads(probe.stdout) if probe.returncode == 0 else {"error": probe.stderr[-500:]}
     if shutil.which("nvidia-smi"):
@@ -474,6 +474,9 @@ def run(plan: dict[str, Any], out: Path, only: list[str], deadline: float, healt
     started = time.monotonic()
     for spec in plan["runs"]:
         if only and spec["name"] not in only:
+            continue
+        if spec.get("gpus", 1) > results["gpu"].get("count", 1):
+            print(f"skipped {spec['name']}: it needs {spec['gpus']} GPUs", flush=True)
             continue
         if time.monotonic() - started + spec.get("budget_s", 180) > deadline:
             print(f"skipped {spec['name']}: not enough time left before the deadline", flush=True)
