@@ -96,7 +96,7 @@ class IngressConfig(StrictModel):
     path: str = Field("/", description="Path prefix under which the server's API is routed.")
     extraPaths: list[str] = Field(
         default_factory=list,
-        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key.",
     )
     maxRequestBodySize: str = Field(
         DEFAULT_MAX_REQUEST_BODY,
@@ -177,7 +177,7 @@ class HttpRouteConfig(StrictModel):
     hostnames: list[str] = Field(default_factory=list, description="Host names the route answers.")
     extraPaths: list[str] = Field(
         default_factory=list,
-        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key.",
     )
     requestTimeout: str = Field("3600s", description="Gateway API request timeout; streamed completions run long.")
 

@@ -9,6 +9,7 @@ import re
 
 from ..config import EngineConfig, LoraConfig, ServingConfig
 from ..labels import MODEL_MOUNT, SERVER_PORT
+from .surface import MIDDLEWARE_ARG
 
 ADAPTERS_MOUNT = "/adapters"
 # The first vLLM release with --shutdown-timeout (vllm-project/vllm#34730, #36666): older servers
@@ -89,5 +90,7 @@ def server_args(config: ServingConfig) -> list[str]:
         *_pipeline_args(config),
         *_lora_args(config.lora),
         *_shutdown_args(config),
+        # The allow-list in front of every route (surface.py); a headless worker never imports it.
+        MIDDLEWARE_ARG,
         *config.server.extraArgs,
     ]
