@@ -154,3 +154,38 @@ def test_only_the_leader_of_a_group_carries_it():
     assert "VLLM_SERVING_SURFACE" in env_of(leader["containers"][0])
     assert "VLLM_SERVING_SURFACE" not in env_of(worker["containers"][0])
     assert leader["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/ready"
+
+
+# --- what the API server would refuse at apply ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "named"), [
+    ({"fieldRef": {"fieldPath": "spec.containers"}}, "not a pod field Kubernetes passes to env"),
+    ({"fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v2"}}, "apiVersion v1 only"),
+    ({"fieldRef": {"fieldPath": "metadata.labels['bad key']"}}, "label key"),
+    ({"resourceFieldRef": {"resource": "limits.nvidia.com/gpu"}}, "not a container resource"),
+    ({"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1Mi"}}, "divisor '1Mi'"),
+])
+def test_env_sources_kubernetes_refuses_are_refused(source, named):
+    found = refused(env=[{"name": "X", "valueFrom": source}])
+    assert any(named in message for key, message in found.items() if key.startswith("env[0]")), found
+
+
+def test_env_sources_kubernetes_accepts_pass():
+    parse_config({"model": HF_MODEL, "env": [
+        {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app.kubernetes.io/name']", "apiVersion": "v1"}}},
+        {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        {"name": "D", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+    ]})
+
+
+def test_a_download_into_a_read_only_volume_is_refused():
+    found = refused(model={**HF_MODEL, "volume": {"size": "24Gi", "accessModes": ["ReadOnlyMany"]}})
+    assert "download Job writes into the volume" in found["model.volume.accessModes"]
+    parse_config({"model": {"deployName": "m", "source": "", "volume": {"existingClaim": "filled", "accessModes": ["ReadOnlyMany"]}}})
+
+
+def test_a_group_larger_than_int32_is_refused():
+    assert "model" not in refused(server={"nodes": 2**31})
+    assert "server.nodes" in refused(server={"nodes": 2**31})

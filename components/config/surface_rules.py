@@ -212,10 +212,27 @@ def _network_policy_purposes(config: ServingConfig) -> list[Problem]:
     return problems
 
 
+def _download_into_a_read_only_volume(config: ServingConfig) -> list[Problem]:
+    """A claim that offers ReadOnlyMany alone cannot be mounted read-write: the download Job, which
+    writes the model (and the adapters) into it, could never start."""
+    modes = config.model.volume.accessModes
+    if set(modes) != {"ReadOnlyMany"} or not (config.model.source or config.lora.adapters):
+        return []
+    downloads = "model.source is set" if config.model.source else "lora.adapters are set"
+    return [(
+        "model.volume.accessModes",
+        (f"ReadOnlyMany alone cannot be written, but {downloads}: the download Job writes into the volume and "
+        "would never start. Use ReadWriteMany (written once, read by every node), or a pre-filled "
+        'model.volume.existingClaim with model.source "" and no lora.adapters'),
+        {"model.volume.accessModes", "model.source", "lora.adapters"},
+    )]
+
+
 SURFACE_RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _surface_flags,
     _surface_env,
     _exposed_paths,
     _host_network,
     _network_policy_purposes,
+    _download_into_a_read_only_volume,
 )
