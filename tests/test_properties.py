@@ -178,12 +178,12 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:  
     if replicas > 1 and all(mode in SINGLE_NODE for mode in modes):
         # More than one replica needs a volume that other nodes can mount too.
         modes.append(draw(st.sampled_from(["ReadOnlyMany", "ReadWriteMany"])))
-    if set(modes) == {"ReadOnlyMany"} and source:
-        # ReadOnlyMany alone cannot be downloaded into: refused with a source.
-        modes.append("ReadWriteMany")
     if "ReadWriteOncePod" in modes and (source or len(modes) > 1):
         # One pod only, and alone: refused beside other modes or with a download Job.
         modes = [mode for mode in modes if mode != "ReadWriteOncePod"] or ["ReadWriteOnce"]
+    if set(modes) == {"ReadOnlyMany"} and source:
+        # ReadOnlyMany alone cannot be downloaded into: refused with a source.
+        modes.append("ReadWriteMany")
     volume = _without_none({
         "size": draw(st.sampled_from(["24Gi", "40Gi", "100G", "1Ti", 50000000000])),
         "accessModes": modes,

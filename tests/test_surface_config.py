@@ -183,7 +183,10 @@ def test_env_sources_kubernetes_accepts_pass():
 def test_a_download_into_a_read_only_volume_is_refused():
     found = refused(model={**HF_MODEL, "volume": {"size": "24Gi", "accessModes": ["ReadOnlyMany"]}})
     assert "download Job writes into the volume" in found["model.volume.accessModes"]
-    parse_config({"model": {"deployName": "m", "source": "", "volume": {"existingClaim": "filled", "accessModes": ["ReadOnlyMany"]}}})
+    prefilled = {"deployName": "m", "source": "", "volume": {"existingClaim": "filled", "accessModes": ["ReadOnlyMany"]}}
+    parse_config({"model": prefilled})
+    adapter = {"name": "sql", "source": "huggingface", "huggingface": {"id": "org/sql-lora"}}
+    assert "lora.adapters are set" in refused(model=prefilled, lora={"adapters": [adapter]})["model.volume.accessModes"]
 
 
 def test_a_group_larger_than_int32_is_refused():
