@@ -235,6 +235,25 @@ def test_network_policy_with_no_list_admits_its_own_namespace():
     assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["default"]
 
 
+def test_network_policy_admits_each_purpose_by_its_own_rule():
+    rendering = render_values({
+        "model": HF_MODEL, "namespace": "llm", "apiKeySecret": {"name": "key"}, "checkSecrets": False,
+        "ingress": {"enabled": True, "host": "a.example"},
+        "networkPolicy": {"enabled": True, "ingressNamespaces": ["ingress-nginx"], "monitoringNamespaces": ["monitoring"]},
+    })
+    rules = manifest(rendering, "NetworkPolicy")["spec"]["ingress"]
+    admitted = [rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] for rule in rules]
+    assert admitted == [["llm"], ["ingress-nginx"], ["monitoring"]]
+    assert all(rule["ports"] == [{"port": 8000, "protocol": "TCP"}] for rule in rules)
+
+
+def test_ingress_namespaces_need_an_ingress_or_route():
+    found = problems({"model": HF_MODEL, "networkPolicy": {"enabled": True, "ingressNamespaces": ["ingress-nginx"]}})
+    assert "neither ingress nor httpRoute is enabled" in found["networkPolicy.ingressNamespaces"]
+    found = problems({"model": HF_MODEL, "networkPolicy": {"enabled": True, "monitoringNamespaces": ["Bad_NS"]}})
+    assert found["networkPolicy.monitoringNamespaces[0]"] == "'Bad_NS' is not a namespace name"
+
+
 def test_network_policy_namespaces_must_be_namespace_names():
     found = problems({"model": HF_MODEL, "networkPolicy": {"enabled": True, "allowedNamespaces": ["ok", "Not_OK"]}})
     assert found["networkPolicy.allowedNamespaces[1]"] == "'Not_OK' is not a namespace name"

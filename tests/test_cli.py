@@ -25,7 +25,8 @@ def test_render_prints_every_resource_as_multi_document_yaml():
     assert result.returncode == 0, result.stderr
     documents = list(yaml.safe_load_all(result.stdout))
     # In reading order: what serves and how it is reached first, the download scripts last.
-    assert [d["kind"] for d in documents] == ["Deployment", "Service", "PersistentVolumeClaim", "Job", "ConfigMap"]
+    # Two ConfigMaps: the download scripts and the server's allow-list (components/server/surface.py).
+    assert [d["kind"] for d in documents] == ["Deployment", "Service", "PersistentVolumeClaim", "Job", "ConfigMap", "ConfigMap"]
     # Kubernetes' own field names, not the Python SDK's.
     assert "apiVersion" in documents[2] and "accessModes" in documents[2]["spec"]
     assert "api_version" not in result.stdout and "access_modes" not in result.stdout
@@ -36,7 +37,7 @@ def test_render_accepts_a_path_and_writes_one_file_per_resource(tmp_path):
     result = run_cli("render", str(stack_file), "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert len(files) == 5
+    assert len(files) == 6
     assert files[0].startswith("01-deployment-mistral-7b")
     assert files[2].startswith("03-persistentvolumeclaim-mistral-7b-model")
     assert yaml.safe_load((tmp_path / "out" / files[-1]).read_text())["kind"] == "ConfigMap"
@@ -128,7 +129,7 @@ def test_all_stacks_as_json_lines_and_into_one_directory_per_stack(tmp_path):
     result = run_cli("render", "codellama-7b", "qwen-git", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["codellama-7b", "qwen-git"]
-    assert len(list((tmp_path / "out" / "qwen-git").iterdir())) == 5
+    assert len(list((tmp_path / "out" / "qwen-git").iterdir())) == 6
 
 
 def test_stacks_and_all_together_are_refused():

@@ -74,7 +74,8 @@ def cache_mount(rendering) -> tuple[dict[str, Any], dict[str, Any], dict[str, An
 
 def test_no_compile_cache_by_default():
     spec = manifest(render_values({"model": HF_MODEL}), "Deployment")["spec"]["template"]["spec"]
-    assert [v["name"] for v in spec["volumes"]] == ["model", "shm"]
+    # The allow-list's module and its drain markers (components/server/surface.py), no cache.
+    assert [v["name"] for v in spec["volumes"]] == ["model", "shm", "surface", "drain"]
 
 
 def test_the_compile_cache_is_a_writable_keyed_directory_of_the_model_volume_at_vllm_cache_root():

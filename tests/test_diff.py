@@ -491,8 +491,8 @@ def test_reordered_entries_show_as_an_order_change():
     assert [(diff.render_path(f.path), f.old, f.new) for f in change.fields] == [
         (
             "spec.template.spec.containers[vllm].env (order)",
-            ["HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "A", "B"],
-            ["B", "A", "DO_NOT_TRACK", "VLLM_NO_USAGE_STATS", "HF_HUB_OFFLINE"],
+            ["HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK", "A", "B", "PYTHONPATH", "VLLM_SERVING_SURFACE"],
+            ["VLLM_SERVING_SURFACE", "PYTHONPATH", "B", "A", "DO_NOT_TRACK", "VLLM_NO_USAGE_STATS", "HF_HUB_OFFLINE"],
         )
     ]
     assert effects(change) == [RESTART]
@@ -813,7 +813,8 @@ def test_diff_validate_checks_the_working_trees_manifests_from_the_same_renderin
 
     assert code == 1  # changed, and valid
     assert here == ["Pulumi.codellama-7b.yaml"]  # the working tree, rendered once for both
-    assert "validated 5 manifests against the Kubernetes 1.29–1.35 schemas: all valid" in err.getvalue()
+    # The download scripts' and the allow-list's ConfigMaps among them.
+    assert "validated 6 manifests against the Kubernetes 1.29–1.35 schemas: all valid" in err.getvalue()
 
 
 def test_diff_validate_reports_a_violation_in_the_stacks_section_and_exits_2(repo, monkeypatch):

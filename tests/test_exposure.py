@@ -270,7 +270,7 @@ def test_production_example_renders_every_feature_schema_valid():
     rendering = render(PRODUCTION_STACK)
     kinds = sorted(m["kind"] for m in rendering.manifests)
     assert kinds == sorted([
-        "ConfigMap", "Deployment", "Ingress", "Job", "NetworkPolicy", "PersistentVolumeClaim",
+        "ConfigMap", "ConfigMap", "Deployment", "Ingress", "Job", "NetworkPolicy", "PersistentVolumeClaim",
         "PodDisruptionBudget", "ScaledObject", "Service", "ServiceMonitor",
     ])
     assert_schema_valid(rendering)

@@ -183,8 +183,9 @@ def valid_configs(draw, sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:  
     if "ReadWriteOncePod" in modes and (source or len(modes) > 1):
         # One pod only, and alone: refused beside other modes or with a download Job.
         modes = [mode for mode in modes if mode != "ReadWriteOncePod"] or ["ReadWriteOnce"]
-    if source and "ReadOnlyMany" in modes and "ReadWriteOnce" in modes and "ReadWriteMany" not in modes:
-        # Written on one node only (the download), read on others: refused, so it takes ReadWriteMany too.
+    if source and "ReadOnlyMany" in modes and "ReadWriteMany" not in modes:
+        # Read-only beside ReadWriteOnce (written on one node only) or alone (not writable at all):
+        # both refused with a download, so the volume takes ReadWriteMany too.
         modes.append("ReadWriteMany")
     volume = _without_none({
         "size": draw(st.sampled_from(["24Gi", "40Gi", "100G", "1Ti", 50000000000])),

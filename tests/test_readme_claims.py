@@ -60,11 +60,12 @@ def test_the_quick_start_description_of_the_example_is_what_render_prints(codell
     assert (
         "one-GPU Deployment serving `codellama-7b`, a Service on port 8000, a 32Gi ReadWriteOnce PVC (the\n"
         "chart's 24Gi holds one copy of the weights; a model change needs two: see [Day 2](#day-2)), a\n"
-        "Hugging Face download Job and a ConfigMap with the download scripts"
+        "Hugging Face download Job, a ConfigMap with the download scripts and one with the server's\n"
+        "allow-list"
     ) in described
     result = run_cli("render", "codellama-7b")
     kinds = [document["kind"] for document in yaml.safe_load_all(result.stdout)]
-    assert kinds == ["Deployment", "Service", "PersistentVolumeClaim", "Job", "ConfigMap"]
+    assert kinds == ["Deployment", "Service", "PersistentVolumeClaim", "Job", "ConfigMap", "ConfigMap"]
     claim = manifest(codellama, "PersistentVolumeClaim")["spec"]
     assert claim["resources"]["requests"]["storage"] == "32Gi" and claim["accessModes"] == ["ReadWriteOnce"]
     server = container(codellama, "Deployment", "vllm")

@@ -23,7 +23,8 @@ def server_args(rendering):
 def test_chart_example_renders_the_charts_resources():
     rendering = render(STACKS_DIR / "Pulumi.codellama-7b.yaml")
     kinds = sorted(m["kind"] for m in rendering.manifests)
-    assert kinds == ["ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "Service"]
+    # The download scripts' ConfigMap and the server's allow-list (components/server/surface.py).
+    assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "Service"]
 
     pvc = normalize(rendering.one("PersistentVolumeClaim").inputs)
     # The chart's 24Gi, raised to hold the two copies of a model change (stacks/Pulumi.codellama-7b.yaml).
@@ -96,8 +97,9 @@ def test_startup_probe_tolerates_the_configured_load_time():
         container(render_values({"model": HF_MODEL, "server": {"startupTimeoutSeconds": 3600}}), "Deployment", "vllm")
     )
     assert longer["startupProbe"]["periodSeconds"] * longer["startupProbe"]["failureThreshold"] >= 3600
-    for name in ("readinessProbe", "livenessProbe"):
-        assert default[name]["httpGet"] == {"path": "/health", "port": "http"}
+    assert default["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # Readiness is /health until the drain starts (components/server/vllm_serving_surface.py).
+    assert default["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
 
 
 def test_rollout_and_download_wait_longer_than_pulumi_kubernetes_defaults():
@@ -174,7 +176,7 @@ def test_s3_source_reads_the_charts_s3_env_secret_keys():
 def test_existing_claim_without_source_mounts_it_and_downloads_nothing():
     model = {"deployName": "llama", "volume": {"existingClaim": "shared", "subPath": "meta/llama"}}
     rendering = render_values({"model": model})
-    assert sorted(m["kind"] for m in rendering.manifests) == ["Deployment", "Service"]
+    assert sorted(m["kind"] for m in rendering.manifests) == ["ConfigMap", "Deployment", "Service"]
     pod = rendering.one("Deployment").inputs["spec"]["template"]["spec"]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shared"
     assert "initContainers" not in pod
@@ -257,7 +259,9 @@ def test_download_job_is_bounded_and_unprivileged():
 def test_download_scripts_ship_unchanged_in_the_config_map():
     from components.storage.download import SCRIPTS_DIR
 
-    config_map = render_values({"model": HF_MODEL}).one("ConfigMap").inputs
+    config_map = next(
+        m.inputs for m in render_values({"model": HF_MODEL}).by_kind("ConfigMap") if "-scripts-" in m.inputs["metadata"]["name"]
+    )
     shipped = {p.name: p.read_text() for p in SCRIPTS_DIR.iterdir() if p.suffix in (".sh", ".py")}
     assert config_map["data"] == shipped
     assert "download.sh" in shipped

@@ -61,7 +61,7 @@ def test_validate_prints_one_summary_line_on_stderr_and_checks_what_the_filters_
     result = run_cli("render", "llama-3-70b-production", "--validate", "--kind", "Deployment")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[-1] == (
-        "validated 10 manifests: 8 against the Kubernetes 1.29–1.35 schemas, "
+        "validated 11 manifests: 9 against the Kubernetes 1.29–1.35 schemas, "
         "2 against the CRD schemas of ScaledObject, ServiceMonitor: all valid"
     )
     assert [d["kind"] for d in yaml.safe_load_all(result.stdout)] == ["Deployment"]

@@ -9,6 +9,7 @@ import pytest
 
 from components.config import parse_config
 from components.server.deployment import API_KEY_CHECKSUM_ANNOTATION
+from components.server.surface import drain_command
 from tests.conftest import HF_MODEL, assert_schema_valid, container, engine_config, problems, render_values
 from vllm_serving.render import Rendering, render_config
 
@@ -70,7 +71,9 @@ def test_no_api_key_no_annotation():
 def test_a_terminating_pod_drains_then_lets_vllm_finish_its_requests():
     rendering = render_values({"model": HF_MODEL})
     server = container(rendering, "Deployment", "vllm")
-    assert server["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "30"]}}}
+    # Marks the pod draining (/ready answers 503), waits 30 s, marks it stopping (new requests: 503).
+    assert server["lifecycle"] == {"preStop": {"exec": {"command": drain_command(30)}}}
+    assert drain_command(30)[-2:] == ["/vllm-serving/drain", "30"]
     assert "--shutdown-timeout=300" in server["args"]
     # preStop sleep + vLLM's shutdown timeout + 30 s to free the GPUs.
     assert deployment(rendering)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 360
@@ -80,7 +83,7 @@ def test_a_terminating_pod_drains_then_lets_vllm_finish_its_requests():
 def test_drain_and_shutdown_times_are_configurable_and_set_the_grace_period():
     rendering = render_values({"model": HF_MODEL, "server": {"drainSeconds": 10, "shutdownTimeoutSeconds": 900}})
     server = container(rendering, "Deployment", "vllm")
-    assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert server["lifecycle"]["preStop"]["exec"]["command"] == drain_command(10)
     assert "--shutdown-timeout=900" in server["args"]
     assert deployment(rendering)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 940
 
@@ -88,7 +91,8 @@ def test_drain_and_shutdown_times_are_configurable_and_set_the_grace_period():
 def test_zero_drain_and_zero_shutdown_timeout_leave_kubernetes_and_vllm_defaults():
     rendering = render_values({"model": HF_MODEL, "server": {"drainSeconds": 0, "shutdownTimeoutSeconds": 0}})
     server = container(rendering, "Deployment", "vllm")
-    assert "lifecycle" not in server
+    # No wait, but still the markers: readiness fails and a late request gets 503, not vLLM's 500.
+    assert server["lifecycle"]["preStop"]["exec"]["command"] == drain_command(0)
     assert not any(arg.startswith("--shutdown-timeout") for arg in server["args"])
 
 

@@ -53,6 +53,8 @@ def test_unset_engine_settings_add_no_flags():
         "--tensor-parallel-size=1",
         # Not an engine setting: the drain (server.shutdownTimeoutSeconds), on by default.
         "--shutdown-timeout=300",
+        # Nor this: the allow-list in front of every route (components/server/surface.py).
+        "--middleware=vllm_serving_surface.SurfaceGuard",
     ]
 
 
@@ -212,7 +214,10 @@ def test_the_chart_example_renders_nothing_new():
     from vllm_serving.render import render
 
     rendering = render(STACKS_DIR / "Pulumi.codellama-7b.yaml")
-    assert sorted(m["kind"] for m in rendering.manifests) == ["ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "Service"]
+    # Two ConfigMaps: the download scripts, and the server's allow-list (components/server/surface.py).
+    assert sorted(m["kind"] for m in rendering.manifests) == [
+        "ConfigMap", "ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "Service"
+    ]
     pod = rendering.one("Deployment").inputs["spec"]["template"]["spec"]
     for absent in ("runtimeClassName", "priorityClassName", "serviceAccountName", "securityContext", "imagePullSecrets"):
         assert absent not in pod

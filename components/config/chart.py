@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .fields import (
     INT32_MAX,
@@ -25,6 +25,7 @@ from .fields import (
     image_repository,
     image_tag,
     kubernetes_string,
+    qualified_key,
     quantity,
     secret_data_key,
     shown,
@@ -193,14 +194,48 @@ class KeySelector(StrictModel):
         return secret_data_key(value, "Secret or ConfigMap key")
 
 
+# What the API server accepts in an env var's fieldRef and resourceFieldRef (kubernetes,
+# pkg/apis/core/validation/validation.go: validEnvDownwardAPIFieldPathExpressions (status.hostIPs
+# from 1.29's PodHostIPs), the subscripted metadata.labels['k'] / metadata.annotations['k'] of
+# validateDownwardAPIFieldRef, validContainerResourceFieldPathExpressions and the hugepages-
+# prefixes, validateContainerResourceDivisor).
+ENV_FIELD_PATHS = (
+    "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName",
+    "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
+)
+_SUBSCRIPTED_FIELD = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+ENV_RESOURCES = (
+    "limits.cpu", "limits.memory", "limits.ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage",
+)
+CPU_DIVISORS = ("1m", "1")
+MEMORY_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+
+
 class FieldSelector(StrictModel):
     fieldPath: str = Field(description="The pod field, e.g. metadata.name or status.podIP.")
-    apiVersion: str | None = Field(None, description="Its API version; v1 by default.")
+    apiVersion: str | None = Field(None, description="Its API version; v1 by default, and the only one.")
 
     @field_validator("fieldPath")
     @classmethod
     def _path(cls, value: str) -> str:
-        return bounded_text(value, "fieldPath", 256)
+        value = bounded_text(value, "fieldPath", 256)
+        subscripted = _SUBSCRIPTED_FIELD.fullmatch(value)
+        if subscripted:
+            qualified_key(subscripted.group(2), f"{subscripted.group(1)[:-1]} key")
+            return value
+        if value not in ENV_FIELD_PATHS:
+            raise ValueError(
+                f"{value!r} is not a pod field Kubernetes passes to env: {', '.join(ENV_FIELD_PATHS)}, "
+                "metadata.labels['<key>'] or metadata.annotations['<key>']"
+            )
+        return value
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value not in (None, "v1"):
+            raise ValueError(f"{value!r}: Kubernetes reads a pod field through apiVersion v1 only")
+        return value
 
 
 class ResourceFieldSelector(StrictModel):
@@ -211,7 +246,22 @@ class ResourceFieldSelector(StrictModel):
     @field_validator("resource")
     @classmethod
     def _resource(cls, value: str) -> str:
-        return bounded_text(value, "resource", 256)
+        value = bounded_text(value, "resource", 256)
+        if value not in ENV_RESOURCES and not value.startswith(("requests.hugepages-", "limits.hugepages-")):
+            raise ValueError(
+                f"{value!r} is not a container resource Kubernetes passes to env: {', '.join(ENV_RESOURCES)}, "
+                "or requests./limits.hugepages-<size>"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _divisor(self) -> ResourceFieldSelector:
+        if self.divisor is None:
+            return self
+        allowed = CPU_DIVISORS if self.resource.endswith(".cpu") else MEMORY_DIVISORS
+        if self.divisor not in allowed:
+            raise ValueError(f"divisor {self.divisor!r} is not one Kubernetes accepts for {self.resource}: {', '.join(allowed)}")
+        return self
 
 
 class EnvVarSource(StrictModel):

@@ -50,10 +50,25 @@ class LoraAdapter(StrictModel, Sourced):
         return value
 
 
+# vLLM's choices for --max-lora-rank (vllm/config/lora.py, MaxLoRARanks; the same from 0.26 to 0.33):
+# its parser refuses any other value and the server never starts.
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
 class LoraConfig(StrictModel):
     adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
-    maxLoraRank: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-lora-rank: the largest adapter rank.")
+    maxLoraRank: int | None = Field(
+        None, description=f"--max-lora-rank: the largest adapter rank, one of {', '.join(map(str, MAX_LORA_RANKS))}."
+    )
     maxLoras: int | None = Field(None, ge=1, le=INT32_MAX, description="--max-loras: adapters in one batch.")
+
+    @field_validator("maxLoraRank")
+    @classmethod
+    def _lora_rank(cls, value: int | None) -> int | None:
+        if value is not None and value not in MAX_LORA_RANKS:
+            choices = ", ".join(map(str, MAX_LORA_RANKS))
+            raise ValueError(f"{value} is not a rank vLLM accepts for --max-lora-rank ({choices}); take the next one up from your adapters' rank")
+        return value
 
 
 # --- API key ------------------------------------------------------------------------------------
@@ -96,7 +111,7 @@ class IngressConfig(StrictModel):
     path: str = Field("/", description="Path prefix under which the server's API is routed.")
     extraPaths: list[str] = Field(
         default_factory=list,
-        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key.",
     )
     maxRequestBodySize: str = Field(
         DEFAULT_MAX_REQUEST_BODY,
@@ -177,7 +192,7 @@ class HttpRouteConfig(StrictModel):
     hostnames: list[str] = Field(default_factory=list, description="Host names the route answers.")
     extraPaths: list[str] = Field(
         default_factory=list,
-        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them.",
+        description="Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key.",
     )
     requestTimeout: str = Field("3600s", description="Gateway API request timeout; streamed completions run long.")
 
@@ -254,5 +269,16 @@ class PodDisruptionBudgetConfig(StrictModel):
 class NetworkPolicyConfig(StrictModel):
     enabled: bool = Field(False, description="Admit traffic to port 8000 only from the listed namespaces.")
     allowedNamespaces: list[str] = Field(
-        default_factory=list, description="Namespaces (by name) whose pods may call the server; its own is always allowed."
+        default_factory=list,
+        description="Namespaces (by name) of in-cluster clients that may call the server; its own is always allowed.",
+    )
+    ingressNamespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces of the ingress controller or Gateway that forwards the Ingress's or HTTPRoute's "
+        "requests (e.g. ingress-nginx); needs ingress or httpRoute enabled.",
+    )
+    monitoringNamespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces of what scrapes /metrics (e.g. monitoring for Prometheus); the server answers them "
+        "/metrics, and every other path only with the API key.",
     )

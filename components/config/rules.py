@@ -18,6 +18,7 @@ from .routing_rules import ROUTING_RULES
 from .secrets import kubernetes_expansion, secret_expansions, tool_config_names
 from .server import ENGINE_FLAGS
 from .stack import ServingConfig
+from .surface_rules import SURFACE_RULES
 from .vllm_flags import Reading, read_argument
 
 Problem = tuple[str, str, set[str]]
@@ -463,6 +464,7 @@ RULES: tuple[Callable[[ServingConfig], list[Problem]], ...] = (
     _autoscaling,
     _network_policy,
     _env_values,
+    *SURFACE_RULES,
     *FIT_RULES,
     _compile_cache,
     *ROUTING_RULES,

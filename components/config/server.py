@@ -184,6 +184,8 @@ class ServerConfig(StrictModel):
     nodes: int = Field(
         1,
         ge=1,
+        # LeaderWorkerSet's size is an int32 (api/leaderworkerset/v1/leaderworkerset_types.go, Size).
+        le=INT32_MAX,
         description="Nodes (pods) per replica. 1: a Deployment. More: a LeaderWorkerSet of groups of this "
         "many pods, each with the GPUs of resources.limits.",
     )

@@ -23,10 +23,8 @@ STREAMING_ANNOTATIONS = {
 }
 
 
-# vLLM checks the API key only on paths under these prefixes
-# (vllm/entrypoints/serve/middleware/authenticate.py, GUARDED_PREFIX); everything else it serves,
-# /invocations (full completions), /tokenize, /pooling, /score, /metrics ..., answers without it.
-# So the routes carry the OpenAI API only, plus the paths the user lists on purpose.
+# The routes carry the OpenAI API only, plus the paths the user lists on purpose; the server's
+# allow-list (components/server/surface.py) answers these and nothing else but the probe paths.
 OPENAI_API_PREFIX = "/v1"
 
 

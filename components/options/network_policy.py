@@ -1,4 +1,11 @@
-"""A NetworkPolicy: which namespaces' pods may call the server's port."""
+"""A NetworkPolicy: which namespaces' pods may call the server's port, one rule per purpose.
+
+The in-cluster clients (the server's own namespace and networkPolicy.allowedNamespaces), the
+ingress controller or Gateway (networkPolicy.ingressNamespaces), and what scrapes /metrics
+(networkPolicy.monitoringNamespaces) each get a rule of their own, so that the policy says why
+each peer is there. A NetworkPolicy sees ports, not paths, and vLLM serves /metrics on the API's
+port: what each peer may do there is the allow-list's to decide (components/server/surface.py),
+where /metrics alone answers without the key."""
 
 from __future__ import annotations
 
@@ -16,8 +23,15 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def admitted_namespaces(namespace: str, policy: NetworkPolicyConfig) -> list[str]:
-    """The server's own namespace first, then the listed ones, each once."""
+    """The in-cluster clients: the server's own namespace first, then the listed ones, each once."""
     return list(dict.fromkeys([namespace, *policy.allowedNamespaces]))
+
+
+def admitted_by_purpose(namespace: str, policy: NetworkPolicyConfig) -> list[list[str]]:
+    """The namespaces of each rule, in order: clients, ingress controller or Gateway, monitoring;
+    a purpose with no namespace of its own adds no rule."""
+    purposes = [admitted_namespaces(namespace, policy), policy.ingressNamespaces, policy.monitoringNamespaces]
+    return [list(dict.fromkeys(namespaces)) for namespaces in purposes if namespaces]
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class NetworkPolicy(pulumi.ComponentResource):
                 # Only ingress is restricted: the pods still reach DNS, the Hub or S3 as before.
                 policy_types=["Ingress"],
                 ingress=[
-                    _admit_namespaces(admitted_namespaces(args.namespace, args.network_policy)),
+                    *(_admit_namespaces(namespaces) for namespaces in admitted_by_purpose(args.namespace, args.network_policy)),
                     *([_admit_group_peers(args.deploy_name)] if args.admit_group_peers else []),
                 ],
             ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..config import EngineConfig, LoraConfig, ServingConfig
 from ..engine import engine_profile, release_of
 from ..labels import MODEL_MOUNT, SERVER_PORT
+from .surface import MIDDLEWARE_ARG
 
 ADAPTERS_MOUNT = "/adapters"
 # routing.runtimeLora: the volume's lora-runtime/ directory, where vLLM's filesystem resolver
@@ -90,5 +91,7 @@ def server_args(config: ServingConfig) -> list[str]:
         *_pipeline_args(config),
         *_lora_args(config.lora, config.routing.runtimeLora.enabled),
         *_shutdown_args(config),
+        # The allow-list in front of every route (surface.py); a headless worker never imports it.
+        MIDDLEWARE_ARG,
         *config.server.extraArgs,
     ]

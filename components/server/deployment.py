@@ -19,8 +19,18 @@ from ..options.monitoring import scrape_annotations
 from ..storage.placement import server_placement, unconstrained_binding_warning
 from .args import RUNTIME_LORA_MOUNT, adapter_mount, server_args
 from .compile_cache import compile_cache
+from .surface import (
+    HEALTH_PATH,
+    READY_PATH,
+    drain_command,
+    surface_config_map,
+    surface_env,
+    surface_mounts,
+    surface_volumes,
+)
 
 PROBE_PERIOD_SECONDS = 10
+READINESS_PERIOD_SECONDS = 5
 # Image pull and scheduling come on top of the model load before `pulumi up` may give up.
 ROLLOUT_MARGIN_MINUTES = 20
 # Set on the pod template: a change of the API key (or of the Secret holding it) rolls the pods.
@@ -135,7 +145,8 @@ def _server_env(args: VllmServerArgs) -> list[k8s.core.v1.EnvVarArgs]:
         defaults += [var for var in cache.env() if var.name not in user_env_names]
     if args.api_key_secret is not None:
         secret_name, secret_key = args.api_key_secret
-        # vLLM requires it as a bearer token on /v1 only; /health and /metrics stay open for probes.
+        # vLLM requires it as a bearer token on /v1 only; the allow-list (surface.py) on every path
+        # but the probes' (and /metrics where something scrapes it).
         defaults.append(
             k8s.core.v1.EnvVarArgs(
                 name="VLLM_API_KEY",
@@ -178,7 +189,10 @@ def _security_context(config: ServingConfig, add_capabilities: Sequence[str]) ->
 
 
 def _health_probes(config: ServingConfig) -> dict[str, Any]:
-    health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="http")
+    health = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port="http")
+    # /ready is /health until the preStop hook starts the drain, then 503 (surface.py): readiness
+    # means "takes new requests", liveness stays vLLM's "the engine is alive".
+    ready = k8s.core.v1.HTTPGetActionArgs(path=READY_PATH, port="http")
     return {
         # Loading weights can take many minutes; until /health answers once, only this probe runs.
         "startup_probe": k8s.core.v1.ProbeArgs(
@@ -187,8 +201,9 @@ def _health_probes(config: ServingConfig) -> dict[str, Any]:
             timeout_seconds=5,
             failure_threshold=math.ceil(config.server.startupTimeoutSeconds / PROBE_PERIOD_SECONDS),
         ),
+        # Every 5 s, out after 2 failures: a draining pod leaves the endpoints within 10 s.
         "readiness_probe": k8s.core.v1.ProbeArgs(
-            http_get=health, period_seconds=PROBE_PERIOD_SECONDS, timeout_seconds=5, failure_threshold=3
+            http_get=ready, period_seconds=READINESS_PERIOD_SECONDS, timeout_seconds=5, failure_threshold=2
         ),
         # Generous: a server busy with long generations answers /health slowly, and a restart
         # costs a full model load.
@@ -215,11 +230,12 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
         args=server_args(config) if launch.args is None else list(launch.args),
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=SERVER_PORT, protocol="TCP")]
         if launch.serves_http else None,
-        env=[*_server_env(args), *launch.env],
+        env=[*_server_env(args), *(surface_env(config) if launch.serves_http else []), *launch.env],
         resources=k8s.core.v1.ResourceRequirementsArgs(limits=resources, requests=resources),
         volume_mounts=[
             *_model_mounts(args), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
             *(cache.mounts() if (cache := compile_cache(config, args.claim_name)) else []),
+            *(surface_mounts() if launch.serves_http else []),
         ],
         security_context=_security_context(config, launch.add_capabilities),  # type: ignore[arg-type]  # Kubernetes-shaped dicts, which the provider takes as they are
         **(_health_probes(config) if launch.serves_http else {}),
@@ -227,20 +243,24 @@ def server_container(args: VllmServerArgs, launch: ServerLaunch = ServerLaunch()
     )
 
 
-def _drain(config: ServingConfig) -> k8s.core.v1.LifecycleArgs | None:
-    """Keep serving while a terminating pod leaves the Service's endpoints, then let vLLM finish.
+def _drain(config: ServingConfig) -> k8s.core.v1.LifecycleArgs:
+    """Leave the endpoints, keep serving while they catch up, then refuse new requests honestly.
 
-    A terminating pod is taken out of the ready endpoints at once, but kube-proxy and ingress
-    controllers learn of it a few seconds later: SIGTERM (which makes vLLM refuse new requests)
-    waits until they have. `exec sleep` because the `sleep` lifecycle action is beta only from
-    Kubernetes 1.30 and the program supports 1.29; the image has `sleep` (coreutils, Ubuntu-based;
-    the wait-for-model init container already runs it from the same image).
+    The preStop hook marks the pod as draining: /ready answers 503 from then on, so whatever
+    honours readiness (the endpoints' `serving` condition, ingress controllers, the endpoint picker)
+    stops sending. A terminating pod leaves the ready endpoints at once, but kube-proxy and ingress
+    controllers learn of it a few seconds later, so the pod still serves for drainSeconds. Just
+    before SIGTERM the hook marks it as stopping: from then on a new request gets 503 with
+    Retry-After from the allow-list (vLLM itself would answer 500, "cannot schedule new futures
+    after shutdown"), while vLLM lets the requests in flight finish within --shutdown-timeout.
+    An exec hook because the `sleep` lifecycle action is beta only from Kubernetes 1.30 and the
+    program supports 1.29; the image has `sh`, `touch` and `sleep` (the wait-for-model init
+    container already runs `sh` from the same image).
     """
-    seconds = config.server.drainSeconds
-    if seconds == 0:
-        return None
     return k8s.core.v1.LifecycleArgs(
-        pre_stop=k8s.core.v1.LifecycleHandlerArgs(exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(seconds)]))
+        pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=drain_command(config.server.drainSeconds))
+        )
     )
 
 
@@ -267,8 +287,12 @@ def _wait_for_model(args: VllmServerArgs) -> list[k8s.core.v1.ContainerArgs]:
 
 
 def pod_spec(
-    args: VllmServerArgs, container: k8s.core.v1.ContainerArgs, host_network: bool = False
+    args: VllmServerArgs,
+    container: k8s.core.v1.ContainerArgs,
+    host_network: bool = False,
+    surface_config_map: pulumi.Input[str] | None = None,
 ) -> k8s.core.v1.PodSpecArgs:
+    """surface_config_map: the allow-list's ConfigMap, for a pod that runs the OpenAI server."""
     config, server = args.config, args.config.server
     placement = server_placement(config)
     return k8s.core.v1.PodSpecArgs(
@@ -300,6 +324,7 @@ def pod_spec(
                 empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=server.shmSizeLimit or None),
             ),
             *(cache.volumes() if (cache := compile_cache(config, args.claim_name)) else []),
+            *(surface_volumes(surface_config_map) if surface_config_map is not None else []),
         ],
     )
 
@@ -344,6 +369,7 @@ class VllmServer(pulumi.ComponentResource):
         for warning in engine_warnings(config):  # a tag without a profile of its own release
             pulumi.log.warn(warning)
         rollout_minutes = rollout_timeout_minutes(config)
+        surface = surface_config_map(self, name, config)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deploy_name, namespace=config.namespace, labels=labels),
@@ -353,7 +379,9 @@ class VllmServer(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(deploy_name, "server")),
                 strategy=deployment_strategy(config.rollout),
                 progress_deadline_seconds=rollout_step_seconds(config),
-                template=pod_template(args, labels, pod_spec(args, server_container(args))),
+                template=pod_template(
+                    args, labels, pod_spec(args, server_container(args), surface_config_map=surface.metadata.name)
+                ),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

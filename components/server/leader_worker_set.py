@@ -29,6 +29,7 @@ from ..labels import common_labels
 from ..storage.placement import unconstrained_binding_warning
 from .args import server_args
 from .deployment import ServerLaunch, VllmServerArgs, pod_spec, pod_template, rollout_timeout_minutes, server_container
+from .surface import surface_config_map
 
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
 # LWS labels every pod with its index in the group; the leader's is "0"
@@ -109,9 +110,12 @@ def _network(config: ServingConfig) -> dict[str, Any]:
     return {"env": tuple(env), "extra_limits": rdma, "add_capabilities": ("IPC_LOCK",) if rdma else ()}
 
 
-def _template(args: VllmServerArgs, labels: dict[str, str], launch: ServerLaunch) -> k8s.core.v1.PodTemplateSpecArgs:
+def _template(
+    args: VllmServerArgs, labels: dict[str, str], launch: ServerLaunch, surface_config_map: pulumi.Input[str] | None
+) -> k8s.core.v1.PodTemplateSpecArgs:
     host_network = args.config.server.network.hostNetwork
-    return pod_template(args, labels, pod_spec(args, server_container(args, launch), host_network=host_network))
+    spec = pod_spec(args, server_container(args, launch), host_network=host_network, surface_config_map=surface_config_map)
+    return pod_template(args, labels, spec)
 
 
 def rollout_strategy(config: ServingConfig) -> dict[str, Any]:
@@ -136,7 +140,10 @@ def await_annotations(config: ServingConfig) -> dict[str, str]:
     }
 
 
-def leader_worker_set_spec(args: VllmServerArgs, labels: dict[str, str]) -> dict[str, Any]:
+def leader_worker_set_spec(
+    args: VllmServerArgs, labels: dict[str, str], surface_config_map: pulumi.Input[str]
+) -> dict[str, Any]:
+    """surface_config_map: the allow-list's ConfigMap, which only the leader (the OpenAI server) mounts."""
     config = args.config
     network = _network(config)
     leader = ServerLaunch(command=VLLM_SERVE, args=tuple(leader_args(config)), **network)
@@ -150,8 +157,8 @@ def leader_worker_set_spec(args: VllmServerArgs, labels: dict[str, str]) -> dict
         "leaderWorkerTemplate": {
             "size": config.server.nodes,
             "restartPolicy": "RecreateGroupOnPodRestart",
-            "leaderTemplate": _template(args, labels, leader),
-            "workerTemplate": _template(args, labels, worker),
+            "leaderTemplate": _template(args, labels, leader, surface_config_map),
+            "workerTemplate": _template(args, labels, worker, None),
         },
         "rolloutStrategy": rollout_strategy(config),
         # Workers start with the leader: their headless engines must join its rendezvous to load.
@@ -179,6 +186,7 @@ class MultiNodeServer(pulumi.ComponentResource):
             pulumi.log.warn(warning)
         for warning in engine_warnings(config):  # a tag without a profile of its own release
             pulumi.log.warn(warning)
+        surface = surface_config_map(self, name, config)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-leaderworkerset",
             api_version=API_VERSION,
@@ -186,7 +194,7 @@ class MultiNodeServer(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=deploy_name, namespace=config.namespace, labels=labels, annotations=await_annotations(config)
             ),
-            spec=leader_worker_set_spec(args, labels),
+            spec=leader_worker_set_spec(args, labels, surface.metadata.name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
         self.register_outputs({"leaderWorkerSetName": deploy_name})

@@ -198,8 +198,9 @@ def binding_warnings(values: dict[str, Any], caplog) -> int:
 ])
 @pytest.mark.parametrize("cluster", ["one-zone", "all-tainted"])
 def test_an_existing_claim_without_download_places_and_mounts_every_pod(modes, replicas, bound_to, cluster):
-    # ReadWriteOncePod with adapters would download: refused by config (test below), so not replayed.
-    with_adapter = modes != ["ReadWriteOncePod"]
+    # ReadWriteOncePod with adapters would download: refused by config (test below), so not replayed;
+    # so is a download into ReadOnlyMany alone (tests/test_surface_config.py).
+    with_adapter = modes not in (["ReadWriteOncePod"], ["ReadOnlyMany"])
     steps = existing_claim_stack(modes, replicas, with_adapter)
     volume = Volume("shared", tuple(modes), StorageClass("existing", "Immediate", bound_to and bound_to[0]), bound_to, True)
     assert failure_of(cluster, steps, [{"shared": volume}]) is None
