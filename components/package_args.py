@@ -139,7 +139,7 @@ class FieldSelectorArgs(TypedDict):
     fieldPath: pulumi.Input[str]
     """The pod field, e.g. metadata.name or status.podIP."""
     apiVersion: NotRequired[pulumi.Input[str]]
-    """Its API version; v1 by default."""
+    """Its API version; v1 by default, and the only one."""
 
 
 class ResourceFieldSelectorArgs(TypedDict):
@@ -359,7 +359,7 @@ class LoraConfigArgs(TypedDict):
     adapters: NotRequired[pulumi.Input[Sequence[LoraAdapterArgs]]]
     """LoRA adapters served beside the model."""
     maxLoraRank: NotRequired[pulumi.Input[int]]
-    """--max-lora-rank: the largest adapter rank."""
+    """--max-lora-rank: the largest adapter rank, one of 1, 8, 16, 32, 64, 128, 256, 320, 512."""
     maxLoras: NotRequired[pulumi.Input[int]]
     """--max-loras: adapters in one batch."""
 
@@ -385,7 +385,7 @@ class IngressConfigArgs(TypedDict):
     path: NotRequired[pulumi.Input[str]]
     """Path prefix under which the server's API is routed."""
     extraPaths: NotRequired[pulumi.Input[Sequence[str]]]
-    """Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them."""
+    """Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key."""
     maxRequestBodySize: NotRequired[pulumi.Input[str]]
     """Largest request body the proxy accepts (ingress-nginx proxy-body-size), e.g. 10m; 0 for no limit."""
     tlsSecret: NotRequired[pulumi.Input[str]]
@@ -415,7 +415,7 @@ class HttpRouteConfigArgs(TypedDict):
     hostnames: NotRequired[pulumi.Input[Sequence[str]]]
     """Host names the route answers."""
     extraPaths: NotRequired[pulumi.Input[Sequence[str]]]
-    """Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the API key does not guard them."""
+    """Paths routed besides the OpenAI API (/v1), e.g. /tokenize; the server answers them, with the API key."""
     requestTimeout: NotRequired[pulumi.Input[str]]
     """Gateway API request timeout; streamed completions run long."""
 
@@ -541,7 +541,11 @@ class NetworkPolicyConfigArgs(TypedDict):
     enabled: NotRequired[pulumi.Input[bool]]
     """Admit traffic to port 8000 only from the listed namespaces."""
     allowedNamespaces: NotRequired[pulumi.Input[Sequence[str]]]
-    """Namespaces (by name) whose pods may call the server; its own is always allowed."""
+    """Namespaces (by name) of in-cluster clients that may call the server; its own is always allowed."""
+    ingressNamespaces: NotRequired[pulumi.Input[Sequence[str]]]
+    """Namespaces of the ingress controller or Gateway that forwards the Ingress's or HTTPRoute's requests (e.g. ingress-nginx); needs ingress or httpRoute enabled."""
+    monitoringNamespaces: NotRequired[pulumi.Input[Sequence[str]]]
+    """Namespaces of what scrapes /metrics (e.g. monitoring for Prometheus); the server answers them /metrics, and every other path only with the API key."""
 
 
 class FitCheckConfigArgs(TypedDict):

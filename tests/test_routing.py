@@ -394,3 +394,19 @@ def test_runtime_lora_is_refused_with_several_api_servers(args):
 
 def test_one_api_server_is_fine_with_runtime_lora():
     parse_config({**with_routing(runtimeLora={"enabled": True}), "server": {"extraArgs": ["--api-server-count=1"]}})
+
+
+# --- the server's allow-list admits what the picker reads ----------------------------------------
+
+
+def test_the_picker_reads_metrics_without_the_key_only_where_routing_is_on():
+    """The picker scrapes each pod's /metrics with no credentials: with routing the allow-list opens
+    /metrics (as for Prometheus); without it, a keyed stack's /metrics stays behind the key."""
+    import json
+
+    def policy(values: dict[str, Any]) -> dict[str, Any]:
+        server = next(d for d in all_of(render_values(values), "Deployment") if d["metadata"]["name"] == "codellama-7b")
+        return json.loads(env_of(server["spec"]["template"]["spec"]["containers"][0])["VLLM_SERVING_SURFACE"])
+
+    assert policy(ROUTED)["metricsOpen"] is True
+    assert policy({**KEY, "model": SHARED_MODEL, "httpRoute": ROUTE})["metricsOpen"] is False

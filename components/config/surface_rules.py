@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from ..engine import engine_profile
 from .chart import EnvVar
 from .fields import is_dns1123_label
 from .secrets import kubernetes_expansion
@@ -96,8 +97,9 @@ OPEN_PATHS = ("/health", "/ready", "/metrics")
 
 def _surface_flags(config: ServingConfig) -> list[Problem]:
     problems = []
+    options = engine_profile(config).option_strings
     for index, argument in enumerate(config.server.extraArgs):
-        reading = read_argument(argument)
+        reading = read_argument(argument, options)
         if not argument.startswith("-") or kubernetes_expansion(argument):
             continue  # rules.py's _extra_args reports these
         for option in reading.options:
@@ -111,8 +113,9 @@ def _cors(config: ServingConfig) -> list[Problem]:
     """--allow-credentials with vLLM's default origins (["*"]) or a "*" among them: Starlette's
     CORSMiddleware then echoes any caller's Origin with credentials allowed (starlette/middleware/cors.py)."""
     credentials, origins = None, None
+    release_options = engine_profile(config).option_strings
     for index, argument in enumerate(config.server.extraArgs):
-        options = read_argument(argument).options
+        options = read_argument(argument, release_options).options
         if options == ("--allow-credentials",):
             credentials = index
         elif options == ("--no-allow-credentials",):

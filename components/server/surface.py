@@ -52,11 +52,13 @@ def keyed_prefixes(config: ServingConfig) -> list[str]:
 
 
 def metrics_open(config: ServingConfig) -> bool:
-    """/metrics without the key only when the stack has something that scrapes it."""
+    """/metrics without the key only when the stack has something that scrapes it: Prometheus, the
+    autoscaler's metrics, or the endpoint picker of `routing`, which reads each pod's /metrics with
+    no credentials (docs/routing.md)."""
     metrics = config.metrics
     return (
         metrics.serviceMonitor.enabled or metrics.podMonitor.enabled or metrics.scrapeAnnotations
-        or config.autoscaling.enabled
+        or config.autoscaling.enabled or config.routing.enabled
     )
 
 
