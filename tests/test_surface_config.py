@@ -104,7 +104,10 @@ def test_host_network_with_a_network_policy_is_refused():
 
 @pytest.mark.parametrize("rank", [7, 0, 1024])
 def test_lora_rank_outside_vllms_choices_is_refused(rank):
-    assert "1, 8, 16, 32, 64, 128, 256, 320, 512" in refused(lora={"maxLoraRank": rank})["lora.maxLoraRank"]
+    """Checked against the stack's release's own choices (its engine profile), where the flag renders."""
+    adapters = [{"name": "a", "source": "huggingface", "huggingface": {"id": "org/a"}}]
+    message = refused(lora={"maxLoraRank": rank, "adapters": adapters})["lora.maxLoraRank"]
+    assert "vLLM 0.34.0" in message and "1, 8, 16, 32, 64, 128, 256, 320, 512" in message
 
 
 # --- the policy the pod gets ------------------------------------------------------------------------
