@@ -22,8 +22,8 @@ from .options.monitoring import Monitoring, MonitoringArgs
 from .options.network_policy import NetworkPolicy, NetworkPolicyArgs
 from .options.pod_disruption_budget import PodDisruptionBudget, PodDisruptionBudgetArgs, wants_budget
 from .options.routing import Routing, RoutingArgs, flow_control_on, http_route_rules
-from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .rename_guard import never_deployed
+from .server.api_key import ApiKeySecret, ApiKeySecretArgs, api_key_checksum
 from .server.deployment import VllmServer, VllmServerArgs, server_resources
 from .server.leader_worker_set import LEADER_SELECTOR, MultiNodeServer
 from .server.pre_pull import PrePullImage

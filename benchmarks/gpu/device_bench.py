@@ -102,8 +102,8 @@ def write_tokenizer(out: Path, vocab_size: int) -> None:
     Every id the random model can sample decodes to a word ("w123"), so vLLM's detokenizer never
     meets an id its tokenizer lacks; a prompt of N words ("w5 w6 ...") is N tokens.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers  # type: ignore[import-not-found]
-    from transformers import PreTrainedTokenizerFast  # type: ignore[import-not-found]
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<s>", "</s>"]
     vocab = {token: i for i, token in enumerate(specials)}
@@ -116,7 +116,7 @@ def write_tokenizer(out: Path, vocab_size: int) -> None:
 
 def make_checkpoint(out: Path, config: dict[str, Any], shard_bytes: int = 4_000_000_000) -> dict[str, Any]:
     """Random bf16 weights drawn on the GPU, written as safetensors shards with an index."""
-    import torch  # type: ignore[import-not-found]
+    import torch
     from safetensors.torch import save_file  # type: ignore[import-not-found]
 
     out.mkdir(parents=True, exist_ok=True)

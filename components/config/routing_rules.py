@@ -89,8 +89,8 @@ def _api_servers(config: ServingConfig) -> list[Problem]:
         if count.strip() != "1":
             return [(
                 f"server.extraArgs.{index}",
-                f"--api-server-count {count} cannot be combined with routing.runtimeLora: vLLM allows runtime "
-                "LoRA with one API server process only",
+                (f"--api-server-count {count} cannot be combined with routing.runtimeLora: vLLM allows runtime "
+                "LoRA with one API server process only"),
                 {"server.extraArgs", "routing"},
             )]
     return []

@@ -416,7 +416,8 @@ def drain_during_a_download(objects_gone: bool) -> list:
     ops += [dataclasses.replace(job, step="model change"), Op("cordon", "g1", step), Op("evict", server.pod, step), Op("evict", job.pod, step)]
     if objects_gone:
         ops += [Op("delete", server.pod, step), Op("delete", job.pod, step)]
-    return ops + [
+    return [
+        *ops,
         dataclasses.replace(job, pod=f"{job.pod}-replacement", step=step),
         dataclasses.replace(server, pod=f"{server.pod}-replacement", step=step),
     ]
