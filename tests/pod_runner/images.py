@@ -81,7 +81,10 @@ def vllm_image() -> ImageStandIn:
         sh.symlink_to(shutil.which("dash") or "/bin/sh")
     # The image's ENTRYPOINT (vllm/vllm-openai's Dockerfile): `vllm serve`; the program always sets
     # a command, so this only matters to a pod that does not.
-    return ImageStandIn(path=[str(bin_dir), *SYSTEM_PATH], runner_additions=dict(VLLM_CPU_ADDITIONS),
+    # Python's bytecode cache: in a pod, writing it beside a script on a read-only mount (the
+    # download scripts' ConfigMap) fails and Python goes on; here it would succeed, so it goes aside.
+    return ImageStandIn(path=[str(bin_dir), *SYSTEM_PATH], env={"PYTHONPYCACHEPREFIX": str(bin_dir / "pycache")},
+                        runner_additions=dict(VLLM_CPU_ADDITIONS),
                         entrypoint=["vllm", "serve"])
 
 

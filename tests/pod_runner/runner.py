@@ -246,9 +246,13 @@ class Container:
 
     def translate(self, text: str) -> str:
         """Mount paths to their directories, container ports to the pod's local ports."""
-        for mount_path, directory in self.mounts:
-            text = re.sub(rf"(?<![\w./-]){re.escape(mount_path)}(?=$|[/\s:;\"'])", str(directory), text)
-        return text
+        if not self.mounts:
+            return text
+        # One pass, longest mount path first: a translated directory is never translated again.
+        directories = dict(self.mounts)
+        alternatives = "|".join(re.escape(path) for path, _ in self.mounts)
+        pattern = rf"(?<![\w./-])({alternatives})(?=$|[/\s:;\"'])"
+        return re.sub(pattern, lambda match: str(directories[match.group(1)]), text)
 
     def translate_argument(self, argument: str) -> str:
         argument = self.translate(argument)
