@@ -34,6 +34,7 @@ reason a local process has no use for them; nothing is silently ignored.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -294,10 +295,8 @@ class Container:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -325,7 +324,7 @@ class Container:
             for header in get.get("httpHeaders", []):
                 request.add_header(header["name"], header["value"])
             try:
-                with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - a local URL
+                with urllib.request.urlopen(request, timeout=timeout) as answer:
                     return 200 <= answer.status < 400
             except (urllib.error.URLError, OSError, TimeoutError):
                 return False
@@ -395,7 +394,7 @@ class Pod:
             unknown = set(source) - {"medium", "sizeLimit"}
             if unknown or source.get("medium", "") not in ("", "Memory"):
                 raise UnsupportedPodField(f"volume {name}: emptyDir {sorted(unknown) or source['medium']}")
-            base = Path("/dev/shm") if source.get("medium") == "Memory" else self.workdir  # noqa: S108 - tmpfs
+            base = Path("/dev/shm") if source.get("medium") == "Memory" else self.workdir
             directory = base / f"vllm-serving-pod-{self.uid}" / name
             directory.mkdir(parents=True, exist_ok=True)
             return directory
@@ -438,7 +437,7 @@ class Pod:
                 if volume.get("emptyDir", {}).get("medium") != "Memory":
                     raise UnsupportedPodField("/dev/shm mounted from anything but an emptyDir of medium Memory")
                 # Shared memory is /dev/shm whatever a process is told: the machine's own tmpfs.
-                mounts.append(("/dev/shm", Path("/dev/shm")))  # noqa: S108
+                mounts.append(("/dev/shm", Path("/dev/shm")))
                 continue
             directory = self._volume_dir(mount["name"])
             if mount.get("subPath"):
@@ -536,7 +535,7 @@ class Pod:
             time.sleep(0.5)
         raise PodFailed(f"not ready after {timeout} s; events {self.events}:\n{self.containers[0].log()[-3000:]}")
 
-    def _probe_loop(self, container: Container) -> None:
+    def _probe_loop(self, container: Container) -> None:  # noqa: PLR0912 - kuberuntime's states, in one place
         """kuberuntime: startup first (neither of the others runs before it passes), then readiness
         and liveness; a failed startup or liveness probe, or an exited process, ends in a restart
         as restartPolicy says."""
@@ -663,4 +662,4 @@ class Pod:
             container.kill()
             if container.process:
                 container.process.wait()
-        shutil.rmtree(Path("/dev/shm") / f"vllm-serving-pod-{self.uid}", ignore_errors=True)  # noqa: S108
+        shutil.rmtree(Path("/dev/shm") / f"vllm-serving-pod-{self.uid}", ignore_errors=True)

@@ -89,9 +89,16 @@ def test_a_field_it_does_not_implement_fails_loudly(tmp_path, where, field):
         spec["volumes"] = [field]
         container["volumeMounts"] = [{"name": "v", "mountPath": "/v"}]
     with pytest.raises(UnsupportedPodField):
-        p = pod(tmp_path, [container], **spec)
+        start_and_stop(tmp_path, container, spec)
+
+
+def start_and_stop(tmp_path: Path, container: dict[str, Any], spec: dict[str, Any]) -> None:
+    p = pod(tmp_path, [container], **spec)
+    try:
         p.start()
         p.terminate()
+    finally:
+        p.kill()
 
 
 def test_mounts_claims_subpaths_config_maps_with_modes_and_empty_dirs(tmp_path):
@@ -182,7 +189,7 @@ def test_every_rendered_pod_template_is_understood(tmp_path, monkeypatch, stack)
     rendering = render(stack)
     cluster = Cluster(tmp_path / "c").add_manifests(rendering.manifests)
     for need, keys in _referenced_secrets(rendering.manifests).items():
-        cluster.secrets.setdefault(need, {key: "x" for key in keys})
+        cluster.secrets.setdefault(need, dict.fromkeys(keys, "x"))
     kinds = ("Job", "Deployment", "LeaderWorkerSet")
     templates = [(r.kind, pod_template(r.inputs)) for kind in kinds for r in rendering.by_kind(kind)]
     assert templates

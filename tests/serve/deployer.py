@@ -37,6 +37,10 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 COMMON = {"image": {"tag": VLLM_RELEASE}, "resources": {"limits": {"nvidia.com/gpu": 1}}}
 
 
+# The deployers whose server is running (at most one).
+RUNNING: list[Deployer] = []
+
+
 @dataclass
 class JobRun:
     name: str
@@ -46,7 +50,7 @@ class JobRun:
     log: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Deployer:
     stack: str
     root: Path
@@ -91,10 +95,14 @@ class Deployer:
         report: dict[str, Any] = {"jobs": ran, "replaced": False}
         if template != self.server_template:
             self.stop_server()
+            # One vLLM server at a time on this machine (two cores): another stack's goes first.
+            for other in list(RUNNING):
+                other.stop_server()
             self.rollouts += 1
             name = f"{deployment['metadata']['name']}-{self.rollouts}"
             self.server = Pod(self.cluster, copy.deepcopy(template), name, self.root / "pods" / name)
             self.server_template = template
+            RUNNING.append(self)
             self.server.start()
             report["replaced"] = True
             report["seconds_to_ready"] = self.server.wait_ready(ready_timeout)
@@ -133,8 +141,12 @@ class Deployer:
     def stop_server(self) -> float | None:
         if self.server is None:
             return None
-        took = self.server.terminate()
-        self.server.kill()
+        try:
+            took = self.server.terminate()
+        finally:
+            self.server.kill()
+            if self in RUNNING:
+                RUNNING.remove(self)
         self.server = None
         self.server_template = None
         return took
@@ -155,6 +167,20 @@ class Deployer:
         key = self.server.containers[0].env.get("VLLM_API_KEY")
         if key:
             request.add_header("Authorization", f"Bearer {key}")
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - a local URL
+        with urllib.request.urlopen(request, timeout=30) as answer:
             models = json.load(answer)["data"]
         return next(m["root"] for m in models if m["id"] == model)
+
+
+def files_of(directory: Path) -> dict[str, Path]:
+    return {str(p.relative_to(directory)): p for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def loaded_files(model_dir: Path) -> list[str]:
+    return sorted(name for name in files_of(model_dir) if not name.startswith(".vllm-serving")
+                  and not name.startswith(".cache/") and not name.startswith(".huggingface/"))
+
+
+def hub_env(hub: Any) -> list[dict[str, str]]:
+    """What a user of a Hub mirror sets: its address (env reaches the download and server pods)."""
+    return [{"name": "HF_ENDPOINT", "value": hub.url}, {"name": "HF_HUB_DISABLE_XET", "value": "1"}]

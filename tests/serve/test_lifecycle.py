@@ -29,7 +29,7 @@ import requests
 from tests.download.hub_fake import FakeHub
 from tests.pod_runner.images import VLLM_CPU_VENV
 
-from .deployer import Deployer
+from .deployer import Deployer, files_of, hub_env, loaded_files
 
 if os.environ.get("VLLM_SERVE") != "1":
     pytest.skip("the real-server lifecycle runs as its own step of .ci/run (VLLM_SERVE=1)", allow_module_level=True)
@@ -66,15 +66,6 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"v1": root / "v1", "v2": root / "v2", "lora": root / "lora"}
 
 
-def files_of(directory: Path) -> dict[str, Path]:
-    return {str(p.relative_to(directory)): p for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def loaded_files(model_dir: Path) -> list[str]:
-    return sorted(name for name in files_of(model_dir) if not name.startswith(".vllm-serving")
-                  and not name.startswith(".cache/") and not name.startswith(".huggingface/"))
-
-
 @pytest.fixture(scope="session")
 def hub(models):
     server = FakeHub().start()
@@ -86,11 +77,6 @@ def hub(models):
     server.add_repo("acme/tiny-gated", gated=True, token="hf-secret").commit(files_of(models["v1"]))
     yield server
     server.stop()
-
-
-def hub_env(hub: FakeHub) -> list[dict[str, str]]:
-    """What a user of a Hub mirror sets: its address (env reaches the download and server pods)."""
-    return [{"name": "HF_ENDPOINT", "value": hub.url}, {"name": "HF_HUB_DISABLE_XET", "value": "1"}]
 
 
 def completion(url: str, model: str, key: str | None = None, **body: Any) -> requests.Response:
@@ -134,13 +120,13 @@ def test_chart_model_change_and_rollback(chart, hub):
     # b. A new revision: a new Job downloads it beside the served copy, the server comes back on it.
     report = chart.up(chart.render(model={"huggingface": {"revision": "v2"}}))
     assert report["replaced"] and [job.exit_code for job in report["jobs"]] == [0]
+    # The pod's /model (the runner shows the directory it maps to, the claim's subPath).
     second_root = chart.served_root("codellama-7b")
-    assert second_root == first_root  # the pod sees /model; the claim's directories tell the versions apart
-    versions = sorted(p.name for p in (chart.cluster.claims["codellama-7b-model"] / "CodeLlama-7b-Instruct-hf").iterdir())
-    assert len(versions) == 2, versions  # keepPreviousVersions: 1 (the default)
-    served = next(Path(d) for m, d in chart.server.containers[0].mounts if m == "/model")
-    assert served.name == versions[0] or served.name == versions[1]
-    v2_dir = served
+    versions_dir = chart.cluster.claims["codellama-7b-model"] / "CodeLlama-7b-Instruct-hf"
+    assert Path(second_root).parent == Path(first_root).parent == versions_dir and second_root != first_root
+    # keepPreviousVersions: 1 (the default): the served copy and the previous one.
+    assert sorted(p.name for p in versions_dir.iterdir()) == sorted({Path(first_root).name, Path(second_root).name})
+    v2_dir = Path(second_root)
     # Rollback: the old copy is still complete, so the Job downloads nothing and the server loads it.
     hub.requests.clear()
     report = chart.up(chart.render(model={"huggingface": {"revision": "v1"}}))
@@ -148,8 +134,8 @@ def test_chart_model_change_and_rollback(chart, hub):
     assert [job.exit_code for job in report["jobs"]] == [0]
     assert "model already complete" in report["jobs"][0].log
     assert hub.file_requests() == []
-    served = next(Path(d) for m, d in chart.server.containers[0].mounts if m == "/model")
-    assert served != v2_dir and (served / ".vllm-serving-complete").exists()
+    assert chart.served_root("codellama-7b") == first_root
+    assert (Path(first_root) / ".vllm-serving-complete").exists() and v2_dir.exists()
     assert completion(chart.server.url(), "codellama-7b").status_code == 200
     record("time-to-ready", {"codellama-7b rollback (no download)": round(report["seconds_to_ready"], 1)})
 
@@ -161,7 +147,7 @@ def test_chart_model_change_and_rollback(chart, hub):
 def production(tmp_path_factory, hub):
     deployer = Deployer("llama-3-70b-production", tmp_path_factory.mktemp("production"), {
         "model": {"huggingface": {"id": "acme/tiny-gated"}, "size": "10M"}, "env": hub_env(hub),
-        "lora": {"adapters": [{"name": "tiny-lora", "source": "huggingface", "huggingface": {"id": "acme/tiny-lora"}}]},
+        "lora": {"adapters": [{"name": "tiny-lora", "source": "huggingface", "huggingface": {"id": "acme/tiny-lora", "existingSecret": "hf-token"}}]},
         # Prometheus is not here: KEDA's ScaledObject is rendered but nothing on this machine acts on it.
     })
     deployer.cluster.secrets.update({"hf-token": {"token": "hf-secret"}, "llama-70b-api-key": {"apiKey": "key-one"},
