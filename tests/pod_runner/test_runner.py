@@ -106,16 +106,19 @@ def test_mounts_claims_subpaths_config_maps_with_modes_and_empty_dirs(tmp_path):
         {"kind": "ConfigMap", "metadata": {"name": "scripts"}, "data": {"run.sh": "echo from-config-map", "other": "x"}},
         {"kind": "PersistentVolumeClaim", "metadata": {"name": "claim"}},
     ])
-    script = "sh /scripts/run.sh > /volume/out; stat -c %a /scripts/run.sh >> /volume/out; ls /scripts >> /volume/out; touch /scratch/t"
+    script = "sh /scripts/run.sh > /volume/out; stat -c %a /scripts/run.sh >> /volume/out; ls /scripts >> /volume/out; touch /tmp/t"
     p = pod(tmp_path, [{"name": "c", "command": ["sh", "-c", script], "volumeMounts": [
         {"name": "model", "mountPath": "/volume", "subPath": "a/b"},
         {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
-        {"name": "tmp", "mountPath": "/scratch"}]}], cluster, volumes=[
+        # /tmp as the download Job mounts it: the other mounts' directories are under /tmp too, and
+        # must not be translated twice.
+        {"name": "tmp", "mountPath": "/tmp"}]}], cluster, volumes=[
         {"name": "model", "persistentVolumeClaim": {"claimName": "claim"}},
         {"name": "scripts", "configMap": {"name": "scripts", "defaultMode": 0o555, "items": [{"key": "run.sh", "path": "run.sh"}]}},
         {"name": "tmp", "emptyDir": {}}])
     assert p.run(timeout=30) == 0
     assert (cluster.claims["claim"] / "a" / "b" / "out").read_text().split() == ["from-config-map", "555", "run.sh"]
+    assert (dict(p.containers[0].mounts)["/tmp"] / "t").exists()
 
 
 def test_a_write_under_a_read_only_mount_fails_the_pod(tmp_path):
