@@ -273,6 +273,13 @@ class Container:
         env = {k: self.translate(v) for k, v in self.env.items()}
         for key, value in self.image.env.items():
             env.setdefault(key, value)
+        # The container's own writable layer: its HOME and /tmp start empty with each pod and are
+        # nobody else's (vLLM's compile cache and torch inductor's headers live there unless the
+        # pod mounts something), as in a cluster, where nothing of the node's /root or /tmp is seen.
+        for key, directory in (("HOME", "root"), ("TMPDIR", "tmp")):
+            if key not in env:
+                env[key] = str(self.pod.workdir / "rootfs" / directory)
+                Path(env[key]).mkdir(parents=True, exist_ok=True)
         for key, value in self.image.runner_additions.items():
             if key in self.env:
                 raise PodFailed(f"container {self.name}: the pod sets {key}, which the runner adds for "

@@ -60,6 +60,8 @@ def test_env_from_values_secrets_config_maps_and_fields(tmp_path):
     assert {k: seen[k] for k in ("A", "B", "SECRET", "CM", "NS", "LABEL", "ADDED", "HOSTNAME")} == {
         "A": "a", "B": "a-b", "SECRET": "secret", "CM": "v", "NS": "llm", "LABEL": "x", "ADDED": "1", "HOSTNAME": "pod-a"}
     assert "MISSING" not in seen
+    # The container's own HOME and /tmp, not the machine's.
+    assert seen["HOME"] == str(tmp_path / "pod" / "rootfs" / "root") and seen["TMPDIR"] == str(tmp_path / "pod" / "rootfs" / "tmp")
 
 
 def test_a_missing_secret_fails_the_pod(tmp_path):
