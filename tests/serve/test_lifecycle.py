@@ -230,8 +230,11 @@ def test_drain_with_a_long_stream_in_flight(production):
                 stream_result["status"] = answer.status_code
                 for line in answer.iter_lines():
                     if line.startswith(b"data: {"):
-                        # A chunk of text, or the last one with usage only (no choices).
-                        for choice in json.loads(line[6:]).get("choices", []):
+                        # A chunk of text, the last one with usage only, or an error in band.
+                        chunk = json.loads(line[6:])
+                        if "error" in chunk:
+                            stream_result["error in band"] = chunk["error"]
+                        for choice in chunk.get("choices", []):
                             tokens += 1
                             finish = choice.get("finish_reason") or finish
                     elif line.startswith(b"data: [DONE]"):
