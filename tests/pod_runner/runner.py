@@ -41,6 +41,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -276,9 +277,10 @@ class Container:
         # The container's own writable layer: its HOME and /tmp start empty with each pod and are
         # nobody else's (vLLM's compile cache and torch inductor's headers live there unless the
         # pod mounts something), as in a cluster, where nothing of the node's /root or /tmp is seen.
+        # Short paths: vLLM binds unix sockets under TMPDIR, whose paths may not exceed 107 bytes.
         for key, directory in (("HOME", "root"), ("TMPDIR", "tmp")):
             if key not in env:
-                env[key] = str(self.pod.workdir / "rootfs" / directory)
+                env[key] = str(self.pod.rootfs / directory)
                 Path(env[key]).mkdir(parents=True, exist_ok=True)
         for key, value in self.image.runner_additions.items():
             if key in self.env:
@@ -355,6 +357,8 @@ class Pod:
         self.metadata = template.get("metadata", {})
         self.spec = template["spec"]
         self.uid = f"uid-{name}"
+        # The containers' writable layer (HOME, TMPDIR), under a short path of its own.
+        self.rootfs = Path(tempfile.mkdtemp(prefix="pod-"))
         self.events: list[Event] = []
         self.t0 = time.monotonic()
         _check("pod spec", self.spec, POD_SPEC_FIELDS)
