@@ -225,7 +225,7 @@ def test_drain_with_a_long_stream_in_flight(production):
         tokens, finish = 0, None
         try:
             with requests.post(f"{url}/v1/completions", stream=True, timeout=600, headers={"Authorization": f"Bearer {key}"},
-                               json={"model": "llama-3-70b", "prompt": "Hello", "max_tokens": STREAM_TOKENS,
+                               json={"model": "llama-3-70b", "prompt": "Hello", "max_tokens": stream_tokens,
                                      "ignore_eos": True, "stream": True}) as answer:
                 stream_result["status"] = answer.status_code
                 for line in answer.iter_lines():
@@ -250,6 +250,12 @@ def test_drain_with_a_long_stream_in_flight(production):
         return {"phase": phase, "t": round(time.monotonic() - t0, 1), "/health": health, "new request": new,
                 "ready (readiness probe)": server.ready}
 
+    # A stream that outlasts the preStop sleep by about as long again, at this machine's pace now.
+    probe_start = time.monotonic()
+    assert completion(url, "llama-3-70b", key=key, max_tokens=200, ignore_eos=True).status_code == 200
+    rate = 200 / (time.monotonic() - probe_start)
+    pre_stop = float(server.containers[0].spec["lifecycle"]["preStop"]["exec"]["command"][-1])
+    stream_tokens = min(int(rate * pre_stop * 2), 30000)
     t0 = time.monotonic()
     streaming = threading.Thread(target=stream)
     streaming.start()
@@ -271,19 +277,15 @@ def test_drain_with_a_long_stream_in_flight(production):
     streaming.join()
     events = [(e.at, e.what) for e in server.events]
     grace = float(server.spec["terminationGracePeriodSeconds"])
-    record("drain", {"stream": {k: v for k, v in stream_result.items() if k != "ended"}, "samples": samples, "seconds to exit": round(took or 0, 1),
+    record("drain", {"stream": {k: v for k, v in stream_result.items() if k != "ended"}, "tokens asked": stream_tokens, "samples": samples, "seconds to exit": round(took or 0, 1),
                      "grace period": grace,
                      "events": [(round(at, 1), what) for at, what in events[-6:]]})
     assert stream_result.get("done") and stream_result["finish_reason"] == "length", stream_result
     # The stream was still running when vLLM got SIGTERM (else this tested only the preStop sleep).
     sigterm_at = server.t0 + next(at for at, what in events if what == "vllm: SIGTERM")
-    assert stream_result["ended"] > sigterm_at, "the stream ended before SIGTERM: raise DRAIN_STREAM_TOKENS"
+    assert stream_result["ended"] > sigterm_at, "the stream ended before SIGTERM"
     assert took is not None and took < grace
     assert "vllm: SIGKILL at the end of the grace period" not in [e.what for e in server.events]
-
-
-# Long enough to outlast the preStop sleep (30 s) by a margin on two busy cores.
-STREAM_TOKENS = int(os.environ.get("DRAIN_STREAM_TOKENS", "3000"))
 
 
 def _status(call) -> Any:
