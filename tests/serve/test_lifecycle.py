@@ -217,7 +217,7 @@ def test_drain_with_a_long_stream_in_flight(production):
     finish, the process must exit within the grace period. What /health and new requests get
     meanwhile is recorded (build/real-server/drain.json)."""
     server = production.server
-    url, key = server.url(), "key-two"
+    url, key = server.url(), server.containers[0].env["VLLM_API_KEY"]  # after a rotation or not
     stream_result: dict[str, Any] = {}
 
     def stream() -> None:
