@@ -303,9 +303,15 @@ class Container:
         self.pod.event(f"{self.name}: started (pid {self.process.pid})")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """SIGTERM goes to the container's main process only, as the runtime sends it to PID 1 (the
+        process passes it on, or not); SIGKILL takes every process of the container, as the runtime
+        kills the whole cgroup."""
         if self.process and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
+                if sig == signal.SIGKILL:
+                    os.killpg(self.process.pid, sig)
+                else:
+                    os.kill(self.process.pid, sig)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -645,6 +651,9 @@ class Pod:
         try:
             container.process.wait(timeout=remaining)
             self.event(f"{container.name}: exited {container.process.returncode}")
+            # The container ends with its main process: what it left behind goes with the cgroup.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(container.process.pid, signal.SIGKILL)
         except subprocess.TimeoutExpired:
             container.kill(signal.SIGKILL)
             container.process.wait()

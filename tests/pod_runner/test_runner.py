@@ -231,3 +231,17 @@ def _referenced_secrets(manifests: list[dict[str, Any]]) -> dict[str, set[str]]:
 
     walk(manifests)
     return found
+
+
+def test_sigterm_reaches_the_main_process_only(tmp_path):
+    """The runtime signals the container's PID 1; its children hear of it only from it (vLLM's API
+    server stops its engine itself, after draining). The children go when the container ends."""
+    marks = tmp_path / "marks"
+    child = f"trap 'echo child >> {marks}' TERM; while true; do sleep 0.1; done"
+    main = f"sh -c \"{child}\" & trap 'echo main >> {marks}; exit 0' TERM; while true; do sleep 0.1; done"
+    p = pod(tmp_path, [{"name": "c", "command": ["sh", "-c", main]}], terminationGracePeriodSeconds=5)
+    p.start()
+    time.sleep(0.5)
+    p.terminate()
+    time.sleep(0.3)
+    assert marks.read_text().split() == ["main"]
