@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -363,8 +364,6 @@ class Pod:
         self.metadata = template.get("metadata", {})
         self.spec = template["spec"]
         self.uid = f"uid-{name}"
-        # The containers' writable layer (HOME, TMPDIR), under a short path of its own.
-        self.rootfs = Path(tempfile.mkdtemp(prefix="pod-"))
         self.events: list[Event] = []
         self.t0 = time.monotonic()
         _check("pod spec", self.spec, POD_SPEC_FIELDS)
@@ -389,6 +388,12 @@ class Pod:
         self.init_containers = [Container(self, spec, True) for spec, init in specs if init]
         self.containers = [Container(self, spec, False) for spec, init in specs if not init]
         self.restart_policy = self.spec.get("restartPolicy", "Always")
+
+    @functools.cached_property
+    def rootfs(self) -> Path:
+        """The containers' writable layer (HOME, TMPDIR), under a short path of its own; made
+        when a container first starts."""
+        return Path(tempfile.mkdtemp(prefix="pod-"))
 
     def event(self, what: str) -> None:
         self.events.append(Event(time.monotonic() - self.t0, what))
@@ -524,6 +529,8 @@ class Pod:
                 self.kill()
                 raise PodFailed(f"{container.name} still running after {timeout} s:\n{container.log()[-2000:]}") from None
         self.check_read_only()
+        if "rootfs" in self.__dict__:  # the finished containers' writable layer
+            shutil.rmtree(self.rootfs, ignore_errors=True)
         return max(codes, key=abs)
 
     def start(self, init_timeout: float = 600) -> Pod:
