@@ -2,7 +2,7 @@
 
 Two measurements:
 
-1. The real server (vLLM's CPU build on the tiny model of tests/surface/tiny_model.py), started
+1. The real server (vLLM's CPU build on the tiny model of tests/serve/tiny_model.py), started
    from the chart example's rendered argv and env, alternately with the allow-list and without it
    (its --middleware and env removed, nothing else changed), one server at a time, the order
    swapped each round. Each start serves warm-up requests, then N streamed completions of T tokens

@@ -1,7 +1,7 @@
 """Start the real vLLM server (the CPU build) on a rendered server container's argv and env, for
 the allow-list's checks (test_real_server.py) and its benchmark (benchmarks/surface_latency.py).
 
-Only what differs on this machine is replaced: the model path (the tiny model of tiny_model.py),
+Only what differs on this machine is replaced: the model path (the tiny model of tests/serve/tiny_model.py),
 host and port, the allow-list module's directory on PYTHONPATH (the repository's own file, which
 the ConfigMap ships unchanged) and the drain directory; the API key's Secret reference becomes
 the test's key. Everything else is the rendered container's.
@@ -40,8 +40,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The real-server step's model maker: one tiny model for every check that starts vLLM.
+TINY_MODEL = HERE.parent / "serve" / "tiny_model.py"
+
+
 def make_model(directory: Path) -> Path:
-    subprocess.run([str(VLLM_PYTHON), str(HERE / "tiny_model.py"), str(directory)], check=True, capture_output=True)
+    subprocess.run([str(VLLM_PYTHON), str(TINY_MODEL), "model", str(directory)], check=True, capture_output=True)
     return directory
 
 

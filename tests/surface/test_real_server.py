@@ -1,6 +1,6 @@
 """The allow-list on the real server: every route vLLM mounts, with and without the key, and the drain.
 
-vLLM's CPU build serves a tiny random-weight model (tiny_model.py) from the rendered server
+vLLM's CPU build serves a tiny random-weight model (tests/serve/tiny_model.py) from the rendered server
 container's argv and env (launcher.py). The routes come from the running server's own route table
 (route_dump.py, a middleware inside the allow-list), not from our docs, and the server runs with
 the env switches the config refuses (dev mode, runtime LoRA updating) as if they were allowed,
