@@ -155,6 +155,20 @@ def _stream(server, result: dict) -> None:
         result["lines"] = [line for line in response.read().decode().splitlines() if line.startswith("data:")]
 
 
+def test_the_server_exposes_every_metric_the_endpoint_picker_reads(server):
+    """routing's picker scores pods on these families of each pod's /metrics (the pinned release's
+    extractor: vllm_serving/crd_schemas/picker_plugins.json). The LoRA family is registered only
+    with --enable-lora, which this stack does not render."""
+    from vllm_serving.crd_schemas.picker_config import plugin_table
+
+    status, _, body = launcher.request(server, "GET", "/metrics", key=launcher.KEY)
+    assert status == 200
+    families = set(re.findall(r"^# TYPE (\S+) ", body.decode(), flags=re.M))
+    wanted = {name for spec, name in plugin_table()["vllmMetrics"].items() if spec.endswith("Spec") and spec != "LoRASpec"}
+    assert wanted == {"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:cache_config_info"}
+    assert wanted <= families, sorted(wanted - families)
+
+
 def test_the_drain_fails_readiness_refuses_late_requests_and_finishes_the_stream(server):
     """What the preStop hook, then the kubelet's SIGTERM, do (components/server/surface.py)."""
     # The route test's calls log tracebacks of their own (dev mode logs every error's stack): only
