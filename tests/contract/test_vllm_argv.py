@@ -75,6 +75,8 @@ def rendered_argvs(stack_file: Path) -> list[dict[str, Any]]:
     rendering = render(stack_file)
     cases = []
     for resource in rendering.by_kind("Deployment"):
+        if resource.inputs["metadata"]["labels"].get("app.kubernetes.io/component") != "server":
+            continue  # routing's endpoint picker: not vLLM
         spec = resource.inputs["spec"]["template"]["spec"]
         cases.append(_argv(f"{stack_file.stem} Deployment", spec["containers"][0], {}))
     for resource in rendering.by_kind("LeaderWorkerSet"):
