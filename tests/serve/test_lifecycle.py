@@ -286,6 +286,13 @@ def test_drain_with_a_long_stream_in_flight(production):
     assert stream_result["ended"] > sigterm_at, "the stream ended before SIGTERM"
     assert took is not None and took < grace
     assert "vllm: SIGKILL at the end of the grace period" not in [e.what for e in server.events]
+    # Behind the allow-list (components/server/surface.py): the readiness probe (/ready) fails from
+    # the preStop hook's first probe period on, and a request that still arrives after SIGTERM gets
+    # a retryable 503 (vLLM alone answered 500). The last sample may meet the process gone.
+    after = [sample for sample in samples if sample["phase"] == "after SIGTERM"]
+    assert after and not any(sample["ready (readiness probe)"] for sample in after), after
+    assert all(sample["new request"] == 503 for sample in after[:-1]), after
+    assert "vllm: not ready" in [what for _, what in events]
 
 
 def _status(call) -> Any:
