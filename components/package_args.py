@@ -105,7 +105,7 @@ class ModelConfigArgs(TypedDict):
     """ModelConfig"""
 
     deployName: pulumi.Input[str]
-    """Name the model is served under; also names every resource."""
+    """Name the model is served under; also names every resource. A DNS-1035 label of at most 40 characters, not ending in -epp or -group (the names a stack gives its endpoint picker and its multi-node group: two stacks of one namespace never share a name)."""
     volume: NotRequired[pulumi.Input[VolumeConfigArgs]]
     """The volume that holds the weights."""
     source: NotRequired[pulumi.Input[str]]

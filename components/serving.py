@@ -85,19 +85,18 @@ class VllmServing(pulumi.ComponentResource):
         )
         self.first_download_reserved = reserves_server_resources(config, never_deployed())
         self.download = (
-            self._download(f"{name}-download", model, "", reserve=self.first_download_reserved) if model.source else None
+            self._download(f"{name}-download", model, reserve=self.first_download_reserved) if model.source else None
         )
         # While the model's Job holds the server's room, an adapter's Job must not bind the volume
         # first: it starts once the model's Job has completed, beside nothing (the claim's affinity).
         after_model = [self.download.job] if self.first_download_reserved and self.download else []
         self.adapter_downloads = {
-            # A short name prefix: a Job's name must leave room for its hash within 63 characters.
-            adapter: self._download(f"{name}-lora-{adapter}", spec, f"{model.deployName}-a{index}", after=after_model)
+            adapter: self._download(f"{name}-lora-{adapter}", spec, adapter_index=index, after=after_model)
             for index, (adapter, spec) in enumerate(config.adapter_models.items())
         }
 
     def _download(
-        self, resource_name: str, model: ModelConfig, name_prefix: str, reserve: bool = False,
+        self, resource_name: str, model: ModelConfig, adapter_index: int | None = None, reserve: bool = False,
         after: Sequence[pulumi.Resource] = (),
     ) -> ModelDownload:
         config = self._config
@@ -113,7 +112,7 @@ class VllmServing(pulumi.ComponentResource):
                 claim_name=self.volume.claim_name,
                 claim_name_in_config=config.claim_name,
                 image_pull_secrets=list(config.imagePullSecrets),
-                name_prefix=name_prefix,
+                adapter_index=adapter_index,
                 placement=download_placement(config),
                 checked_secret_name=self._checked(model.secret_name) if model.secret_name else None,
                 env_secret_name=self.env_secret.secret_name if self.env_secret else None,

@@ -656,7 +656,7 @@ def test_a_group_template_change_restarts_the_groups_and_a_replica_change_does_n
     code, out, _ = run_diff(repo, "llama-3-1-405b-multinode")
 
     assert code == 1
-    _, lines = block(out, "~ LeaderWorkerSet llm/llama-3-1-405b ")
+    _, lines = block(out, "~ LeaderWorkerSet llm/llama-3-1-405b-group ")
     changed = [line for line in lines if line.startswith("~ ")]
     assert "~ spec.replicas: 1 → 2" in changed
     template_lines = [line for line in changed if line.startswith("~ spec.leaderWorkerTemplate.")]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from ..names import reserved_suffix_problem
 from .chart import VolumeConfig
 from .fields import (
     StrictModel,
@@ -244,7 +245,11 @@ class Sourced:
 
 
 class ModelConfig(StrictModel, Sourced):
-    deployName: str = Field(description="Name the model is served under; also names every resource.")
+    deployName: str = Field(
+        description="Name the model is served under; also names every resource. A DNS-1035 label of at most 40 "
+        "characters, not ending in -epp or -group (the names a stack gives its endpoint picker and its "
+        "multi-node group: two stacks of one namespace never share a name).",
+    )
     volume: VolumeConfig = Field(default_factory=VolumeConfig, description="The volume that holds the weights.")
     source: Literal["huggingface", "git", "s3", ""] = Field("", description="Where the model comes from.")
     size: str = Field(
@@ -262,7 +267,10 @@ class ModelConfig(StrictModel, Sourced):
     @field_validator("deployName")
     @classmethod
     def _deploy_name(cls, value: str) -> str:
-        return dns1035_label(value, "model.deployName", MAX_DEPLOY_NAME)
+        dns1035_label(value, "model.deployName", MAX_DEPLOY_NAME)
+        if problem := reserved_suffix_problem(value):  # names two stacks of a namespace could share
+            raise ValueError(problem)
+        return value
 
     @field_validator("size", mode="before")
     @classmethod

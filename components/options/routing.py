@@ -28,6 +28,7 @@ import yaml
 
 from ..config import ServingConfig
 from ..labels import SERVER_PORT, common_labels, selector_labels
+from ..names import picker_name
 from ..server.cold_start import predict_cold_start
 from ..server.leader_worker_set import LEADER_SELECTOR
 from .monitoring import METRICS_PATH
@@ -57,11 +58,6 @@ BASE_MODEL_HEADER = "X-Gateway-Base-Model-Name"
 RUNTIME_LORA_PATHS = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
 # A queue timeout this many times the predicted start of a replica, when none is set.
 QUEUE_TIMEOUT_FACTOR = 2
-
-
-def picker_name(deploy_name: str) -> str:
-    """The picker's Deployment, Service, ServiceAccount and ConfigMap (deployName is at most 40)."""
-    return f"{deploy_name}-epp"
 
 
 def pool_name(deploy_name: str) -> str:

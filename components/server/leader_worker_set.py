@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 from ..config import ServingConfig
 from ..config.engine_rules import engine_warnings
 from ..labels import common_labels
+from ..names import group_name
 from ..storage.placement import unconstrained_binding_warning
 from .args import server_args
 from .deployment import ServerLaunch, VllmServerArgs, pod_spec, pod_template, rollout_timeout_minutes, server_container
@@ -192,10 +193,19 @@ class MultiNodeServer(pulumi.ComponentResource):
             api_version=API_VERSION,
             kind="LeaderWorkerSet",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=deploy_name, namespace=config.namespace, labels=labels, annotations=await_annotations(config)
+                name=group_name(deploy_name), namespace=config.namespace, labels=labels,
+                annotations=await_annotations(config),
             ),
             spec=leader_worker_set_spec(args, labels, surface.metadata.name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(depends_on),
+                # Replaced only when its name changes (a LeaderWorkerSet once named deployName takes
+                # its new name): pulumi-kubernetes then creates the new one before deleting the old
+                # (provider/pkg/provider/provider.go, Diff: deleteBeforeReplace only for an unchanged
+                # name), and a second group of multi-GPU nodes would wait for GPUs the first holds.
+                delete_before_replace=True,
+            ),
         )
-        self.register_outputs({"leaderWorkerSetName": deploy_name})
+        self.register_outputs({"leaderWorkerSetName": group_name(deploy_name)})
 

@@ -23,6 +23,7 @@ from ..checksum import secret_checksum
 from ..config import DownloadConfig, EnvVar, ImageConfig, ModelConfig, ModelSource
 from ..env import env_var_args
 from ..labels import VERSION_LABEL, common_labels
+from ..names import download_names
 from .placement import PodPlacement
 
 # The pod-side payload stays in components/scripts/ (one level up from this package).
@@ -88,8 +89,8 @@ class ModelDownloadArgs:
     # The claim's name as config gives it: a plain string to name the Job from.
     claim_name_in_config: str
     image_pull_secrets: list[str] = field(default_factory=list)
-    # Start of the ConfigMap's and the Job's names; the model's deployName unless a LoRA adapter's.
-    name_prefix: str = ""
+    # Which LoRA adapter of config.lora.adapters this downloads (its index); None: the model.
+    adapter_index: int | None = None
     # Where the Job's pod may run (placement.py, download_placement).
     placement: PodPlacement = field(default_factory=PodPlacement)
     # The source's Secret name, gated on the SecretCheck (None: read it from config unchecked).
@@ -108,8 +109,12 @@ class ModelDownloadArgs:
         return source
 
     @property
-    def prefix(self) -> str:
-        return self.name_prefix or self.deploy_name
+    def version_owner(self) -> str:
+        """Whose versions in the volume these are (prune_versions.sh). Written into every version the
+        download starts, so it never changes for a model or adapter already on disk: an adapter's
+        stays `<deployName>-a<index>`, though its Kubernetes names no longer start that way."""
+        tag = "" if self.adapter_index is None else f"-a{self.adapter_index}"
+        return f"{self.namespace}/{self.deploy_name}{tag}"
 
     @property
     def image(self) -> str:
@@ -135,7 +140,7 @@ def _container(args: ModelDownloadArgs, fingerprint: str) -> k8s.core.v1.Contain
         k8s.core.v1.EnvVarArgs(name="SOURCE_FINGERPRINT", value=fingerprint),
         # Whose versions prune_versions.sh may remove: this download's (model or adapter, in this
         # namespace) only, so stacks sharing a claim and a sub-path never prune each other's.
-        k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=f"{args.namespace}/{args.prefix}"),
+        k8s.core.v1.EnvVarArgs(name="VERSION_OWNER", value=args.version_owner),
         # prune_versions.sh: versions kept besides this one (the size check counts the same).
         k8s.core.v1.EnvVarArgs(name="KEEP_PREVIOUS_VERSIONS", value=str(model.volume.keepPreviousVersions)),
         k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
@@ -283,10 +288,13 @@ class ModelDownload(pulumi.ComponentResource):
         self.fingerprint = args.model.source_fingerprint
         scripts = download_scripts()
         scripts_hash = hashlib.sha256(repr(sorted(scripts.items())).encode()).hexdigest()[:8]
+        scripts_name, job_name = download_names(
+            args.deploy_name, args.adapter_index, scripts_hash, _job_hash(args, self.fingerprint, scripts_hash)
+        )
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.prefix}-scripts-{scripts_hash}", namespace=args.namespace, labels=args.labels
+                name=scripts_name, namespace=args.namespace, labels=args.labels
             ),
             data=scripts,
             immutable=True,
@@ -296,7 +304,7 @@ class ModelDownload(pulumi.ComponentResource):
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.prefix}-download-{_job_hash(args, self.fingerprint, scripts_hash)}",
+                name=job_name,
                 namespace=args.namespace,
                 labels=args.labels,
                 annotations={REPLACE_UNREADY_ANNOTATION: "true"},

@@ -299,7 +299,7 @@ def test_only_the_first_download_of_a_new_stack_reserves_and_only_the_model_job(
     }]
     # The server container's resources, as the Deployment renders them.
     assert init[0]["resources"] == new.one("Deployment").inputs["spec"]["template"]["spec"]["containers"][0]["resources"]
-    adapter_job, adapter_init = reservation(new, "codellama-7b-a0-download-")
+    adapter_job, adapter_init = reservation(new, "codellama-7b-download-a0-")
     assert adapter_init is None and new.urn_of(job) in adapter_job.dependencies
     # A stack that deployed before: its volume is bound, its server holds the GPUs, no reservation, and
     # the model's Job keeps the name it always had.

@@ -41,7 +41,7 @@ VLLM_VENV = Path(os.environ.get("VLLM_CONTRACT_VENV", HERE.parents[1] / ".venv-v
 VLLM_PYTHON = VLLM_VENV / "bin" / "python"
 # What LeaderWorkerSet puts in each container (pkg/utils/pod/pod_utils.go, AddLWSVariables): the
 # leader's DNS name, the pod's index in its group. A worker's index is 1 or more.
-LWS_ENV = {"LWS_LEADER_ADDRESS": "llama-3-1-405b-0.llama-3-1-405b.llm", "LWS_WORKER_INDEX": "1", "LWS_GROUP_SIZE": "2"}
+LWS_ENV = {"LWS_LEADER_ADDRESS": "llama-3-1-405b-group-0.llama-3-1-405b-group.llm", "LWS_WORKER_INDEX": "1", "LWS_GROUP_SIZE": "2"}
 VLLM_SERVE = ["vllm", "serve"]
 API_SERVER_MODULE = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
