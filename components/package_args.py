@@ -31,7 +31,7 @@ class ResourceLimitsArgs(TypedDict):
     cpu: NotRequired[pulumi.Input[str]]
     """CPU limit (and request) of the server container."""
     memory: NotRequired[pulumi.Input[str]]
-    """Memory limit (and request) of the server container."""
+    """Memory limit (and request) of the server container; at least 1Gi (vLLM's processes)."""
     gpu: NotRequired[pulumi.Input[int]]
     """GPUs per replica; also vLLM's tensor parallel size."""
 
@@ -302,7 +302,7 @@ class DownloadConfigArgs(TypedDict):
     cpu: NotRequired[pulumi.Input[str]]
     """CPU request of the download container."""
     memory: NotRequired[pulumi.Input[str]]
-    """Memory request and limit of the download container."""
+    """Memory request and limit of the download container; at least 64Mi (rclone's, git's or python3's)."""
     nodeSelector: NotRequired[pulumi.Input[Mapping[str, str]]]
     """Node labels the download pods require; unset for server.nodeSelector."""
     tolerations: NotRequired[pulumi.Input[Sequence[TolerationArgs]]]

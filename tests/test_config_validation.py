@@ -96,9 +96,44 @@ def test_memory_limit_must_be_a_quantity(memory):
     assert "not a Kubernetes quantity for memory" in found["resources.limits.memory"]
 
 
-@pytest.mark.parametrize("quantity", ["64Gi", "500M", "1e3", "0.5", "128974848", "2Ti", "100m"])
+@pytest.mark.parametrize("quantity", ["64Gi", "500M", "1e3", "0.5", "128974848", "2Ti", "100m", "0.001", "7Ei"])
 def test_kubernetes_quantities_are_accepted(quantity):
-    assert parse_config(with_changes(resources={"limits": {"memory": quantity}})).resources.limits.memory == quantity
+    # CPU: a quantity with no floor of its own (memory's are tested below).
+    assert parse_config(with_changes(resources={"limits": {"cpu": quantity}})).resources.limits.cpu == quantity
+
+
+@pytest.mark.parametrize("quantity", ["8Ei", "1e19", 1e30, "9223372036854775808"])
+def test_a_quantity_beyond_what_kubernetes_holds_is_refused(quantity):
+    """Kubernetes would cap it at 2^63-1 (apimachinery's Quantity): the cluster would hold another value."""
+    for key in ("resources__limits__cpu", "model__volume__size", "download__cpu"):
+        found, _ = problems(with_changes(**{key: quantity}))
+        assert "more than Kubernetes holds (2^63-1" in found[key.replace("__", ".")]
+
+
+@pytest.mark.parametrize("quantity", ["0.0001", "0.5m", "1n", "999u", "1e-4"])
+def test_a_quantity_finer_than_a_thousandth_is_refused(quantity):
+    """Kubernetes rounds it up to the next thousandth: 0.1m becomes 1m."""
+    found, _ = problems(with_changes(resources={"limits": {"cpu": quantity}}))
+    assert "finer than a thousandth (1m), which Kubernetes rounds up" in found["resources.limits.cpu"]
+
+
+@pytest.mark.parametrize("key", ["resources__limits__cpu", "model__volume__size", "model__size", "download__cpu",
+                                 "server__shmSizeLimit", "server__gpuMemory"])
+def test_a_zero_quantity_is_refused(key):
+    found, _ = problems(with_changes(**{key: "0"}))
+    assert "must be more than 0" in found[key.replace("__", ".")]
+
+
+@pytest.mark.parametrize(("key", "small", "floor", "enough"), [
+    ("resources__limits__memory", 64, "1Gi", "1Gi"),
+    ("resources__limits__memory", "512Mi", "1Gi", "1.5Gi"),
+    ("download__memory", "2", "64Mi", "64Mi"),
+])
+def test_memory_too_small_to_start_is_refused_with_the_suffix_hint(key, small, floor, enough):
+    found, _ = problems(with_changes(**{key: small}))
+    message = found[key.replace("__", ".")]
+    assert f"is less than {floor}, too little to start" in message and "a number without a suffix is bytes" in message
+    parse_config(with_changes(**{key: enough}))
 
 
 def test_deploy_name_is_required():
@@ -219,6 +254,7 @@ def test_the_one_quantity_parser_gives_the_value_and_refuses_what_is_not_a_quant
     assert quantity_bytes("15G") == 15e9
     assert quantity_bytes("1.5e3") == 1500
     assert quantity_bytes("500m") == 0.5
+    assert quantity_bytes("1.5Ki") == 1536 and quantity_bytes("100m") == 0.1 and quantity_bytes("2e-3") == 0.002
     for text in ("24GB", "Gi", "24 Gi", "24Gi\n1"):
         with pytest.raises(ValueError, match="not a Kubernetes quantity"):
             quantity_bytes(text)

@@ -19,9 +19,9 @@ import yaml
 
 from components.config import ConfigError, parse_config
 from components.names import RESERVED_SUFFIXES
-from tests.conftest import HF_MODEL, merged, render_values
+from tests.conftest import HF_MODEL, engine_config, merged, render_values
 from tests.examples import EXAMPLE_STACK_FILES
-from vllm_serving.render import Rendering
+from vllm_serving.render import Rendering, render_config
 
 DEPLOY = "x"
 HASH = re.compile(r"[0-9a-f]{8}")
@@ -58,6 +58,12 @@ def stack_renderings(deploy: str) -> list[Rendering]:
     renderings = [render_values(renamed(example_values(path), deploy)) for path in EXAMPLE_STACK_FILES]
     chart = example_values(next(path for path in EXAMPLE_STACK_FILES if path.name == "Pulumi.codellama-7b.yaml"))
     renderings.append(render_values(renamed(merged(chart, ADAPTERS), deploy)))
+    # What no example has: the program's own key and env Secrets, the image pre-pull, a PodMonitor.
+    extras = renamed(merged(chart, {
+        "apiKey": "sk-names", "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+        "server": {"prePullImage": True}, "metrics": {"podMonitor": {"enabled": True}},
+    }), deploy)
+    renderings.append(render_config(engine_config(extras), ["vllm-serving:apiKey", "vllm-serving:env"]))
     return renderings
 
 
@@ -86,6 +92,7 @@ def test_the_suffixes_cover_the_roles_that_share_a_kind(suffixes):
     assert {(), ("group",)} <= suffixes["Service"]  # ours, and the LeaderWorkerSet's headless one
     assert {("scripts", "<hash>"), ("scripts", "a1", "<hash>"), ("surface", "<hash>"), ("epp",)} <= suffixes["ConfigMap"]
     assert {("download", "<hash>"), ("download", "a0", "<hash>")} <= suffixes["Job"]
+    assert {("api", "key"), ("env",)} <= suffixes["Secret"] and ("pre", "pull") in suffixes["DaemonSet"]
 
 
 def _ends_with(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:

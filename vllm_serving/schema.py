@@ -73,7 +73,9 @@ class _ModelSchema(GenerateJsonSchema):
 
     def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> dict[str, Any]:
         inner = super().function_before_schema(schema)
-        accepted = [kind for kind, probe in (("number", 4), ("boolean", True)) if _accepts(schema, probe)]
+        # A number as small as 4 and as large as 2^36 (a memory quantity in bytes, above its floor).
+        probes = {"number": (4, 2**36), "boolean": (True,)}
+        accepted = [kind for kind, values in probes.items() if any(_accepts(schema, value) for value in values)]
         if not accepted:
             return inner
         if inner.get("type") == "string":

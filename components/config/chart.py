@@ -7,9 +7,9 @@ Names, meanings and defaults are the chart's (`image.*`, `resources.limits.*`,
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from .fields import (
     INT32_MAX,
@@ -70,9 +70,19 @@ class ImageConfig(StrictModel):
         return f"{prefix}{self.repository}:{self.tag}"
 
 
+# Below it the server is OOM-killed while it starts, over and over: vLLM's API server and engine core
+# each import torch and vLLM (measured on vLLM's CPU build, tiny model: 1.5 GiB PSS for the
+# server's processes before the first request; benchmarks/surface_latency.py's servers).
+SERVER_MEMORY_FLOOR = ("1Gi", "vLLM's API server and engine core each import torch and vLLM, over 1.5 GiB together "
+                       "before any weights (a number without a suffix is bytes: write 64Gi, not 64)")
+ServerMemoryQuantity = Annotated[str, BeforeValidator(lambda value: quantity(value, "memory", SERVER_MEMORY_FLOOR))]
+
+
 class ResourceLimits(StrictModel):
     cpu: CpuQuantity = Field("4", description="CPU limit (and request) of the server container.")
-    memory: MemoryQuantity = Field("64Gi", description="Memory limit (and request) of the server container.")
+    memory: ServerMemoryQuantity = Field(
+        "64Gi", description="Memory limit (and request) of the server container; at least 1Gi (vLLM's processes)."
+    )
     gpu: int = Field(
         1,
         le=INT32_MAX,

@@ -8,7 +8,9 @@ a value that ends in a newline, which Kubernetes then refuses at apply time.
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -72,19 +74,59 @@ _SUFFIX_FACTORS = {
 }
 
 
-def quantity(value: Any, what: str) -> str:
-    """A Kubernetes quantity as config may give it (number or text), or ValueError with a hint."""
+# Kubernetes holds a quantity as at most 2^63-1 in magnitude with at most three decimal places, and
+# caps or rounds up anything else (k8s.io/apimachinery/pkg/api/resource/quantity.go, the Quantity
+# type's comment: "Numbers larger or more precise will be capped or rounded up"): the cluster would
+# hold another value than the stack, and every preview would show the difference again.
+_MAX_QUANTITY = Decimal(2**63 - 1)
+_EXACT_FACTORS = {
+    suffix: Decimal(factor) if isinstance(factor, int) else Decimal(10) ** round(math.log10(factor))
+    for suffix, factor in _SUFFIX_FACTORS.items()
+}
+
+
+def quantity_value(text: str) -> Decimal:
+    """The exact value of a Kubernetes quantity, e.g. 1.5Ki -> 1536; ValueError if it is none."""
+    match = _QUANTITY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    number, suffix = Decimal(match.group(1)), match.group(3) or ""
+    if suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():
+        return number.scaleb(int(suffix[1:]))
+    return number * _EXACT_FACTORS[suffix]
+
+
+def quantity(value: Any, what: str, minimum: tuple[str, str] | None = None) -> str:
+    """A Kubernetes quantity as config may give it (number or text), or ValueError with a hint.
+
+    More than 0, held by Kubernetes as written, and at least `minimum` = (quantity, why) when given:
+    below it the container cannot start (a number without a suffix is bytes: `memory: 64` is 64 bytes)."""
     text = str(value).strip() if isinstance(value, (int, float, str)) else None
-    if text is not None and not isinstance(value, bool) and _QUANTITY.fullmatch(text):
-        return text
-    hint = ""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+)", text or "")
-    if match and match.group(2).lower() in _QUANTITY_HINTS:
-        hint = f'; did you mean "{match.group(1)}{_QUANTITY_HINTS[match.group(2).lower()]}"?'
-    raise ValueError(
-        f"{shown(value)} is not a Kubernetes quantity for {what} "
-        f"(a number with an optional suffix Ki, Mi, Gi, Ti, or k, M, G, T, e.g. 24Gi){hint}"
-    )
+    if text is None or isinstance(value, bool) or not _QUANTITY.fullmatch(text):
+        hint = ""
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+)", text or "")
+        if match and match.group(2).lower() in _QUANTITY_HINTS:
+            hint = f'; did you mean "{match.group(1)}{_QUANTITY_HINTS[match.group(2).lower()]}"?'
+        raise ValueError(
+            f"{shown(value)} is not a Kubernetes quantity for {what} "
+            f"(a number with an optional suffix Ki, Mi, Gi, Ti, or k, M, G, T, e.g. 24Gi){hint}"
+        )
+    amount = quantity_value(text)
+    if amount > _MAX_QUANTITY:
+        raise ValueError(
+            f"{shown(value)} for {what} is more than Kubernetes holds (2^63-1, just under 8Ei): it would cap it, "
+            "and the cluster would hold another value than the stack"
+        )
+    if amount <= 0:
+        raise ValueError(f"{shown(value)} for {what} must be more than 0")
+    if amount != amount.quantize(Decimal("0.001"), rounding=ROUND_CEILING):
+        raise ValueError(
+            f"{shown(value)} for {what} is finer than a thousandth (1m), which Kubernetes rounds up "
+            "(0.1m becomes 1m): write it with at most three decimal places"
+        )
+    if minimum is not None and amount < quantity_value(minimum[0]):
+        raise ValueError(f"{shown(value)} for {what} is less than {minimum[0]}, too little to start: {minimum[1]}")
+    return text
 
 
 # The two quantities of every container's resources, as field types.
@@ -94,13 +136,7 @@ MemoryQuantity = Annotated[str, BeforeValidator(lambda value: quantity(value, "m
 
 def quantity_bytes(value: str) -> float:
     """The value of a Kubernetes quantity, e.g. 24Gi -> 25769803776; ValueError if it is none."""
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    number, suffix = match.group(1), match.group(3) or ""
-    if suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():
-        return float(number) * 10 ** int(suffix[1:])
-    return float(number) * _SUFFIX_FACTORS[suffix]
+    return float(quantity_value(value))
 
 
 # --- Kubernetes names: one validator per kind ---------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from ..fit.gpus import GPU_TABLE
 from .chart import VolumeConfig
@@ -276,6 +276,15 @@ class FitCheckConfig(StrictModel):
     )
 
 
+# Below it the download is OOM-killed before it moves a byte: rclone alone takes 42 MiB to print its
+# version (rclone 1.60, measured here); python3 with ssl and urllib, hf_download.py's imports, 23 MiB.
+DOWNLOAD_MEMORY_FLOOR = ("64Mi", "rclone alone takes over 40 MiB before it copies anything "
+                         "(a number without a suffix is bytes: write 2Gi, not 2)")
+DownloadMemoryQuantity = Annotated[
+    str, BeforeValidator(lambda value: quantity(value, "memory", DOWNLOAD_MEMORY_FLOOR))
+]
+
+
 class DownloadConfig(StrictModel):
     image: str = Field("", description="Image of the download Job; empty for the source's default.")
     parallelism: int = Field(8, ge=1, le=256, description="Parallel file transfers of the download.")
@@ -297,7 +306,9 @@ class DownloadConfig(StrictModel):
         0.5, gt=0, description="Bandwidth (GB/s) assumed for the download and the image pull, for the predicted cold start."
     )
     cpu: CpuQuantity = Field("1", description="CPU request of the download container.")
-    memory: MemoryQuantity = Field("2Gi", description="Memory request and limit of the download container.")
+    memory: DownloadMemoryQuantity = Field(
+        "2Gi", description="Memory request and limit of the download container; at least 64Mi (rclone's, git's or python3's)."
+    )
     # Unset (None) means the server's value; set, even to {} or [], it replaces it (components/storage/placement.py).
     nodeSelector: dict[str, KubernetesString] | None = Field(
         None, description="Node labels the download pods require; unset for server.nodeSelector."
