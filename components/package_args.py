@@ -357,7 +357,7 @@ class LoraConfigArgs(TypedDict):
     """LoraConfig"""
 
     adapters: NotRequired[pulumi.Input[Sequence[LoraAdapterArgs]]]
-    """LoRA adapters served beside the model."""
+    """LoRA adapters served beside the model (at most 100; more are loaded at runtime: routing.runtimeLora)."""
     maxLoraRank: NotRequired[pulumi.Input[int]]
     """--max-lora-rank: the largest adapter rank, one of the choices of the stack's vLLM release (1, 8, 16, 32, 64, 128, 256, 320, 512 in 0.32 to 0.34; checked against its engine profile)."""
     maxLoras: NotRequired[pulumi.Input[int]]

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from components.config import ConfigError, parse_config
-from components.names import RESERVED_SUFFIXES
+from components.config.features import LoraConfig
+from components.config.sources import MAX_DEPLOY_NAME
+from components.names import RESERVED_SUFFIXES, download_names
 from tests.conftest import HF_MODEL, engine_config, merged, render_values
 from tests.examples import EXAMPLE_STACK_FILES
 from vllm_serving.render import Rendering, render_config
@@ -149,3 +151,13 @@ def test_the_leader_worker_set_leaves_the_model_service_its_name():
     service = next(m for m in rendering.manifests if m["kind"] == "Service")
     assert service["metadata"]["name"] == deploy
     assert lws["metadata"]["name"] == f"{deploy}-group" != service["metadata"]["name"]
+
+
+def test_every_generated_name_fits_in_63_characters_at_the_longest_deploy_name():
+    """A Job's name becomes a label value of its pods, a Service's a DNS label: 63 at most."""
+    longest = "x" * MAX_DEPLOY_NAME
+    for rendering in stack_renderings(longest):
+        for kind, name in generated_names(rendering):
+            assert len(name) <= 63, (kind, name)
+    last_adapter = LoraConfig.model_fields["adapters"].metadata[0].max_length - 1
+    assert all(len(name) <= 63 for name in download_names(longest, last_adapter, "0" * 8, "0" * 8))

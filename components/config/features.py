@@ -51,7 +51,12 @@ class LoraAdapter(StrictModel, Sourced):
 
 
 class LoraConfig(StrictModel):
-    adapters: list[LoraAdapter] = Field(default_factory=list, description="LoRA adapters served beside the model.")
+    # Each is a download Job whose name carries its index (components/names.py) within Kubernetes'
+    # 63 characters, a mount of the server pod and a --lora-modules entry.
+    adapters: list[LoraAdapter] = Field(
+        default_factory=list, max_length=100,
+        description="LoRA adapters served beside the model (at most 100; more are loaded at runtime: routing.runtimeLora).",
+    )
     maxLoraRank: int | None = Field(
         None,
         description=(
