@@ -31,3 +31,26 @@ def job_step(manifest: dict[str, Any], live_outcome: str | None) -> str:
     if live_outcome == "Failed":
         return "reawait"  # init errors, no diff: the empty update re-awaits the failed Job
     return "none"
+
+
+def replace_order(old: dict[str, Any], new: dict[str, Any], delete_before_replace_option: bool) -> list[str]:
+    """The steps `pulumi up` takes for a named object whose inputs went from `old` to `new`:
+    [] (an update in place, or nothing), ["create", "delete"] or ["delete", "create"].
+
+    pulumi-kubernetes, provider/pkg/provider/provider.go `Diff`: a changed `metadata.name` or
+    `metadata.namespace` is a replacement (for a custom resource nothing else is: the provider knows
+    no immutable fields of its spec), and the provider asks for delete-before-replace only when the
+    new name and namespace equal the old (the new object could not exist beside the old one). Else
+    pulumi/pulumi creates the replacement first and deletes the old object after it, unless the
+    resource's own `deleteBeforeReplace` option says otherwise (pkg/resource/deploy/step_generator.go)."""
+    identity = ("name", "namespace")
+    old_id = tuple(old["metadata"].get(key) for key in identity)
+    new_id = tuple(new["metadata"].get(key) for key in identity)
+    if old_id == new_id:
+        return []
+    return ["delete", "create"] if delete_before_replace_option else ["create", "delete"]
+
+
+def gpus_needed_at_once(order: list[str], old_gpus: int, new_gpus: int) -> int:
+    """The GPUs the replacement holds at its peak: both objects' while the new one starts beside the old."""
+    return old_gpus + new_gpus if order[:1] == ["create"] else max(old_gpus, new_gpus)

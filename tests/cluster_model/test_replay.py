@@ -20,7 +20,7 @@ from tests.conftest import HF_MODEL, engine_config, merged, render_values
 from vllm_serving.render import render_config
 
 from .model import GPU, HOSTNAME, ZONE, Cluster, Node, Pod, StorageClass, Taint, Volume
-from .pulumi_steps import job_step
+from .pulumi_steps import gpus_needed_at_once, job_step, replace_order
 from .replay import Op, lifecycle_ops, replay, volumes_for
 
 GPU_TAINT = Taint(GPU, "present", "NoSchedule")
@@ -437,3 +437,22 @@ def test_a_drain_during_a_download_lets_the_job_pin_the_old_models_server_where_
         return
     assert failure is not None and "download" in failure and "-replacement on g2" in failure
     assert failure.endswith("-replacement: no node can take it (Pending)") and "download" not in failure.rsplit(" → ", 1)[-1]
+
+
+def test_the_leader_worker_set_once_named_like_the_service_is_replaced_old_group_first():
+    """A multi-node stack deployed before the LeaderWorkerSet took its `-group` name: `up` replaces it.
+    Created first, the new group of 2 × 8 GPUs would wait for the GPUs the old group holds (for the
+    whole await timeout); deleted first, it needs the old group's GPUs only."""
+    from tests.test_multinode import example_values
+
+    rendering = render_values(example_values())
+    resource = next(r for r in rendering.resources if r.inputs.get("kind") == "LeaderWorkerSet")
+    new = resource.inputs
+    old = merged(new, {"metadata": {"name": example_values()["model"]["deployName"]}})
+    order = replace_order(old, new, resource.options["deleteBeforeReplace"])
+    assert order == ["delete", "create"]
+    template = new["spec"]["leaderWorkerTemplate"]
+    per_pod = int(template["leaderTemplate"]["spec"]["containers"][0]["resources"]["limits"][GPU])
+    group_gpus = template["size"] * per_pod
+    assert gpus_needed_at_once(order, group_gpus, group_gpus) == group_gpus
+    assert gpus_needed_at_once(replace_order(old, new, False), group_gpus, group_gpus) == 2 * group_gpus
