@@ -36,8 +36,21 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GPU = ROOT / "benchmarks" / "gpu"
 STACKS = GPU / "stacks"
+SURFACE_MODULE = ROOT / "components" / "server" / "vllm_serving_surface.py"
+# The allow-list's env names (components/server/surface.py), spelled here: importing the program's
+# modules would need Pulumi's runtime for a plain `prepare`.
+POLICY_ENV = "VLLM_SERVING_SURFACE"
+PYTHONPATH_ENV = "PYTHONPATH"
 MODELS = "/root/models"
 CACHES = "/root/vllm-cache"
+# The allow-list on this machine: the rendered PYTHONPATH names the ConfigMap's mount, which the GPU
+# machine has not; device_bench.py puts its own folder there (prepare copies the module beside it) in
+# front of the PYTHONPATH that holds the carried vLLM. The drain's markers go to a folder of its own.
+BENCH_DIR = "{bench_dir}"
+DRAIN_DIR = "/root/drain"
+# The key a keyed stack's Secret would hold (benchmark only): the server's env gets it as VLLM_API_KEY,
+# and the benchmark's requests send it.
+BENCH_KEY = "gpu-bench-key"
 
 # The config.json keys that the fixture (tests/fixtures/model_architectures.yaml) leaves out because the
 # fit check does not read them, from the same published config.json files; vLLM needs them to build
@@ -141,13 +154,51 @@ def device_argv(container: dict[str, Any], model_dir: str) -> list[str]:
 
 
 def device_env(container: dict[str, Any]) -> dict[str, str]:
-    """The rendered env, with VLLM_CACHE_ROOT moved to the cache volume's subPath on this machine."""
-    env = {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+    """The rendered env, with what differs on this machine: VLLM_CACHE_ROOT at the cache volume's
+    subPath there, the allow-list's module folder (PYTHONPATH) and drain folder there, and the API
+    key's Secret reference replaced by the benchmark's key."""
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif item["name"] == "VLLM_API_KEY" and item.get("valueFrom", {}).get("secretKeyRef"):
+            env["VLLM_API_KEY"] = BENCH_KEY
+        else:
+            raise ValueError(f"the benchmark does not know how to stand in for {item}")
     mounts = {mount["mountPath"]: mount for mount in container.get("volumeMounts", [])}
     if "VLLM_CACHE_ROOT" in env:
         mount = mounts[env["VLLM_CACHE_ROOT"]]
         env["VLLM_CACHE_ROOT"] = f"{CACHES}/{mount['subPath']}"
+    if PYTHONPATH_ENV in env:
+        env[PYTHONPATH_ENV] = BENCH_DIR
+    if POLICY_ENV in env:
+        env[POLICY_ENV] = json.dumps({**json.loads(env[POLICY_ENV]), "drainDir": DRAIN_DIR}, sort_keys=True)
     return env
+
+
+# ---------------------------------------------------------------------------------------------
+# The allow-list's cost on the GPU (benchmarks/surface_latency.py is the CPU version): the Llama
+# stack with an API key (apiKeySecret, as a stack exposed outside the cluster has), started
+# alternately as rendered (guarded) and with the allow-list's --middleware and env removed (plain).
+SURFACE_STACK = "Pulumi.bench-llama-3-1-8b.yaml"
+SURFACE_OVERRIDES: dict[str, Any] = {"apiKeySecret": {"name": "bench-key"}, "checkSecrets": False}
+
+
+def surface_variants(argv: list[str], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The guarded server (as rendered) and the plain one: no --middleware, no allow-list env;
+    nothing else changed (vLLM's own key check runs in both)."""
+    plain_argv = [arg for arg in argv if not arg.startswith("--middleware=")]
+    plain_env = {name: value for name, value in env.items() if name not in (POLICY_ENV, PYTHONPATH_ENV)}
+    if plain_argv == argv or plain_env == env:
+        raise ValueError("the rendered server has no allow-list to remove")
+    return {"guarded": {"argv": argv, "env": env}, "plain": {"argv": plain_argv, "env": plain_env}}
+
+
+def surface_plan() -> dict[str, Any]:
+    stack = stack_config(SURFACE_STACK, SURFACE_OVERRIDES)
+    container, _ = render_container(stack)
+    variants = surface_variants(device_argv(container, model_dir(container)), device_env(container) | DEVICE_ENV)
+    return {"stack": SURFACE_STACK, "overrides": SURFACE_OVERRIDES, "api_key": BENCH_KEY, "variants": variants}
 
 
 def model_dir(container: dict[str, Any]) -> str:
@@ -216,13 +267,14 @@ def plan() -> dict[str, Any]:
     leader, worker = render_group(stack_config(GROUP_STACK))
     groups = [{"name": "llama-pp2-two-nodes", "stack": GROUP_STACK,
                "processes": [group_process(leader, 0), group_process(worker, 1)]}]
-    return {"models": models, "runs": runs, "groups": groups}
+    return {"models": models, "runs": runs, "groups": groups, "surface": surface_plan()}
 
 
 def prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("device_bench.py", "vllm_log.py"):
         shutil.copy2(GPU / name, out / name)
+    shutil.copy2(SURFACE_MODULE, out / SURFACE_MODULE.name)  # on the servers' PYTHONPATH there
     (out / "plan.json").write_text(json.dumps(plan(), indent=1))
     print(f"wrote {out}/plan.json and the device scripts ({sum(p.stat().st_size for p in out.iterdir())} bytes)")
 

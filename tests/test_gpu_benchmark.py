@@ -6,6 +6,7 @@ maker on the fixture models' published parameter counts; the argv on the program
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -182,3 +183,79 @@ def test_the_predicted_load_term_never_under_states_the_measured_load_from_a_loc
         load_term = predicted.load_seconds - STARTUP_OVERHEAD_SECONDS
         measured = run["log_figures"]["weights_load_s"]
         assert measured <= load_term <= 5 * measured
+
+
+# --- the allow-list's cost on the GPU (device_bench.py surface) ---------------------------------
+
+
+def test_the_surface_plan_removes_the_allow_list_and_nothing_else():
+    from gpu_cold_start import BENCH_DIR, BENCH_KEY, DRAIN_DIR, surface_plan
+
+    plan = surface_plan()
+    guarded, plain = plan["variants"]["guarded"], plan["variants"]["plain"]
+    assert "--middleware=vllm_serving_surface.SurfaceGuard" in guarded["argv"]
+    assert [arg for arg in guarded["argv"] if not arg.startswith("--middleware=")] == plain["argv"]
+    assert {k: v for k, v in guarded["env"].items() if k not in ("PYTHONPATH", "VLLM_SERVING_SURFACE")} == plain["env"]
+    # The key: the Secret reference becomes the benchmark's key, which the requests send; both
+    # variants keep vLLM's own key check.
+    assert guarded["env"]["VLLM_API_KEY"] == plain["env"]["VLLM_API_KEY"] == plan["api_key"] == BENCH_KEY
+    policy = json.loads(guarded["env"]["VLLM_SERVING_SURFACE"])
+    assert policy["requireKey"] is True and policy["keyedPrefixes"] == ["/v1"] and policy["drainDir"] == DRAIN_DIR
+    assert guarded["env"]["PYTHONPATH"] == BENCH_DIR
+    # The same compile cache as the cold-start plan's Llama runs: the key changes no cache key.
+    from gpu_cold_start import plan as cold_start_plan
+
+    llama_cold = next(run for run in cold_start_plan()["runs"] if run["name"] == "llama-cold")
+    assert guarded["env"]["VLLM_CACHE_ROOT"] == llama_cold["env"]["VLLM_CACHE_ROOT"]
+
+
+def test_the_server_env_puts_the_bench_folder_before_the_carried_vllm():
+    env = device_bench.server_env({"PYTHONPATH": "{bench_dir}", "A": "1"}, outer={"PYTHONPATH": "/tmp/site", "B": "2"})
+    assert env["PYTHONPATH"] == f"{device_bench.HERE}:/tmp/site"
+    assert (env["A"], env["B"]) == ("1", "2")
+    plain = device_bench.server_env({"A": "1"}, outer={"PYTHONPATH": "/tmp/site"})
+    assert plain["PYTHONPATH"] == "/tmp/site"
+
+
+def test_the_device_env_refuses_a_secret_it_cannot_stand_in_for():
+    with pytest.raises(ValueError, match="stand in"):
+        device_env({"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}]})
+
+
+def test_server_sent_events_split_across_reads_are_parsed_once_whole():
+    first = b'data: {"choices": [{"text": " w1"}]}\n\ndata: {"choi'
+    events, rest = device_bench.parse_sse(b"", first)
+    assert events == [{"choices": [{"text": " w1"}]}]
+    events, rest = device_bench.parse_sse(rest, b'ces": [], "usage": {"completion_tokens": 2}}\n\ndata: [DONE]\n\n')
+    assert events == [{"choices": [], "usage": {"completion_tokens": 2}}] and rest == b""
+
+
+def test_a_stream_s_figures():
+    figures = device_bench.stream_figures(10.0, [10.02, 10.03, 10.52], tokens=51)
+    assert figures["ttft_s"] == pytest.approx(0.02)
+    assert figures["per_token_s"] == pytest.approx(0.52 / 51)
+    assert figures["decode_per_token_s"] == pytest.approx(0.50 / 50)
+
+
+def test_the_surface_rounds_alternate_the_order_and_start_with_the_rendered_server():
+    assert device_bench.surface_schedule(3) == [(1, "guarded"), (1, "plain"), (2, "plain"), (2, "guarded"),
+                                                (3, "guarded"), (3, "plain")]
+
+
+def _start(number: int, variant: str, per_token: float, ttft: float) -> dict:
+    sample = {"per_token_s": per_token, "decode_per_token_s": per_token * 0.9, "ttft_s": ttft}
+    measured = {kind: {"samples": [sample, {**sample, "per_token_s": per_token * 3}, sample]} for kind in ("sequential", "concurrent")}
+    return {"round": number, "variant": variant, "measured": measured}
+
+
+def test_the_surface_summary_gives_per_round_ratios_of_medians_and_their_min_and_median():
+    starts = [_start(1, "guarded", 0.0071, 0.020), _start(1, "plain", 0.0070, 0.020),
+              _start(2, "plain", 0.0070, 0.025), _start(2, "guarded", 0.0070, 0.020),
+              _start(3, "guarded", 0.0077, 0.022), _start(3, "plain", 0.0070, 0.020),
+              {"round": 4, "variant": "guarded", "measured": None}, _start(4, "plain", 0.001, 0.001)]  # incomplete: left out
+    summary = device_bench.surface_summary(starts)
+    assert [row["round"] for row in summary["rounds"]] == [1, 2, 3]
+    assert [row["sequential_per_token_ratio"] for row in summary["rounds"]] == [1.0143, 1.0, 1.1]  # rounded to 4 places
+    assert summary["rounds"][0]["sequential_per_token_ms"] == {"plain": 7.0, "guarded": 7.1}
+    assert summary["overall"]["sequential_per_token_ratio"] == {"min": 1.0, "median": pytest.approx(1.0143, abs=1e-4)}
+    assert summary["overall"]["concurrent_ttft_ratio"] == {"min": 0.8, "median": 1.0}

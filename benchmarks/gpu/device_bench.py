@@ -6,6 +6,7 @@ vLLM 0.24 on PYTHONPATH; nothing of the project is imported here, so the folder 
     python3 device_bench.py make-models PLAN            # random-weight checkpoints, on the GPU
     python3 device_bench.py run PLAN OUT [--only NAME] [--deadline SECONDS]
     python3 device_bench.py run-group PLAN OUT            # issue 27: needs two GPUs
+    python3 device_bench.py surface PLAN OUT [--rounds 3] [--deadline SECONDS]   # the allow-list's cost
 
 PLAN is the JSON that `gpu_cold_start.py prepare` writes: the checkpoints to make (a config.json
 each) and the runs (the rendered server argv and env, adjusted to this machine). `run` starts vLLM
@@ -13,6 +14,14 @@ once per run, as the Deployment would, and records from outside: the seconds to 
 /health, each log line's arrival time, time to first token and decode rate; from vLLM's own log
 the figures benchmarks/gpu/vllm_log.py reads. It writes OUT/results.json after every run, and each
 run's log as OUT/NAME.log.
+
+`surface` measures what the allow-list (vllm_serving_surface.py, copied beside this file) costs
+on the GPU: the plan's `surface` section holds the rendered server with the allow-list (guarded)
+and without it (plain: its --middleware and env removed, nothing else changed). Each round starts
+one and then the other (the guarded one first), the order swapped every round; each start serves warm-up requests, N
+streamed completions of T tokens one after another, then C at once (ignore_eos each). It writes
+OUT/surface.json after every start, so a later call on the same machine and OUT goes on where
+the last one stopped; `surface_summary` gives the guarded/plain ratios.
 """
 
 from __future__ import annotations
@@ -229,6 +238,31 @@ class TimedLog:
         return next((at for at, line in self.lines if needle in line), None)
 
 
+HERE = Path(__file__).resolve().parent
+BENCH_DIR = "{bench_dir}"  # gpu_cold_start.BENCH_DIR: the rendered PYTHONPATH, meant for this folder
+
+
+def server_env(run_env: dict[str, str], outer: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the run's on top. The rendered PYTHONPATH (the allow-list
+    module's mount, BENCH_DIR in the plan) becomes this folder, in front of this process's own
+    PYTHONPATH, which holds the carried vLLM."""
+    outer = dict(os.environ if outer is None else outer)
+    env = {**outer, **run_env}
+    if run_env.get("PYTHONPATH") == BENCH_DIR:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), outer.get("PYTHONPATH", "")) if p)
+    policy = run_env.get("VLLM_SERVING_SURFACE")
+    if policy:
+        Path(json.loads(policy)["drainDir"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _headers(key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
 def _get(url: str, timeout: float) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -237,17 +271,17 @@ def _get(url: str, timeout: float) -> int:
         return 0
 
 
-def _post(url: str, body: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def _post(url: str, body: dict[str, Any], timeout: float = 120, key: str | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=_headers(key))
     with urllib.request.urlopen(request, timeout=timeout) as response:
         result: dict[str, Any] = json.loads(response.read())
         return result
 
 
-def _time_to_first_token(url: str, model: str, prompt: str) -> float:
+def _time_to_first_token(url: str, model: str, prompt: str, key: str | None = None) -> float:
     """Seconds from sending a streamed completion to its first token's chunk."""
     body = {"model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0, "stream": True, "ignore_eos": True}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=_headers(key))
     started = time.monotonic()
     with urllib.request.urlopen(request, timeout=120) as response:
         for raw in response:
@@ -259,27 +293,27 @@ def _time_to_first_token(url: str, model: str, prompt: str) -> float:
     raise RuntimeError("the stream ended without a token")
 
 
-def _decode(url: str, model: str, prompt: str, tokens: int) -> tuple[float, int]:
+def _decode(url: str, model: str, prompt: str, tokens: int, key: str | None = None) -> tuple[float, int]:
     body = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "ignore_eos": True}
     started = time.monotonic()
-    result = _post(url, body)
+    result = _post(url, body, key=key)
     return time.monotonic() - started, int(result["usage"]["completion_tokens"])
 
 
-def measure_requests(port: int, model: str) -> dict[str, Any]:
+def measure_requests(port: int, model: str, key: str | None = None) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/v1/completions"
     prompt = " ".join(f"w{3 + i % 1000}" for i in range(PROMPT_TOKENS))
-    first_ttft = _time_to_first_token(url, model, prompt)
-    ttfts = [_time_to_first_token(url, model, prompt + f" w{5000 + i}") for i in range(5)]
+    first_ttft = _time_to_first_token(url, model, prompt, key)
+    ttfts = [_time_to_first_token(url, model, prompt + f" w{5000 + i}", key) for i in range(5)]
     ttft = statistics.median(ttfts)
-    decode_s, produced = _decode(url, model, prompt + " w9999", DECODE_TOKENS)
+    decode_s, produced = _decode(url, model, prompt + " w9999", DECODE_TOKENS, key)
     single = (produced - 1) / (decode_s - ttft)
     results: list[tuple[float, int]] = []
     errors: list[str] = []
 
     def one(i: int) -> None:
         try:
-            results.append(_decode(url, model, prompt + f" w{7000 + i}", DECODE_TOKENS))
+            results.append(_decode(url, model, prompt + f" w{7000 + i}", DECODE_TOKENS, key))
         except Exception as error:  # counted and reported: the figure is over the requests that finished
             errors.append(repr(error))
 
@@ -338,8 +372,11 @@ def _model_name(argv: list[str]) -> str:
     return next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--served-model-name="))
 
 
-def run_one(run: dict[str, Any], out: Path, health_timeout: float) -> dict[str, Any]:
-    env = {**os.environ, **run["env"]}
+def start_server(run: dict[str, Any], out: Path, health_timeout: float, log_name: str | None = None
+                 ) -> tuple[subprocess.Popen[str], TimedLog, dict[str, Any]]:
+    """Start the run's argv as a new pod would (page cache dropped if asked, no compile artefact
+    outside VLLM_CACHE_ROOT) and wait for /health; result["health_s"] is None if it never answered."""
+    env = server_env(run["env"])
     if run.get("fresh_compile_cache") and env.get("VLLM_CACHE_ROOT"):
         shutil.rmtree(env["VLLM_CACHE_ROOT"], ignore_errors=True)
     if env.get("VLLM_CACHE_ROOT"):
@@ -352,7 +389,7 @@ def run_one(run: dict[str, Any], out: Path, health_timeout: float) -> dict[str, 
     started = time.monotonic()
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
-    log = TimedLog(process, out / f"{run['name']}.log", started)
+    log = TimedLog(process, out / f"{log_name or run['name']}.log", started)
     port = _port(argv)
     health = None
     while time.monotonic() - started < health_timeout and process.poll() is None:
@@ -361,13 +398,13 @@ def run_one(run: dict[str, Any], out: Path, health_timeout: float) -> dict[str, 
             break
         time.sleep(HEALTH_POLL_S)
     result["health_s"] = None if health is None else round(health, 2)
-    if health is not None:
-        try:
-            result["requests"] = measure_requests(port, _model_name(argv))
-        except Exception as error:  # a failed request still leaves the start-up figures worth keeping
-            result["requests_error"] = repr(error)
-    else:
+    if health is None:
         result["exit_code"] = process.poll()
+    return process, log, result
+
+
+def finish_server(process: subprocess.Popen[str], log: TimedLog, result: dict[str, Any]) -> dict[str, Any]:
+    """Stop the server as the kubelet would, then read its start-up figures from the log."""
     result["stop_s"] = round(_stop(process), 2)
     log.close()
     result["log_figures"] = vllm_log.parse(log.text()).as_dict()
@@ -380,6 +417,16 @@ def run_one(run: dict[str, Any], out: Path, health_timeout: float) -> dict[str, 
                             ("engine_ready", "init engine"), ("api_up", "Application startup complete"))
     }
     return result
+
+
+def run_one(run: dict[str, Any], out: Path, health_timeout: float) -> dict[str, Any]:
+    process, log, result = start_server(run, out, health_timeout)
+    if result["health_s"] is not None:
+        try:
+            result["requests"] = measure_requests(_port(run["argv"]), _model_name(run["argv"]), run.get("api_key"))
+        except Exception as error:  # a failed request still leaves the start-up figures worth keeping
+            result["requests_error"] = repr(error)
+    return finish_server(process, log, result)
 
 
 def _group_argv(argv: list[str]) -> list[str]:
@@ -399,7 +446,7 @@ def run_group(group: dict[str, Any], out: Path, health_timeout: float) -> dict[s
     started = time.monotonic()
     processes, logs = [], []
     for spec in group["processes"]:
-        process = subprocess.Popen(_group_argv(spec["argv"]), env={**os.environ, **spec["env"]}, stdout=subprocess.PIPE,
+        process = subprocess.Popen(_group_argv(spec["argv"]), env=server_env(spec["env"]), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         processes.append(process)
         logs.append(TimedLog(process, out / f"{group['name']}-{spec['index']}.log", started))
@@ -438,6 +485,177 @@ def run_group(group: dict[str, Any], out: Path, health_timeout: float) -> dict[s
     result["leader_log_figures"] = vllm_log.parse(logs[0].text()).as_dict()
     result["worker_log_figures"] = vllm_log.parse(logs[1].text()).as_dict()
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The allow-list's cost: guarded against plain, one server start per variant per round.
+
+SURFACE_PROMPT = " ".join(f"w{5 + i}" for i in range(16))  # 16 tokens of the word-level tokenizer
+
+
+def parse_sse(pending: bytes, chunk: bytes) -> tuple[list[dict[str, Any]], bytes]:
+    """The complete server-sent events in pending + chunk (their JSON), and what is left over."""
+    *events, rest = (pending + chunk).split(b"\n\n")
+    parsed = [json.loads(event[len(b"data: "):]) for event in events if event.startswith(b"data: {")]
+    return parsed, rest
+
+
+def stream_figures(started: float, arrivals: list[float], tokens: int) -> dict[str, float]:
+    """One stream's figures: time to the first event, the whole stream's time per token (as
+    benchmarks/surface_latency.py: vLLM merges several steps' tokens into one event when the API
+    server lags, so gaps between events are no per-token figure), and the decode time per token
+    after the first one."""
+    if not arrivals or tokens < 2:
+        raise ValueError("a stream of at least two tokens is needed")
+    return {"ttft_s": arrivals[0] - started, "per_token_s": (arrivals[-1] - started) / tokens,
+            "decode_per_token_s": (arrivals[-1] - arrivals[0]) / (tokens - 1)}
+
+
+def stream_once(port: int, model: str, key: str | None, tokens: int, prompt: str = SURFACE_PROMPT) -> dict[str, Any]:
+    """One streamed completion of `tokens` tokens (ignore_eos), read with read1 as bytes arrive."""
+    import http.client
+
+    body = {"model": model, "prompt": prompt, "max_tokens": tokens, "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True}}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    started = time.perf_counter()
+    connection.request("POST", "/v1/completions", body=json.dumps(body), headers=_headers(key))
+    response = connection.getresponse()
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}: {response.read()[:300]!r}")
+    arrivals: list[float] = []
+    pending, produced = b"", 0
+    while chunk := response.read1(65536):
+        now = time.perf_counter()
+        events, pending = parse_sse(pending, chunk)
+        for event in events:
+            if event.get("choices"):
+                arrivals.append(now)
+            if event.get("usage"):
+                produced = int(event["usage"]["completion_tokens"])
+    connection.close()
+    if produced != tokens:
+        raise RuntimeError(f"asked for {tokens} tokens, the server produced {produced}")
+    return stream_figures(started, arrivals, tokens)
+
+
+def _streams(port: int, model: str, key: str | None, *, tokens: int, count: int, concurrent: bool) -> dict[str, Any]:
+    if not concurrent:
+        samples = [stream_once(port, model, key, tokens) for _ in range(count)]
+        return {"samples": samples}
+    samples, errors = [], []
+
+    def one() -> None:
+        try:
+            samples.append(stream_once(port, model, key, tokens))
+        except Exception as error:  # counted: the figures are over the streams that finished
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return {"samples": samples, "errors": errors, "wall_s": round(wall, 3),
+            "output_tokens_per_s": round(len(samples) * tokens / wall, 1)}
+
+
+def measure_surface(port: int, model: str, key: str | None, *, streams: int, tokens: int, concurrent: int) -> dict[str, Any]:
+    for _ in range(2):
+        stream_once(port, model, key, tokens)  # warm-up: the first requests' one-off costs
+    _streams(port, model, key, tokens=16, count=concurrent, concurrent=True)  # warm-up of the batched shapes
+    return {"sequential": _streams(port, model, key, tokens=tokens, count=streams, concurrent=False),
+            "concurrent": _streams(port, model, key, tokens=tokens, count=concurrent, concurrent=True)}
+
+
+def surface_schedule(rounds: int) -> list[tuple[int, str]]:
+    """(round, variant) per start: guarded then plain, the order swapped every round. The first start
+    is the rendered server as it is (the cold one, with --cold-first)."""
+    schedule = []
+    for index in range(rounds):
+        order = ("guarded", "plain") if index % 2 == 0 else ("plain", "guarded")
+        schedule += [(index + 1, variant) for variant in order]
+    return schedule
+
+
+def _median(samples: list[dict[str, float]], key: str) -> float:
+    return statistics.median(sample[key] for sample in samples)
+
+
+def surface_summary(starts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per round and batch kind: the medians (ms) of each variant and the guarded/plain ratios of the
+    median time per token, decode time per token and time to first token; over the complete rounds,
+    min and median of each ratio."""
+    by_round: dict[int, dict[str, dict[str, Any]]] = {}
+    for start in starts:
+        if start.get("measured"):
+            by_round.setdefault(start["round"], {})[start["variant"]] = start["measured"]
+    rounds: list[dict[str, Any]] = []
+    ratios: dict[str, list[float]] = {}
+    for number in sorted(by_round):
+        variants = by_round[number]
+        if set(variants) != {"guarded", "plain"}:
+            continue
+        row: dict[str, Any] = {"round": number}
+        for kind in ("sequential", "concurrent"):
+            for figure in ("per_token_s", "decode_per_token_s", "ttft_s"):
+                plain = _median(variants["plain"][kind]["samples"], figure)
+                guarded = _median(variants["guarded"][kind]["samples"], figure)
+                name = f"{kind}_{figure[:-2]}"
+                row[f"{name}_ms"] = {"plain": round(plain * 1e3, 3), "guarded": round(guarded * 1e3, 3)}
+                row[f"{name}_ratio"] = round(guarded / plain, 4)
+                ratios.setdefault(f"{name}_ratio", []).append(guarded / plain)
+        rounds.append(row)
+    overall = {name: {"min": round(min(values), 4), "median": round(statistics.median(values), 4)}
+               for name, values in ratios.items()}
+    return {"rounds": rounds, "overall": overall}
+
+
+def surface(plan: dict[str, Any], out: Path, *, rounds: int, streams: int, tokens: int, concurrent: int,
+            deadline: float, health_timeout: float, cold_first: bool, start_estimate: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "surface.json"
+    spec = plan["surface"]
+    record: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {
+        "gpu": gpu_facts(), "stack": spec["stack"], "overrides": spec["overrides"], "streams": streams,
+        "tokens": tokens, "concurrent": concurrent, "prompt_words": len(SURFACE_PROMPT.split()), "starts": []}
+    started = time.monotonic()
+    for index, (number, variant) in enumerate(surface_schedule(rounds)):
+        if index < len(record["starts"]):
+            continue  # done by an earlier call
+        # A start takes as long as the slowest warm one so far (the first, cold one compiles).
+        durations = [s["seconds"] for s in record["starts"][1:]] or [start_estimate]
+        if time.monotonic() - started + max(durations) + 10 > deadline:
+            print(f"stopped before start {index + 1}: not enough time left before the deadline", flush=True)
+            break
+        cold = cold_first and index == 0
+        run = {**spec["variants"][variant], "name": f"surface-{index + 1}-r{number}-{variant}",
+               "drop_page_cache": True, "fresh_compile_cache": cold}
+        print(f"start {index + 1}: round {number}, {variant}{' (empty compile cache)' if cold else ''} ...", flush=True)
+        began = time.monotonic()
+        process, log, result = start_server(run, out, health_timeout)
+        result |= {"round": number, "variant": variant, "cold": cold}
+        if result["health_s"] is not None:
+            port, model = _port(run["argv"]), _model_name(run["argv"])
+            try:
+                if cold:
+                    result["requests"] = measure_requests(port, model, spec["api_key"])
+                result["measured"] = measure_surface(port, model, spec["api_key"], streams=streams, tokens=tokens,
+                                                     concurrent=concurrent)
+            except Exception as error:  # the start-up figures are still worth keeping
+                result["measure_error"] = repr(error)
+        finish_server(process, log, result)
+        result["seconds"] = round(time.monotonic() - began, 1)
+        record["starts"].append(result)
+        record["summary"] = surface_summary(record["starts"])
+        path.write_text(json.dumps(record, indent=1))
+        print(json.dumps({k: result.get(k) for k in ("name", "health_s", "stop_s", "seconds", "measure_error")}), flush=True)
+        if result["health_s"] is None or "measure_error" in result:
+            print("\n".join(log.text().splitlines()[-40:]), flush=True)
+            break
+    print(json.dumps(record.get("summary"), indent=1), flush=True)
 
 
 def gpu_facts() -> dict[str, Any]:
@@ -506,10 +724,25 @@ def main() -> int:
     groups.add_argument("plan", type=Path)
     groups.add_argument("out", type=Path)
     groups.add_argument("--health-timeout", type=float, default=400)
+    guard = sub.add_parser("surface", help="the allow-list's cost: guarded against plain starts, alternating")
+    guard.add_argument("plan", type=Path)
+    guard.add_argument("out", type=Path)
+    guard.add_argument("--rounds", type=int, default=3)
+    guard.add_argument("--streams", type=int, default=8, help="streams one after another, per start")
+    guard.add_argument("--tokens", type=int, default=256)
+    guard.add_argument("--concurrent", type=int, default=32, help="streams at once, per start")
+    guard.add_argument("--cold-first", action="store_true", help="empty the compile cache before the first start")
+    guard.add_argument("--deadline", type=float, default=540, help="seconds this call may take in all")
+    guard.add_argument("--health-timeout", type=float, default=300)
+    guard.add_argument("--start-estimate", type=float, default=120, help="seconds a start and its requests take, until one is timed")
     args = parser.parse_args()
     plan = json.loads(args.plan.read_text())
     if args.command == "make-models":
         make_models(plan)
+    elif args.command == "surface":
+        surface(plan, args.out, rounds=args.rounds, streams=args.streams, tokens=args.tokens, concurrent=args.concurrent,
+                deadline=args.deadline, health_timeout=args.health_timeout, cold_first=args.cold_first,
+                start_estimate=args.start_estimate)
     elif args.command == "run-group":
         args.out.mkdir(parents=True, exist_ok=True)
         results = {"gpu": gpu_facts(), "groups": [run_group(group, args.out, args.health_timeout) for group in plan["groups"]]}
