@@ -110,7 +110,7 @@ hf_repo_ids = st.from_regex(
 bucket_names = st.from_regex(r"[a-z0-9][-a-z0-9]{1,20}[a-z0-9]", fullmatch=True)
 revisions = st.sampled_from(["", "main", "v1.0.0", "refs/pr/1", "0123456789abcdef0123456789abcdef01234567"])
 quantities_cpu = st.sampled_from(["4", 8, "500m", "2.5", 16, "1"])
-quantities_memory = st.sampled_from(["64Gi", "96Gi", "512Mi", "128G", "1e11", 70000000000])
+quantities_memory = st.sampled_from(["64Gi", "96Gi", "1536Mi", "128G", "1e11", 70000000000])  # at least 1Gi (the floor)
 # Literal env values that cannot take a token's shape: no '_', '-', '@' or capitals.
 plain_values = st.one_of(
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 ./:,", max_size=30),
