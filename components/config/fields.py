@@ -129,9 +129,8 @@ def quantity(value: Any, what: str, minimum: tuple[str, str] | None = None) -> s
     return text
 
 
-# The two quantities of every container's resources, as field types.
+# CPU as a field type; memory has a floor of its own per container (config/chart.py, config/server.py).
 CpuQuantity = Annotated[str, BeforeValidator(lambda value: quantity(value, "CPU"))]
-MemoryQuantity = Annotated[str, BeforeValidator(lambda value: quantity(value, "memory"))]
 
 
 def quantity_bytes(value: str) -> float:

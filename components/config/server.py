@@ -14,7 +14,6 @@ from .fields import (
     INT32_MAX,
     CpuQuantity,
     KubernetesString,
-    MemoryQuantity,
     StrictModel,
     annotation_map,
     bounded_text,
