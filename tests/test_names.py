@@ -101,8 +101,8 @@ def _ends_with(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
     if len(longer) <= len(shorter):
         return False
     tail = longer[len(longer) - len(shorter):]
-    return all(a == b or "<hash>" in (a, b) and all(HASH.fullmatch(t) or t == "<hash>" for t in (a, b))
-               for a, b in zip(tail, shorter))
+    return all(a == b or ("<hash>" in (a, b) and all(HASH.fullmatch(t) or t == "<hash>" for t in (a, b)))
+               for a, b in zip(tail, shorter, strict=True))
 
 
 def test_every_name_two_stacks_could_share_needs_a_refused_deploy_name(suffixes):

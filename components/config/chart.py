@@ -72,8 +72,13 @@ class ImageConfig(StrictModel):
 # Below it the server is OOM-killed while it starts, over and over: vLLM's API server and engine core
 # each import torch and vLLM. Measured on vLLM's CPU build (0.32) serving the tiny test model, the
 # server's processes reached 2.5 GiB PSS (3.0 GiB RSS), and 1.5 GiB before the engine had started.
-SERVER_MEMORY_FLOOR = ("1Gi", "vLLM's API server and engine core each import torch and vLLM, about 2.5 GiB together "
-                       "on vLLM's CPU build with a tiny model (a number without a suffix is bytes: write 64Gi, not 64)")
+SERVER_MEMORY_FLOOR = (
+    "1Gi",
+    (
+        "vLLM's API server and engine core each import torch and vLLM, about 2.5 GiB together "
+        "on vLLM's CPU build with a tiny model (a number without a suffix is bytes: write 64Gi, not 64)"
+    ),
+)
 ServerMemoryQuantity = Annotated[str, BeforeValidator(lambda value: quantity(value, "memory", SERVER_MEMORY_FLOOR))]
 
 

@@ -277,8 +277,10 @@ class FitCheckConfig(StrictModel):
 
 # Below it the download is OOM-killed before it moves a byte: rclone alone takes 42 MiB to print its
 # version (rclone 1.60, measured here); python3 with ssl and urllib, hf_download.py's imports, 23 MiB.
-DOWNLOAD_MEMORY_FLOOR = ("64Mi", "rclone alone takes over 40 MiB before it copies anything "
-                         "(a number without a suffix is bytes: write 2Gi, not 2)")
+DOWNLOAD_MEMORY_FLOOR = (
+    "64Mi",
+    "rclone alone takes over 40 MiB before it copies anything (a number without a suffix is bytes: write 2Gi, not 2)",
+)
 DownloadMemoryQuantity = Annotated[
     str, BeforeValidator(lambda value: quantity(value, "memory", DOWNLOAD_MEMORY_FLOOR))
 ]
