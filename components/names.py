@@ -40,12 +40,17 @@ def group_name(deploy_name: str) -> str:
     return f"{deploy_name}-group"
 
 
+def adapter_tag(adapter_index: int | None) -> str:
+    """`-a<index>` for the LoRA adapter at that index of lora.adapters; empty for the model."""
+    return "" if adapter_index is None else f"-a{adapter_index}"
+
+
 def download_names(deploy_name: str, adapter_index: int | None, scripts_hash: str, job_hash: str) -> tuple[str, str]:
     """(scripts ConfigMap, Job) of the model's download (adapter_index None) or of a LoRA adapter's.
 
     The adapter's tag follows the role word: `D-a0-download-<hash>` was also what a stack named
     `D-a0` renders for its model."""
-    tag = "" if adapter_index is None else f"-a{adapter_index}"
+    tag = adapter_tag(adapter_index)
     return f"{deploy_name}-scripts{tag}-{scripts_hash}", f"{deploy_name}-download{tag}-{job_hash}"
 
 

@@ -23,7 +23,7 @@ from ..checksum import secret_checksum
 from ..config import DownloadConfig, EnvVar, ImageConfig, ModelConfig, ModelSource
 from ..env import env_var_args
 from ..labels import VERSION_LABEL, common_labels
-from ..names import download_names
+from ..names import adapter_tag, download_names
 from .placement import PodPlacement
 
 # The pod-side payload stays in components/scripts/ (one level up from this package).
@@ -113,8 +113,7 @@ class ModelDownloadArgs:
         """Whose versions in the volume these are (prune_versions.sh). Written into every version the
         download starts, so it never changes for a model or adapter already on disk: an adapter's
         stays `<deployName>-a<index>`, though its Kubernetes names no longer start that way."""
-        tag = "" if self.adapter_index is None else f"-a{self.adapter_index}"
-        return f"{self.namespace}/{self.deploy_name}{tag}"
+        return f"{self.namespace}/{self.deploy_name}{adapter_tag(self.adapter_index)}"
 
     @property
     def image(self) -> str:
