@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.config import ConfigError, parse_config
 from vllm_serving.manifests import normalize
@@ -65,6 +67,16 @@ def manifest(rendering: Rendering, kind: str) -> dict[str, Any]:
 
 def assert_schema_valid(rendering: Rendering) -> None:
     assert validate_manifests([normalize(m) for m in rendering.manifests]) == []
+
+
+def unprefixed(config: dict[str, Any]) -> dict[str, Any]:
+    """A stack file's `config`, keyed without the `vllm-serving:` prefix: the values render_values takes."""
+    return {key.split(":", 1)[1]: value for key, value in config.items()}
+
+
+def stack_file_values(path: Path) -> dict[str, Any]:
+    """The values of the stack file at `path` (its `config`, unprefixed)."""
+    return unprefixed(yaml.safe_load(path.read_text())["config"])
 
 
 def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import container, render_values
+from tests.conftest import container, render_values, unprefixed
 
 # The benchmark's scripts run from their own folders (the GPU machine's half travels alone).
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -101,7 +101,7 @@ def test_the_checkpoint_maker_refuses_a_family_it_does_not_lay_out():
 
 def test_the_benchmark_runs_the_rendered_argv_with_only_model_path_and_host_changed():
     stack = stack_config("Pulumi.bench-llama-3-1-8b.yaml", {"engine": {"gpuMemoryUtilization": 0.8}})
-    values = {key.split(":", 1)[1]: value for key, value in stack["config"].items()}
+    values = unprefixed(stack["config"])
     server = container(render_values(values), "Deployment", "vllm")
     directory = model_dir(server)
     argv = device_argv(server, directory)
@@ -132,7 +132,7 @@ def test_the_benchmark_stacks_are_the_fixture_models():
 def test_the_group_runs_the_leader_s_and_the_worker_s_rendered_argv_with_lws_variables_filled():
     from gpu_cold_start import GROUP_STACK, group_process
 
-    values = {key.split(":", 1)[1]: value for key, value in stack_config(GROUP_STACK)["config"].items()}
+    values = unprefixed(stack_config(GROUP_STACK)["config"])
     rendering = render_values(values)
     lws = next(m for m in rendering.manifests if m["kind"] == "LeaderWorkerSet")
     template = lws["spec"]["leaderWorkerTemplate"]

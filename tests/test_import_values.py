@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from components.config import DEFAULT_GIT_IMAGE, DEFAULT_S3_IMAGE, DEFAULT_VLLM_TAG
+from tests.conftest import stack_file_values
 from vllm_serving.cli import main
 from vllm_serving.manifests import normalize
 from vllm_serving.render import Rendering, render
@@ -31,11 +32,6 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def import_fixture(capsys, tmp_path: Path, name: str, stack: str = "imported", *extra: str) -> tuple[int, str, Path]:
     code, _, err = run(capsys, str(FIXTURES / name), "--stack", stack, "--stacks-dir", str(tmp_path), *extra)
     return code, err, tmp_path / f"Pulumi.{stack}.yaml"
-
-
-def stack_config(path: Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text())
-    return {key.split(":", 1)[1]: value for key, value in document["config"].items()}
 
 
 def container(rendering: Rendering, kind: str, name: str) -> dict[str, Any]:
@@ -110,7 +106,7 @@ def test_chart_example_imports_with_the_charts_meaning(capsys, tmp_path):
 def test_chart_tag_is_kept_with_a_note_recommending_the_pinned_default(capsys, tmp_path):
     code, err, stack_file = import_fixture(capsys, tmp_path, "codellama.yaml")
     assert code == 0, err
-    assert stack_config(stack_file)["image"]["tag"] == "v0.3.3"
+    assert stack_file_values(stack_file)["image"]["tag"] == "v0.3.3"
     assert re.search(rf"note: image.tag 'v0.3.3' is carried over as given.*{re.escape(DEFAULT_VLLM_TAG)}", err)
 
 
@@ -120,7 +116,7 @@ def test_chart_example_placeholders_are_left_out_and_listed(capsys, tmp_path):
     assert "left out: env[0] (HTTP_PROXY): '<YOUR_HTTP_PROXY>' is a placeholder" in err
     assert "left out: env[1] (HTTPS_PROXY): '<YOUR_HTTPS_PROXY>' is a placeholder" in err
     # Both entries were placeholders: no `env` key is left at all.
-    assert "env" not in stack_config(stack_file)
+    assert "env" not in stack_file_values(stack_file)
     assert "<YOUR_" not in "".join(line for line in stack_file.read_text().splitlines() if not line.startswith("#"))
 
 
@@ -131,7 +127,7 @@ def test_a_placeholder_anywhere_is_left_out_and_real_entries_kept(capsys, tmp_pa
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     code, _, err = run(capsys, str(tmp_path / "values.yaml"), "--stack", "x", "--stacks-dir", str(tmp_path))
     assert code == 0, err
-    config = stack_config(tmp_path / "Pulumi.x.yaml")
+    config = stack_file_values(tmp_path / "Pulumi.x.yaml")
     assert config["env"] == [{"name": "NO_PROXY", "value": ".svc,.cluster.local"}]
     assert "existingSecret" not in config["model"]["huggingface"]
     assert "left out: model.huggingface.existingSecret: '<YOUR_SECRET>' is a placeholder" in err
@@ -152,7 +148,7 @@ def test_written_file_has_the_hand_written_stack_layout(capsys, tmp_path):
     assert "      accessModes:\n        - ReadWriteOnce\n" in text
     assert "  vllm-serving:replicaCount: 1\n" in text
     # Everything the user set explicitly is kept, including values equal to the chart's defaults.
-    assert stack_config(stack_file)["model"]["huggingface"] == {
+    assert stack_file_values(stack_file)["model"]["huggingface"] == {
         "id": "codellama/CodeLlama-7b-Instruct-hf", "files": "", "existingSecret": ""
     }
 
@@ -164,7 +160,7 @@ def test_missing_tag_means_the_charts_default_not_this_projects(capsys, tmp_path
     # s3.yaml sets no image at all: the chart release it came from ran v0.3.3.
     code, err, stack_file = import_fixture(capsys, tmp_path, "s3.yaml")
     assert code == 0, err
-    assert stack_config(stack_file)["image"] == {"tag": "v0.3.3"}
+    assert stack_file_values(stack_file)["image"] == {"tag": "v0.3.3"}
     assert "note: image.tag is not set: the chart's default 'v0.3.3' is written out" in err
     assert "Notes:\n#   image.tag is not set" in stack_file.read_text()
 
@@ -189,7 +185,7 @@ def test_null_leaves_mean_the_charts_default(capsys, tmp_path):
     )
     code, _, err = run(capsys, str(values), "--stack", "m", "--stacks-dir", str(tmp_path))
     assert code == 0, err
-    assert stack_config(tmp_path / "Pulumi.m.yaml")["model"]["volume"] == {}
+    assert stack_file_values(tmp_path / "Pulumi.m.yaml")["model"]["volume"] == {}
 
 
 # --- what cannot be carried over ----------------------------------------------------------------
@@ -214,7 +210,7 @@ def test_unknown_keys_are_reported_with_their_path_and_left_out(capsys, tmp_path
     assert "this project has vllm-serving:model.huggingface.revision: set it by hand" in err
     assert "7 keys not carried over" in err
 
-    config = stack_config(stack_file)
+    config = stack_file_values(stack_file)
     assert set(config) == {"image", "resources", "model", "env"}
     assert config["image"] == {"tag": "v0.3.3"}
     assert config["resources"] == {"limits": {"cpu": 4}}
@@ -290,7 +286,7 @@ def test_force_overwrites_an_existing_stack_file(capsys, tmp_path):
     code, err, _ = import_fixture(capsys, tmp_path, "codellama.yaml", "codellama-7b", "--force")
     assert code == 0, err
     assert f"overwrote {existing}" in err
-    assert stack_config(existing)["model"]["deployName"] == "codellama-7b"
+    assert stack_file_values(existing)["model"]["deployName"] == "codellama-7b"
 
 
 # --- the other sources ----------------------------------------------------------------------------

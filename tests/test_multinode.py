@@ -10,10 +10,9 @@ import time
 from typing import Any
 
 import pytest
-import yaml
 
 from components.config import parse_config
-from tests.conftest import assert_schema_valid, env_of, manifest, problems, render_values
+from tests.conftest import assert_schema_valid, env_of, manifest, problems, render_values, stack_file_values
 from vllm_serving.render import render
 from vllm_serving.stack_file import STACKS_DIR
 from vllm_serving.validate import validate_manifests
@@ -30,8 +29,7 @@ TWO_NODES = {"model": RWX_MODEL, "resources": {"limits": {"nvidia.com/gpu": 8}},
 
 def example_values() -> dict[str, Any]:
     """The example stack's values, without the `vllm-serving:` prefix."""
-    config = yaml.safe_load(EXAMPLE.read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in config.items()}
+    return stack_file_values(EXAMPLE)
 
 
 def with_values(base: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -15,13 +15,12 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 from components.config import ConfigError, parse_config
 from components.config.features import LoraConfig
 from components.config.sources import MAX_DEPLOY_NAME
 from components.names import RESERVED_SUFFIXES, download_names
-from tests.conftest import HF_MODEL, engine_config, merged, render_values
+from tests.conftest import HF_MODEL, engine_config, merged, render_values, stack_file_values
 from tests.examples import EXAMPLE_STACK_FILES
 from vllm_serving.render import Rendering, render_config
 
@@ -31,11 +30,6 @@ ADAPTERS = {"lora": {"adapters": [
     {"name": "sql", "source": "huggingface", "huggingface": {"id": "org/sql-lora"}},
     {"name": "chat", "source": "huggingface", "huggingface": {"id": "org/chat-lora"}},
 ]}}
-
-
-def example_values(path) -> dict[str, Any]:
-    config = yaml.safe_load(path.read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in config.items()}
 
 
 def renamed(values: dict[str, Any], deploy: str) -> dict[str, Any]:
@@ -57,8 +51,8 @@ def generated_names(rendering: Rendering) -> list[tuple[str, str]]:
 
 
 def stack_renderings(deploy: str) -> list[Rendering]:
-    renderings = [render_values(renamed(example_values(path), deploy)) for path in EXAMPLE_STACK_FILES]
-    chart = example_values(next(path for path in EXAMPLE_STACK_FILES if path.name == "Pulumi.codellama-7b.yaml"))
+    renderings = [render_values(renamed(stack_file_values(path), deploy)) for path in EXAMPLE_STACK_FILES]
+    chart = stack_file_values(next(path for path in EXAMPLE_STACK_FILES if path.name == "Pulumi.codellama-7b.yaml"))
     renderings.append(render_values(renamed(merged(chart, ADAPTERS), deploy)))
     # What no example has: the program's own key and env Secrets, the image pre-pull, a PodMonitor.
     extras = renamed(merged(chart, {
@@ -137,7 +131,7 @@ def test_a_name_merely_containing_a_reserved_word_is_accepted():
 
 def test_an_adapter_stack_and_a_stack_named_like_its_old_prefix_share_no_name():
     """The collision found: `x` with an adapter rendered `x-a0-scripts-<hash>`, as `x-a0` did."""
-    chart = example_values(next(path for path in EXAMPLE_STACK_FILES if path.name == "Pulumi.codellama-7b.yaml"))
+    chart = stack_file_values(next(path for path in EXAMPLE_STACK_FILES if path.name == "Pulumi.codellama-7b.yaml"))
     with_adapter = set(generated_names(render_values(renamed(merged(chart, ADAPTERS), "x"))))
     named_like_it = set(generated_names(render_values(renamed(chart, "x-a0"))))
     assert not with_adapter & named_like_it
@@ -145,8 +139,8 @@ def test_an_adapter_stack_and_a_stack_named_like_its_old_prefix_share_no_name():
 
 def test_the_leader_worker_set_leaves_the_model_service_its_name():
     path = next(path for path in EXAMPLE_STACK_FILES if "multinode" in path.name)
-    rendering = render_values(example_values(path))
-    deploy = example_values(path)["model"]["deployName"]
+    rendering = render_values(stack_file_values(path))
+    deploy = stack_file_values(path)["model"]["deployName"]
     lws = next(m for m in rendering.manifests if m["kind"] == "LeaderWorkerSet")
     service = next(m for m in rendering.manifests if m["kind"] == "Service")
     assert service["metadata"]["name"] == deploy

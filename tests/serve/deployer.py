@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import merged
+from tests.conftest import merged, stack_file_values
 from tests.pod_runner.images import VLLM_RELEASE
 from tests.pod_runner.runner import Cluster, Pod, PodFailed, pod_template
 from vllm_serving.render import Rendering, render_config
@@ -57,8 +57,7 @@ class Deployer:
 
     def render(self, **more: Any) -> Rendering:
         """The stack file of the example with COMMON, the deployer's overrides and `more` merged in."""
-        document = yaml.safe_load((STACKS_DIR / f"Pulumi.{self.stack}.yaml").read_text())
-        values = {key.split(":", 1)[1]: value for key, value in document["config"].items()}
+        values = stack_file_values(STACKS_DIR / f"Pulumi.{self.stack}.yaml")
         values = merged(merged(merged(values, COMMON), self.overrides), more)
         stack_dir = self.root / "stacks"
         stack_dir.mkdir(parents=True, exist_ok=True)
