@@ -127,17 +127,21 @@ def stack_config(stack_file: str, overrides: dict[str, Any] | None = None) -> di
     return _merge(document, {"config": prefixed})
 
 
-def render_container(stack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The server container and the pod spec of the stack's Deployment, as `render` writes them."""
+def render_kind(stack: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The stack's one object of `kind`, as `vllm-serving render --kind` writes it."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "Pulumi.bench.yaml"
         path.write_text(yaml.safe_dump(stack))
-        rendered = subprocess.run([str(ROOT / "vllm-serving"), "render", str(path), "--kind", "Deployment"],
+        rendered = subprocess.run([str(ROOT / "vllm-serving"), "render", str(path), "--kind", kind],
                                   capture_output=True, text=True, cwd=ROOT)
     if rendered.returncode != 0:
         sys.exit(f"render failed:\n{rendered.stderr[-3000:]}")
-    deployment = yaml.safe_load(rendered.stdout)
-    pod = deployment["spec"]["template"]["spec"]
+    return yaml.safe_load(rendered.stdout)
+
+
+def render_container(stack: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server container and the pod spec of the stack's Deployment, as `render` writes them."""
+    pod = render_kind(stack, "Deployment")["spec"]["template"]["spec"]
     return pod["containers"][0], pod
 
 
@@ -224,14 +228,7 @@ GROUP_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "
 
 def render_group(stack: dict[str, Any]) -> list[dict[str, Any]]:
     """The leader's and the worker's server containers of the stack's LeaderWorkerSet."""
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "Pulumi.bench.yaml"
-        path.write_text(yaml.safe_dump(stack))
-        rendered = subprocess.run([str(ROOT / "vllm-serving"), "render", str(path), "--kind", "LeaderWorkerSet"],
-                                  capture_output=True, text=True, cwd=ROOT)
-    if rendered.returncode != 0:
-        sys.exit(f"render failed:\n{rendered.stderr[-3000:]}")
-    template = yaml.safe_load(rendered.stdout)["spec"]["leaderWorkerTemplate"]
+    template = render_kind(stack, "LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
     return [template["leaderTemplate"]["spec"]["containers"][0], template["workerTemplate"]["spec"]["containers"][0]]
 
 

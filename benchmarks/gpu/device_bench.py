@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,28 @@ def _decode(url: str, model: str, prompt: str, tokens: int, key: str | None = No
     return time.monotonic() - started, int(result["usage"]["completion_tokens"])
 
 
+def _at_once(request: Callable[[int], Any], count: int) -> tuple[list[Any], list[str], float]:
+    """`count` requests at once, one thread each (request(i) for i in range(count)): the results of
+    those that finished, the errors of the others (counted and reported: the figures are over the
+    requests that finished), and the seconds from the first start to the last end."""
+    results: list[Any] = []
+    errors: list[str] = []
+
+    def one(i: int) -> None:
+        try:
+            results.append(request(i))
+        except Exception as error:
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors, time.perf_counter() - started
+
+
 def measure_requests(port: int, model: str, key: str | None = None) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/v1/completions"
     prompt = " ".join(f"w{3 + i % 1000}" for i in range(PROMPT_TOKENS))
@@ -308,22 +331,9 @@ def measure_requests(port: int, model: str, key: str | None = None) -> dict[str,
     ttft = statistics.median(ttfts)
     decode_s, produced = _decode(url, model, prompt + " w9999", DECODE_TOKENS, key)
     single = (produced - 1) / (decode_s - ttft)
-    results: list[tuple[float, int]] = []
-    errors: list[str] = []
-
-    def one(i: int) -> None:
-        try:
-            results.append(_decode(url, model, prompt + f" w{7000 + i}", DECODE_TOKENS, key))
-        except Exception as error:  # counted and reported: the figure is over the requests that finished
-            errors.append(repr(error))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(CONCURRENT_REQUESTS)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    batch_s = time.monotonic() - started
+    results, errors, batch_s = _at_once(
+        lambda i: _decode(url, model, prompt + f" w{7000 + i}", DECODE_TOKENS, key), CONCURRENT_REQUESTS
+    )
     return {
         "prompt_tokens": PROMPT_TOKENS,
         "first_request_ttft_s": round(first_ttft, 4),
@@ -543,21 +553,7 @@ def _streams(port: int, model: str, key: str | None, *, tokens: int, count: int,
     if not concurrent:
         samples = [stream_once(port, model, key, tokens) for _ in range(count)]
         return {"samples": samples}
-    samples, errors = [], []
-
-    def one() -> None:
-        try:
-            samples.append(stream_once(port, model, key, tokens))
-        except Exception as error:  # counted: the figures are over the streams that finished
-            errors.append(repr(error))
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    samples, errors, wall = _at_once(lambda _: stream_once(port, model, key, tokens), count)
     return {"samples": samples, "errors": errors, "wall_s": round(wall, 3),
             "output_tokens_per_s": round(len(samples) * tokens / wall, 1)}
 
